@@ -1,0 +1,226 @@
+//! `omk-backup backup`: one run, one step per job, a snapshot per successful job.
+//!
+//! Invariants: a snapshot is recorded `good` only after restic reported success; a
+//! snapshot restic made from an incomplete source is forgotten at once (so retention can
+//! never keep it instead of a good one); repository-wide failures (wrong password, no
+//! repository, restic missing) stop the run instead of failing every job the same way.
+
+use super::{Ctx, Globals, Reporter, now_ms};
+use crate::catalog::SnapshotRow;
+use crate::config::Job;
+use crate::domain::{JobKind, RunStatus, SnapshotState, job_tag, run_tag};
+use crate::exit::Outcome;
+use crate::restic::{Restic, ResticError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub run_id: String,
+    pub jobs: Vec<JobResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    pub job: String,
+    pub kind: JobKind,
+    pub status: RunStatus,
+    pub snapshot_id: Option<String>,
+    pub bytes: Option<u64>,
+    pub files: Option<u64>,
+    pub data_added: Option<u64>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+impl BackupReport {
+    pub fn outcome(&self) -> Outcome {
+        super::outcome_of(&self.jobs, |j| j.status != RunStatus::Success)
+    }
+}
+
+/// What a job's backup produced, before it is written to the catalog.
+struct Made {
+    snapshot_id: String,
+    bytes: u64,
+    files: u64,
+    data_added: u64,
+}
+
+pub async fn run(g: &Globals, names: &[String], init: bool, reporter: &dyn Reporter) -> anyhow::Result<BackupReport> {
+    let ctx = Ctx::open_locked(g, reporter).await?;
+    let jobs: Vec<Job> = ctx.config.select_jobs(names)?.into_iter().cloned().collect();
+    let restic = ctx.restic().await?;
+    if init {
+        match restic.init().await {
+            Ok(()) => reporter.note(&format!("created a new restic repository at {}", restic.url())),
+            Err(ResticError::AlreadyExists { .. }) => reporter.note(&format!("repository {} already exists", restic.url())),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if jobs.is_empty() {
+        reporter.note(&format!("{} defines no jobs: nothing to back up", ctx.config.file.display()));
+    }
+    let run_id = super::new_run_id();
+    ctx.catalog.start_run(&run_id, "backup", "cli", now_ms())?;
+    let mut results = Vec::new();
+    let mut fatal: Option<ResticError> = None;
+    for job in &jobs {
+        if let Some(e) = &fatal {
+            results.push(skipped(job, &format!("not attempted: {e}")));
+            continue;
+        }
+        let started = now_ms();
+        let step = ctx.catalog.start_step(&run_id, Some(&job.name), "backup", started)?;
+        reporter.note(&format!("{}: backing up ({})", job.name, job.kind));
+        let made = backup_job(&ctx, &restic, &run_id, job, reporter).await;
+        reporter.step_done();
+        let finished = now_ms();
+        let result = match made {
+            Ok(m) => {
+                ctx.catalog.insert_snapshot(&SnapshotRow {
+                    snapshot_id: m.snapshot_id.clone(),
+                    job: job.name.clone(),
+                    run_id: Some(run_id.clone()),
+                    time: finished,
+                    bytes: Some(m.bytes as i64),
+                    files: Some(m.files as i64),
+                    data_added: Some(m.data_added as i64),
+                    duration_ms: Some(finished - started),
+                    state: SnapshotState::Good,
+                    note: None,
+                })?;
+                let detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
+                ctx.catalog.finish_step(step, RunStatus::Success, Some(&detail.to_string()), None, finished)?;
+                reporter.note(&format!("{}: snapshot {} ({} bytes, {} added)", job.name, short(&m.snapshot_id), m.bytes, m.data_added));
+                JobResult {
+                    job: job.name.clone(),
+                    kind: job.kind,
+                    status: RunStatus::Success,
+                    snapshot_id: Some(m.snapshot_id),
+                    bytes: Some(m.bytes),
+                    files: Some(m.files),
+                    data_added: Some(m.data_added),
+                    duration_ms: finished - started,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                ctx.catalog.finish_step(step, RunStatus::Failed, None, Some(&msg), finished)?;
+                reporter.note(&format!("{}: FAILED: {msg}", job.name));
+                if let Some(r) = e.downcast_ref::<ResticError>() {
+                    if is_repository_wide(r) {
+                        fatal = Some(clone_fatal(r));
+                    }
+                }
+                JobResult { error: Some(msg), duration_ms: finished - started, ..skipped(job, "") }
+                    .with_status(RunStatus::Failed)
+            }
+        };
+        results.push(result);
+    }
+    let report = BackupReport { run_id: run_id.clone(), jobs: results };
+    let status = if report.outcome() == Outcome::Ok { RunStatus::Success } else { RunStatus::Failed };
+    let err = report.jobs.iter().find_map(|j| j.error.clone());
+    ctx.catalog.finish_run(&run_id, status, err.as_deref(), now_ms())?;
+    if let Some(e) = fatal {
+        // The whole repository is unusable: report it as the command's error so the
+        // exit code says "fix the setup" (2) or "failed" (1), with restic's words.
+        return Err(anyhow::Error::new(e).context(format!("backup run {run_id} stopped")));
+    }
+    Ok(report)
+}
+
+async fn backup_job(ctx: &Ctx, restic: &Restic, run_id: &str, job: &Job, reporter: &dyn Reporter) -> anyhow::Result<Made> {
+    let tags = [job_tag(&job.name), run_tag(run_id)];
+    match job.kind {
+        JobKind::Files => {
+            let name = job.name.clone();
+            let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
+            match restic.backup_paths(&job.paths, &job.exclude, &tags, &mut progress).await {
+                Ok(done) => Ok(Made {
+                    snapshot_id: done.snapshot_id,
+                    bytes: done.summary.total_bytes_processed,
+                    files: done.summary.total_files_processed,
+                    data_added: done.summary.data_added,
+                }),
+                Err(ResticError::SourceUnreadable { snapshot_id, detail }) => {
+                    discard(ctx, restic, job, run_id, snapshot_id.as_deref(), "some source files could not be read").await;
+                    Err(ResticError::SourceUnreadable { snapshot_id, detail }.into())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        kind => anyhow::bail!("{}: {kind} jobs need the Docker module, which this build does not have yet", job.name),
+    }
+}
+
+/// Forget a bad snapshot right away and remember that we did.
+pub(crate) async fn discard(ctx: &Ctx, restic: &Restic, job: &Job, run_id: &str, snapshot_id: Option<&str>, why: &str) {
+    let Some(id) = snapshot_id else { return };
+    let note = format!("discarded: {why}");
+    let now = now_ms();
+    let _ = ctx.catalog.insert_snapshot(&SnapshotRow {
+        snapshot_id: id.to_string(),
+        job: job.name.clone(),
+        run_id: Some(run_id.to_string()),
+        time: now,
+        bytes: None,
+        files: None,
+        data_added: None,
+        duration_ms: None,
+        state: SnapshotState::Unverified,
+        note: Some(note.clone()),
+    });
+    match restic.forget_ids(&[id.to_string()]).await {
+        Ok(()) => {
+            let _ = ctx.catalog.mark_forgotten(&[id.to_string()], &note, now);
+        }
+        Err(e) => tracing::error!("{}: could not forget the bad snapshot {id}: {e}; it stays marked unverified", job.name),
+    }
+}
+
+fn is_repository_wide(e: &ResticError) -> bool {
+    matches!(
+        e,
+        ResticError::WrongPassword { .. }
+            | ResticError::RepoMissing { .. }
+            | ResticError::NotInstalled { .. }
+            | ResticError::Unsupported { .. }
+    )
+}
+
+fn clone_fatal(e: &ResticError) -> ResticError {
+    match e {
+        ResticError::WrongPassword { url } => ResticError::WrongPassword { url: url.clone() },
+        ResticError::RepoMissing { url } => ResticError::RepoMissing { url: url.clone() },
+        ResticError::NotInstalled { binary } => ResticError::NotInstalled { binary: binary.clone() },
+        ResticError::Unsupported { found } => ResticError::Unsupported { found: found.clone() },
+        other => ResticError::Protocol { command: "backup".into(), detail: other.to_string() },
+    }
+}
+
+fn skipped(job: &Job, why: &str) -> JobResult {
+    JobResult {
+        job: job.name.clone(),
+        kind: job.kind,
+        status: RunStatus::Skipped,
+        snapshot_id: None,
+        bytes: None,
+        files: None,
+        data_added: None,
+        duration_ms: 0,
+        error: if why.is_empty() { None } else { Some(why.to_string()) },
+    }
+}
+
+impl JobResult {
+    fn with_status(mut self, s: RunStatus) -> Self {
+        self.status = s;
+        self
+    }
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}

@@ -1,0 +1,121 @@
+//! The application: one function per command, wiring config, catalog, restic and lock.
+//!
+//! Commands return plain report values (rendered by `cli`) and an [`Outcome`]; errors
+//! travel as `anyhow::Error` with context, and `exit::classify` picks their exit code.
+//! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
+
+pub mod backup;
+pub mod maintain;
+pub mod query;
+pub mod reconcile;
+pub mod restore;
+
+use crate::catalog::Catalog;
+use crate::config::{self, Config};
+use crate::exit::Outcome;
+use crate::lock::{self, RunLock};
+use crate::restic::{BackupStatus, Restic};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+
+/// Where progress and human notes go while a command runs (the `cli` implements it).
+pub trait Reporter: Send + Sync {
+    /// A line for a person (stderr), e.g. "photos: backing up 2 paths".
+    fn note(&self, msg: &str);
+    /// A backup's progress from restic's status lines.
+    fn backup_progress(&self, job: &str, status: &BackupStatus);
+    /// The current long step ended (clear any progress bar).
+    fn step_done(&self);
+}
+
+/// A reporter that says nothing (tests, `--json` scripts).
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn note(&self, _: &str) {}
+    fn backup_progress(&self, _: &str, _: &BackupStatus) {}
+    fn step_done(&self) {}
+}
+
+/// Global options every command shares.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    pub config: Option<PathBuf>,
+}
+
+/// An opened configuration with its catalog, and the run lock when the command mutates.
+pub struct Ctx {
+    pub config: Config,
+    pub catalog: Catalog,
+    pub lock: Option<RunLock>,
+}
+
+/// The current time in the catalog's unit.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// A fresh run id.
+pub fn new_run_id() -> String {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    crate::domain::new_run_id(now(), u16::from_le_bytes(b))
+}
+
+/// Read the config only.
+pub fn load_config(g: &Globals) -> anyhow::Result<Config> {
+    let path = config::locate(g.config.as_deref());
+    Ok(config::load(&path)?)
+}
+
+impl Ctx {
+    /// Open config and catalog without the lock (read-only commands).
+    pub fn open(g: &Globals) -> anyhow::Result<Ctx> {
+        let config = load_config(g)?;
+        let catalog = open_catalog(&config)?;
+        Ok(Ctx { config, catalog, lock: None })
+    }
+
+    /// Open config and catalog and take the run lock (commands that change things).
+    /// A run that a crash left behind is reconciled first.
+    pub async fn open_locked(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx> {
+        let config = load_config(g)?;
+        ensure_catalog_dir(&config)?;
+        let lock = lock::acquire(&config.catalog_path)?;
+        let catalog = open_catalog(&config)?;
+        let mut ctx = Ctx { config, catalog, lock: Some(lock) };
+        reconcile::after_crash(&mut ctx, reporter).await?;
+        Ok(ctx)
+    }
+
+    /// restic bound to the repository; it may clear stale restic locks when we hold ours.
+    pub async fn restic(&self) -> anyhow::Result<Restic> {
+        Ok(Restic::detect(&self.config.repository, self.lock.is_some()).await?)
+    }
+}
+
+fn ensure_catalog_dir(config: &Config) -> anyhow::Result<()> {
+    if let Some(dir) = config.catalog_path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the catalog's folder {} (catalog.path in {})", dir.display(), config.file.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn open_catalog(config: &Config) -> anyhow::Result<Catalog> {
+    ensure_catalog_dir(config)?;
+    Ok(Catalog::open(&config.catalog_path)?)
+}
+
+/// Outcome of a list of per-job results.
+pub fn outcome_of<T>(items: &[T], failed: impl Fn(&T) -> bool) -> Outcome {
+    Outcome::from_failures(items.iter().any(failed))
+}

@@ -1,0 +1,154 @@
+//! Read-only commands: `snapshots`, `status`, `config check`. They never take the run
+//! lock and never start restic unless a crashed run must be reconciled first.
+
+use super::{Ctx, Globals, Reporter, load_config};
+use crate::catalog::SnapshotRow;
+use crate::config::{Config, JobOrigin};
+use crate::domain::{JobKind, RunStatus, SnapshotState, from_millis, rfc3339};
+use crate::lock;
+use serde::Serialize;
+
+/// One line of `snapshots --json` (the first four fields are the stable contract).
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotView {
+    pub job: String,
+    pub snapshot_id: String,
+    pub time: String,
+    pub bytes: Option<i64>,
+    pub files: Option<i64>,
+    pub state: SnapshotState,
+    pub run_id: Option<String>,
+    pub note: Option<String>,
+}
+
+impl From<SnapshotRow> for SnapshotView {
+    fn from(s: SnapshotRow) -> Self {
+        SnapshotView {
+            job: s.job,
+            snapshot_id: s.snapshot_id,
+            time: rfc3339(from_millis(s.time)),
+            bytes: s.bytes,
+            files: s.files,
+            state: s.state,
+            run_id: s.run_id,
+            note: s.note,
+        }
+    }
+}
+
+/// Open the catalog for reading; if a crashed run is pending and nobody holds the lock,
+/// reconcile it first so what we show is true.
+async fn open_fresh(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx> {
+    let ctx = Ctx::open(g)?;
+    if ctx.catalog.running_runs()?.is_empty() || !lock::is_free(&ctx.config.catalog_path) {
+        return Ok(ctx);
+    }
+    drop(ctx);
+    Ctx::open_locked(g, reporter).await
+}
+
+pub async fn snapshots(g: &Globals, job: Option<&str>, reporter: &dyn Reporter) -> anyhow::Result<Vec<SnapshotView>> {
+    let ctx = open_fresh(g, reporter).await?;
+    if let Some(j) = job {
+        if !ctx.config.jobs.contains_key(j) && ctx.catalog.latest_good(j)?.is_none() {
+            ctx.config.select_jobs(&[j.to_string()])?;
+        }
+    }
+    Ok(ctx.catalog.snapshots(job)?.into_iter().map(SnapshotView::from).collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub jobs: Vec<JobStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub job: String,
+    pub kind: JobKind,
+    pub last_backup: Option<String>,
+    pub last_verified_restore: Option<String>,
+    pub rpo_seconds: Option<i64>,
+    pub next_run: Option<String>,
+    pub last_run_status: Option<RunStatus>,
+    pub last_error: Option<String>,
+    pub snapshots: usize,
+}
+
+pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
+    let ctx = open_fresh(g, reporter).await?;
+    let now = super::now();
+    let mut jobs = Vec::new();
+    for job in ctx.config.jobs.values() {
+        let latest = ctx.catalog.latest_good(&job.name)?;
+        let last_step = ctx.catalog.last_step(&job.name, "backup")?;
+        let verified = ctx.catalog.last_success(&job.name, "restore-test")?;
+        jobs.push(JobStatus {
+            job: job.name.clone(),
+            kind: job.kind,
+            last_backup: latest.as_ref().map(|s| rfc3339(from_millis(s.time))),
+            last_verified_restore: verified.map(|t| rfc3339(from_millis(t))),
+            rpo_seconds: latest.as_ref().map(|s| (now.timestamp_millis() - s.time).max(0) / 1000),
+            next_run: None,
+            last_run_status: last_step.as_ref().map(|s| s.status),
+            last_error: last_step.and_then(|s| if s.status == RunStatus::Success { None } else { s.error }),
+            snapshots: ctx.catalog.snapshots(Some(&job.name))?.len(),
+        });
+    }
+    Ok(StatusReport { jobs })
+}
+
+/// `config check`: the jobs a config defines, and where each came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigReport {
+    pub file: String,
+    pub repository: String,
+    pub catalog: String,
+    pub jobs: Vec<ConfigJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigJob {
+    pub job: String,
+    pub kind: JobKind,
+    pub source: String,
+    pub what: String,
+}
+
+pub fn config_check(g: &Globals) -> anyhow::Result<ConfigReport> {
+    let config = load_config(g)?;
+    Ok(describe(&config))
+}
+
+pub fn describe(config: &Config) -> ConfigReport {
+    let jobs = config
+        .jobs
+        .values()
+        .map(|j| ConfigJob {
+            job: j.name.clone(),
+            kind: j.kind,
+            source: match &j.origin {
+                JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
+                JobOrigin::Label { container } => format!("labels of container {container}"),
+            },
+            what: match j.kind {
+                JobKind::Files => {
+                    let paths: Vec<String> = j.paths.iter().map(|p| p.display().to_string()).collect();
+                    let q = j.quiesce.as_ref().map(|q| format!(" ({} {} while copying)", q.mode.as_str(), q.container));
+                    format!("{}{}", paths.join(", "), q.unwrap_or_default())
+                }
+                _ => format!(
+                    "container {}{}",
+                    j.container.as_deref().unwrap_or("?"),
+                    j.database.as_ref().map(|d| format!(", database {d}")).unwrap_or_default()
+                ),
+            },
+        })
+        .collect();
+    ConfigReport {
+        file: config.file.display().to_string(),
+        repository: config.repository.url.clone(),
+        catalog: config.catalog_path.display().to_string(),
+        jobs,
+    }
+}

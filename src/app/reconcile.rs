@@ -1,0 +1,51 @@
+//! Reconciliation at start-up: a run that died (SIGKILL, power loss) is closed, and the
+//! snapshots it made that the catalog never heard of are recorded — as `unverified`,
+//! because nobody checked them: `restore latest` keeps using verified ones.
+//!
+//! Only called with the run lock held, so any run still marked `running` is dead.
+
+use super::{Ctx, Reporter, now_ms};
+use crate::catalog::SnapshotRow;
+use crate::domain::{SnapshotState, parse_tags, run_tag};
+
+pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    debug_assert!(ctx.lock.is_some(), "reconcile needs the run lock");
+    let dead = ctx.catalog.running_runs()?;
+    if dead.is_empty() {
+        return Ok(());
+    }
+    for run in dead {
+        let why = format!(
+            "interrupted: omk-backup (pid {}) ended before the run finished",
+            run.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        );
+        reporter.note(&format!("run {} was interrupted; reconciling the catalog", run.id));
+        if run.command == "backup" {
+            let restic = ctx.restic().await?;
+            let found = restic.snapshots(&[run_tag(&run.id)]).await?;
+            for s in found {
+                if ctx.catalog.has_snapshot(&s.id)? {
+                    continue;
+                }
+                let (job, _) = parse_tags(&s.tags);
+                let Some(job) = job else { continue };
+                let time = chrono::DateTime::parse_from_rfc3339(&s.time).map(|t| t.timestamp_millis()).unwrap_or(run.started_at);
+                ctx.catalog.insert_snapshot(&SnapshotRow {
+                    snapshot_id: s.id.clone(),
+                    job: job.clone(),
+                    run_id: Some(run.id.clone()),
+                    time,
+                    bytes: s.summary.as_ref().map(|x| x.total_bytes_processed as i64),
+                    files: s.summary.as_ref().map(|x| x.total_files_processed as i64),
+                    data_added: s.summary.as_ref().map(|x| x.data_added as i64),
+                    duration_ms: None,
+                    state: SnapshotState::Unverified,
+                    note: Some("found after an interrupted run; restore-test or `restore <id>` to use it".into()),
+                })?;
+                reporter.note(&format!("{job}: recorded snapshot {} from the interrupted run as unverified", &s.id[..8.min(s.id.len())]));
+            }
+        }
+        ctx.catalog.interrupt_run(&run.id, &why, now_ms())?;
+    }
+    Ok(())
+}

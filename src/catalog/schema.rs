@@ -1,0 +1,76 @@
+//! The catalog's migrations. Append-only: never edit a shipped migration, add one.
+//! `PRAGMA user_version` counts the migrations applied.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: runs, steps, snapshots, dumps, the quiesce journal.
+    r#"
+    CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,        -- also the snapshots' omk:run= tag
+        command     TEXT NOT NULL,           -- backup, forget, check, restore-test, ...
+        trigger     TEXT NOT NULL,           -- cli, daemon, catch-up, rebuild
+        status      TEXT NOT NULL,           -- running, success, failed, interrupted
+        pid         INTEGER,
+        started_at  INTEGER NOT NULL,        -- unix milliseconds, UTC
+        finished_at INTEGER,
+        error       TEXT
+    );
+    CREATE INDEX runs_started ON runs(started_at);
+    CREATE INDEX runs_running ON runs(status) WHERE status = 'running';
+
+    CREATE TABLE steps (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL REFERENCES runs(id),
+        job         TEXT,
+        kind        TEXT NOT NULL,           -- backup, retention, check, restore, ...
+        status      TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        detail      TEXT,                    -- JSON
+        error       TEXT
+    );
+    CREATE INDEX steps_job ON steps(job, kind, started_at);
+    CREATE INDEX steps_run ON steps(run_id);
+
+    CREATE TABLE snapshots (
+        snapshot_id  TEXT PRIMARY KEY,       -- restic's full id
+        job          TEXT NOT NULL,
+        run_id       TEXT,
+        time         INTEGER NOT NULL,
+        bytes        INTEGER,
+        files        INTEGER,
+        data_added   INTEGER,
+        duration_ms  INTEGER,
+        state        TEXT NOT NULL,          -- good, unverified, forgotten
+        note         TEXT,
+        forgotten_at INTEGER
+    );
+    CREATE INDEX snapshots_job_time ON snapshots(job, time);
+    CREATE INDEX snapshots_run ON snapshots(run_id);
+
+    CREATE TABLE dumps (
+        snapshot_id TEXT PRIMARY KEY REFERENCES snapshots(snapshot_id),
+        job         TEXT NOT NULL,
+        engine      TEXT NOT NULL,
+        filename    TEXT NOT NULL,           -- path inside the snapshot
+        sha256      TEXT NOT NULL,
+        bytes       INTEGER NOT NULL,
+        fingerprint TEXT                     -- JSON: what the dump holds
+    );
+
+    CREATE TABLE quiesce_journal (
+        id             INTEGER PRIMARY KEY,
+        run_id         TEXT NOT NULL,
+        job            TEXT NOT NULL,
+        container      TEXT NOT NULL,        -- the name configured
+        container_id   TEXT,
+        mode           TEXT NOT NULL,        -- pause, stop
+        state_before   TEXT,                 -- running, paused, exited, ...
+        state          TEXT NOT NULL,        -- pending, quiesced, resumed, untouched, failed
+        created_at     INTEGER NOT NULL,
+        resumed_at     INTEGER,
+        window_ms      INTEGER,
+        note           TEXT
+    );
+    CREATE INDEX quiesce_open ON quiesce_journal(state) WHERE state IN ('pending', 'quiesced');
+    "#,
+];

@@ -1,0 +1,89 @@
+//! Catalog tests against a real SQLite file.
+
+use super::*;
+
+fn snap(id: &str, job: &str, time: i64, state: SnapshotState) -> SnapshotRow {
+    SnapshotRow {
+        snapshot_id: id.into(),
+        job: job.into(),
+        run_id: Some("r1".into()),
+        time,
+        bytes: Some(10),
+        files: Some(1),
+        data_added: Some(5),
+        duration_ms: Some(3),
+        state,
+        note: None,
+    }
+}
+
+#[test]
+fn migrates_once_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.db");
+    Catalog::open(&p).unwrap().start_run("r1", "backup", "cli", 1).unwrap();
+    let c = Catalog::open(&p).unwrap();
+    assert_eq!(c.run("r1").unwrap().unwrap().status, RunStatus::Running);
+    let mode: String = c.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.db");
+    Catalog::open(&p).unwrap().conn.pragma_update(None, "user_version", 999).unwrap();
+    let e = Catalog::open(&p).err().expect("too new");
+    assert!(e.to_string().contains("newer omk-backup"), "{e}");
+}
+
+#[test]
+fn runs_steps_and_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+    c.start_run("r1", "backup", "cli", 100).unwrap();
+    let s = c.start_step("r1", Some("photos"), "backup", 101).unwrap();
+    assert_eq!(c.running_runs().unwrap().len(), 1);
+    c.interrupt_run("r1", "killed", 200).unwrap();
+    assert!(c.running_runs().unwrap().is_empty());
+    let last = c.last_step("photos", "backup").unwrap().unwrap();
+    assert_eq!(last.status, RunStatus::Interrupted);
+    c.start_run("r2", "backup", "cli", 300).unwrap();
+    let s2 = c.start_step("r2", Some("photos"), "backup", 301).unwrap();
+    c.finish_step(s2, RunStatus::Success, None, None, 302).unwrap();
+    assert_eq!(c.last_success("photos", "backup").unwrap(), Some(302));
+    assert_ne!(s, s2);
+}
+
+#[test]
+fn snapshots_latest_and_forget() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+    c.start_run("r1", "backup", "cli", 1).unwrap();
+    c.insert_snapshot(&snap("aaa1", "photos", 10, SnapshotState::Good)).unwrap();
+    c.insert_snapshot(&snap("bbb2", "photos", 20, SnapshotState::Good)).unwrap();
+    c.insert_snapshot(&snap("ccc3", "photos", 30, SnapshotState::Unverified)).unwrap();
+    c.insert_snapshot(&snap("ddd4", "db", 40, SnapshotState::Good)).unwrap();
+    assert_eq!(c.latest_good("photos").unwrap().unwrap().snapshot_id, "bbb2");
+    assert_eq!(c.snapshots(Some("photos")).unwrap().len(), 3);
+    assert_eq!(c.snapshots(None).unwrap().len(), 4);
+    c.mark_forgotten(&["bbb2".into()], "retention", 50).unwrap();
+    assert_eq!(c.latest_good("photos").unwrap().unwrap().snapshot_id, "aaa1");
+    assert_eq!(c.find_snapshot("dd").unwrap().len(), 1);
+    assert_eq!(c.find_snapshot("zz").unwrap().len(), 0);
+    assert!(c.has_snapshot("bbb2").unwrap());
+    assert_eq!(c.live_snapshot_ids().unwrap().len(), 3);
+}
+
+#[test]
+fn quiesce_journal_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+    let id = c.journal_quiesce("r1", "vw", "vaultwarden", "pause", 1).unwrap();
+    c.journal_before(id, "abc", "running").unwrap();
+    c.journal_state(id, "quiesced", None, None, 2).unwrap();
+    assert_eq!(c.open_quiesces().unwrap().len(), 1);
+    c.journal_state(id, "resumed", Some(42), None, 3).unwrap();
+    assert!(c.open_quiesces().unwrap().is_empty());
+    assert_eq!(c.last_quiesce_window("vw").unwrap(), Some(42));
+}

@@ -1,0 +1,196 @@
+//! The command line: the only module that knows clap, indicatif and the terminal.
+//!
+//! `main` parses, sets up logging, runs the command on a tokio runtime, renders the
+//! report (human text or `--json` on stdout; notes and progress on stderr) and maps
+//! the result to the product's exit codes.
+
+mod output;
+mod progress;
+
+use crate::app::{self, Globals};
+use crate::exit::{Outcome, classify};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "omk-backup", version, about = "Backups for Docker homelabs that are proven to restore")]
+struct Cli {
+    /// Config file (default: $OMK_BACKUP_CONFIG, then /etc/omk-backup/omk-backup.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Back up now (all jobs when none are named)
+    Backup {
+        jobs: Vec<String>,
+        /// Create the repository first if it does not exist
+        #[arg(long)]
+        init: bool,
+    },
+    /// Restore a snapshot (`latest` or an id) into a folder
+    Restore {
+        /// `latest` or a snapshot id (prefix)
+        snapshot: String,
+        #[arg(long)]
+        job: Option<String>,
+        /// Folder to restore into (must be empty unless --overwrite)
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+        /// Restore into a non-empty target, replacing files
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// List snapshots from the catalog
+    Snapshots {
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Per job: last backup, last verified restore, RPO, next run
+    Status,
+    /// Apply retention
+    Forget {
+        jobs: Vec<String>,
+        /// Also remove unreferenced data
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Check repository integrity
+    Check {
+        /// Read this part of the data, e.g. 1/7 or 10%
+        #[arg(long, value_name = "K/N")]
+        read_data_subset: Option<String>,
+    },
+    /// Catalog maintenance
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+    /// Configuration
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogAction {
+    /// Rebuild the catalog from the repository's snapshots and tags
+    Rebuild,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Validate the config and print the jobs it defines
+    Check,
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Outcome::Usage as u8 } else { 0 });
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let reporter = progress::TermReporter::new(cli.quiet || cli.json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Outcome::Failed as u8);
+        }
+    };
+    let globals = Globals { config: cli.config.clone() };
+    let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            reporter.clear();
+            output::error(&e, cli.json);
+            classify(&e)
+        }
+    };
+    ExitCode::from(outcome as u8)
+}
+
+async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow::Result<Outcome> {
+    let json = cli.json;
+    match &cli.command {
+        Command::Backup { jobs, init } => {
+            let rep = app::backup::run(g, jobs, *init, r).await?;
+            output::backup(&rep, json);
+            Ok(rep.outcome())
+        }
+        Command::Restore { snapshot, job, target, overwrite } => {
+            let args = app::restore::RestoreArgs { snapshot, job: job.as_deref(), target, overwrite: *overwrite };
+            let rep = app::restore::run(g, args, r).await?;
+            output::restore(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::Snapshots { job } => {
+            let list = app::query::snapshots(g, job.as_deref(), r).await?;
+            output::snapshots(&list, json);
+            Ok(Outcome::Ok)
+        }
+        Command::Status => {
+            let rep = app::query::status(g, r).await?;
+            output::status(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::Forget { jobs, prune } => {
+            let rep = app::maintain::forget(g, jobs, *prune, r).await?;
+            output::forget(&rep, json);
+            Ok(rep.outcome())
+        }
+        Command::Check { read_data_subset } => {
+            let rep = app::maintain::check(g, read_data_subset.as_deref(), r).await?;
+            output::check(&rep, json);
+            Ok(if rep.passed { Outcome::Ok } else { Outcome::Failed })
+        }
+        Command::Catalog { action: CatalogAction::Rebuild } => {
+            let rep = app::maintain::rebuild(g, r).await?;
+            output::rebuild(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::Config { action: ConfigAction::Check } => {
+            let rep = app::query::config_check(g)?;
+            output::config(&rep, json);
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = if quiet {
+        tracing::Level::ERROR
+    } else {
+        match verbose {
+            0 => tracing::Level::WARN,
+            1 => tracing::Level::INFO,
+            2 => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}

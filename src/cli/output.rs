@@ -1,0 +1,171 @@
+//! Rendering reports: human text or one JSON document on stdout; errors on stderr.
+
+use crate::app::backup::{BackupReport, short};
+use crate::app::maintain::{CheckReport, ForgetReport, RebuildReport};
+use crate::app::query::{ConfigReport, SnapshotView, StatusReport};
+use crate::app::restore::RestoreReport;
+use serde::Serialize;
+
+fn json<T: Serialize + ?Sized>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+/// An error: what failed and why, with each cause on its own line.
+pub fn error(e: &anyhow::Error, as_json: bool) {
+    let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    if as_json {
+        let v = serde_json::json!({ "error": causes.join(": "), "exit_code": crate::exit::classify(e) as u8 });
+        json(&v);
+    }
+    let mut msg = format!("error: {}", causes[0]);
+    for c in &causes[1..] {
+        msg.push_str(&format!("\n  caused by: {c}"));
+    }
+    eprintln!("{msg}");
+}
+
+fn human_bytes(b: Option<i64>) -> String {
+    let Some(b) = b else { return "-".into() };
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[i]) }
+}
+
+pub fn backup(r: &BackupReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("run {}", r.run_id);
+    for j in &r.jobs {
+        match (&j.snapshot_id, &j.error) {
+            (Some(id), _) => println!(
+                "  {:<20} {:<8} snapshot {}  {}  {} files  {:.1}s",
+                j.job,
+                j.status.as_str(),
+                short(id),
+                human_bytes(j.bytes.map(|b| b as i64)),
+                j.files.unwrap_or(0),
+                j.duration_ms as f64 / 1000.0
+            ),
+            (None, Some(e)) => println!("  {:<20} {:<8} {e}", j.job, j.status.as_str()),
+            (None, None) => println!("  {:<20} {}", j.job, j.status.as_str()),
+        }
+    }
+}
+
+pub fn snapshots(list: &[SnapshotView], as_json: bool) {
+    if as_json {
+        return json(list);
+    }
+    if list.is_empty() {
+        println!("no snapshots in the catalog (run `omk-backup backup`, or `omk-backup catalog rebuild` on a new machine)");
+        return;
+    }
+    println!("{:<10} {:<20} {:<21} {:>10}  state", "id", "job", "time", "size");
+    for s in list {
+        println!("{:<10} {:<20} {:<21} {:>10}  {}", short(&s.snapshot_id), s.job, s.time, human_bytes(s.bytes), s.state.as_str());
+    }
+}
+
+pub fn status(r: &StatusReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    if r.jobs.is_empty() {
+        println!("no jobs configured");
+        return;
+    }
+    println!("{:<20} {:<9} {:<21} {:<21} {:>9}  {}", "job", "kind", "last backup", "last verified restore", "RPO", "last run");
+    for j in &r.jobs {
+        let rpo = j.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into());
+        let last = match (&j.last_run_status, &j.last_error) {
+            (Some(s), Some(e)) => format!("{}: {e}", s.as_str()),
+            (Some(s), None) => s.as_str().to_string(),
+            (None, _) => "never".into(),
+        };
+        println!(
+            "{:<20} {:<9} {:<21} {:<21} {:>9}  {}",
+            j.job,
+            j.kind.as_str(),
+            j.last_backup.as_deref().unwrap_or("never"),
+            j.last_verified_restore.as_deref().unwrap_or("never"),
+            rpo,
+            last
+        );
+    }
+}
+
+fn format_age(s: i64) -> String {
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+pub fn restore(r: &RestoreReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("restored {} snapshot {} into {}", r.job, short(&r.snapshot_id), r.target);
+    for p in &r.restored {
+        println!("  {p}");
+    }
+}
+
+pub fn forget(r: &ForgetReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    for j in &r.jobs {
+        match &j.reason {
+            Some(why) => println!("{:<20} {:<8} {why}", j.job, j.status.as_str()),
+            None => println!("{:<20} {:<8} {} snapshot(s) removed", j.job, j.status.as_str(), j.removed.len()),
+        }
+    }
+    if r.pruned {
+        println!("pruned unreferenced data");
+    }
+}
+
+pub fn check(r: &CheckReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    let verdict = if r.passed { "passed" } else { "FAILED" };
+    println!("check {verdict}{}: {}", r.read_data_subset.as_ref().map(|s| format!(" (data subset {s})")).unwrap_or_default(), r.detail);
+}
+
+pub fn rebuild(r: &RebuildReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!(
+        "catalog rebuilt: {} snapshots in the repository, {} added, {} marked forgotten, {} without omk tags ignored",
+        r.snapshots_found, r.added, r.marked_forgotten, r.ignored_untagged
+    );
+}
+
+pub fn config(r: &ConfigReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("config {} is valid", r.file);
+    println!("repository: {}", r.repository);
+    println!("catalog:    {}", r.catalog);
+    if r.jobs.is_empty() {
+        println!("no jobs defined");
+    }
+    for j in &r.jobs {
+        println!("  {:<20} {:<9} {}  [{}]", j.job, j.kind.as_str(), j.what, j.source);
+    }
+}

@@ -1,0 +1,376 @@
+//! The configuration file: where it is, what it says, and whether it makes sense.
+//!
+//! Reading goes in two steps: serde reads the TOML into `raw` types that keep spans,
+//! then `validate` turns them into the typed `Config`, checking what serde cannot
+//! (kinds, paths that exist, usable password files) and pointing at file:line:column.
+
+mod error;
+mod raw;
+
+pub use error::ConfigError;
+
+use crate::domain::{JobKind, QuiesceMode, Retention, validate_job_name};
+use crate::secret::read_password_file;
+use raw::{RawConfig, RawJob};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The default config location when neither `--config` nor `$OMK_BACKUP_CONFIG` is set.
+pub const DEFAULT_CONFIG: &str = "/etc/omk-backup/omk-backup.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, and its folder (relative paths resolve against it).
+    pub file: PathBuf,
+    pub dir: PathBuf,
+    pub catalog_path: PathBuf,
+    pub docker_host: Option<String>,
+    pub repository: Repository,
+    pub retention: Retention,
+    /// Schedule file globs, already resolved against the config's folder.
+    pub schedule_files: Option<Vec<String>>,
+    pub jobs: BTreeMap<String, Job>,
+}
+
+/// Where the restic repository is and how restic gets its password.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub url: String,
+    pub password: PasswordSource,
+    pub restic: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Repository {
+    /// A local repository path (no `backend:` prefix), which we may read directly.
+    pub fn local_path(&self) -> Option<PathBuf> {
+        local_repo_path(&self.url)
+    }
+}
+
+/// How restic obtains the repository password. We never read it ourselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Command(String),
+}
+
+/// One backup job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub kind: JobKind,
+    /// files jobs: what to back up (absolute).
+    pub paths: Vec<PathBuf>,
+    pub exclude: Vec<String>,
+    pub quiesce: Option<Quiesce>,
+    /// Database jobs: the container the dump runs in.
+    pub container: Option<String>,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// postgres/mariadb: one database (else all); sqlite: the database file in the container.
+    pub database: Option<String>,
+    pub retention: Option<Retention>,
+    /// Where the job was defined, for `config check`.
+    pub origin: JobOrigin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOrigin {
+    /// Defined in the config file at this line.
+    Config { line: usize },
+    /// Discovered from a container's labels.
+    Label { container: String },
+}
+
+/// Quiesce a container around a files job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiesce {
+    pub container: String,
+    pub mode: QuiesceMode,
+}
+
+impl Config {
+    /// The jobs named, or all jobs when none are; an unknown name is a usage error.
+    pub fn select_jobs(&self, names: &[String]) -> Result<Vec<&Job>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.jobs.values().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.jobs.get(n).ok_or_else(|| {
+                    ConfigError::new(&self.file, format!("no job named `{n}`"))
+                        .hint(format!("the jobs are: {}", self.job_names()))
+                })
+            })
+            .collect()
+    }
+
+    pub fn job_names(&self) -> String {
+        if self.jobs.is_empty() {
+            return "(none)".into();
+        }
+        self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The retention for a job: the global rules with the job's own on top.
+    pub fn retention_for(&self, job: &Job) -> Retention {
+        match &job.retention {
+            Some(r) => self.retention.overlay(r),
+            None => self.retention.clone(),
+        }
+    }
+}
+
+/// Which config file to read: `--config`, else `$OMK_BACKUP_CONFIG`, else the default.
+pub fn locate(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("OMK_BACKUP_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_CONFIG),
+    }
+}
+
+/// Read and validate a config file.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ConfigError::new(file, "config file not found").hint(
+            "pass --config FILE, set OMK_BACKUP_CONFIG, or create the file (README.md has an example)",
+        ),
+        _ => ConfigError::new(file, format!("cannot read the config file: {e}"))
+            .hint("check the file's permissions"),
+    })?;
+    parse(file, &text)
+}
+
+/// Parse and validate config text that came from `file`.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        let hint = error::hint_for(&message);
+        let mut err = match e.span() {
+            Some(span) => ConfigError::at(file, text, span, message),
+            None => ConfigError::new(file, message),
+        };
+        err.hint = hint;
+        err
+    })?;
+    let abs_file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let dir = abs_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    Validator { file: &abs_file, text, dir: &dir }.config(raw)
+}
+
+/// A local repository path: a URL without a restic backend prefix.
+pub fn local_repo_path(url: &str) -> Option<PathBuf> {
+    const BACKENDS: [&str; 9] =
+        ["sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "opendal:"];
+    if BACKENDS.iter().any(|b| url.starts_with(b)) {
+        return None;
+    }
+    Some(PathBuf::from(url.strip_prefix("local:").unwrap_or(url)))
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    dir: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.file, self.text, spanned.span(), message)
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let catalog_path = match raw.catalog.and_then(|c| c.path) {
+            Some(p) if p.get_ref().is_empty() => {
+                return Err(self.err(&p, "catalog.path is empty").hint("give a file name, e.g. \"catalog.db\""));
+            }
+            Some(p) => self.resolve(p.get_ref()),
+            None => self.dir.join("catalog.db"),
+        };
+        let docker_host = raw.docker.and_then(|d| d.host).map(|h| h.into_inner());
+        let repository = match raw.repository {
+            Some(r) => self.repository(r)?,
+            None => {
+                return Err(ConfigError::new(self.file, "missing the [repository] table").hint(
+                    "add [repository] with url = \"...\" and password_file = \"...\" (or password_command)",
+                ));
+            }
+        };
+        let retention = raw.retention.unwrap_or_default();
+        let schedule_files = raw
+            .schedule
+            .and_then(|s| s.files)
+            .map(|v| v.iter().map(|g| self.resolve(g.get_ref()).display().to_string()).collect());
+        let mut jobs = BTreeMap::new();
+        for (name, job) in raw.jobs.unwrap_or_default() {
+            if let Err(why) = validate_job_name(name.get_ref()) {
+                return Err(self.err(&name, format!("job name `{}`: {why}", name.get_ref())));
+            }
+            let job = self.job(name.get_ref(), job)?;
+            jobs.insert(job.name.clone(), job);
+        }
+        Ok(Config {
+            file: self.file.to_path_buf(),
+            dir: self.dir.to_path_buf(),
+            catalog_path,
+            docker_host,
+            repository,
+            retention,
+            schedule_files,
+            jobs,
+        })
+    }
+
+    fn repository(&self, r: Spanned<raw::RawRepository>) -> Result<Repository, ConfigError> {
+        let span_holder = &r;
+        let r = r.get_ref();
+        let url = r.url.get_ref().trim();
+        if url.is_empty() {
+            return Err(self.err(&r.url, "repository.url is empty")
+                .hint("give a restic repository URL: a local path, sftp:, rest:, s3:, ..."));
+        }
+        let url = match local_repo_path(url) {
+            Some(p) if p.is_relative() => self.dir.join(p).display().to_string(),
+            _ => url.to_string(),
+        };
+        let password = match (&r.password_file, &r.password_command) {
+            (Some(_), Some(c)) => {
+                return Err(self.err(c, "repository has both password_file and password_command")
+                    .hint("keep one of them"));
+            }
+            (Some(f), None) => {
+                let path = self.resolve(f.get_ref());
+                read_password_file(&path).map_err(|e| {
+                    self.err(f, format!("repository.password_file: {e}")).hint(
+                        "the file must be readable by this user and hold the repository password on its first line",
+                    )
+                })?;
+                PasswordSource::File(path)
+            }
+            (None, Some(c)) => {
+                if c.get_ref().trim().is_empty() {
+                    return Err(self.err(c, "repository.password_command is empty"));
+                }
+                PasswordSource::Command(c.get_ref().clone())
+            }
+            (None, None) => {
+                return Err(self.err(span_holder, "repository has no password_file or password_command")
+                    .hint("add password_file = \"/run/secrets/restic_password\" (secrets never go in the config text)"));
+            }
+        };
+        Ok(Repository {
+            url,
+            password,
+            restic: r.restic.as_ref().map(|p| PathBuf::from(p.get_ref())),
+            cache_dir: r.cache_dir.as_ref().map(|p| self.resolve(p.get_ref())),
+        })
+    }
+
+    fn job(&self, name: &str, spanned: Spanned<RawJob>) -> Result<Job, ConfigError> {
+        let line = error::line_col(self.text, spanned.span().start).0;
+        let j = spanned.get_ref();
+        let kind = JobKind::parse(j.kind.get_ref()).ok_or_else(|| {
+            self.err(&j.kind, format!("jobs.{name}.kind: unknown kind `{}`", j.kind.get_ref()))
+                .hint("use one of: files, postgres, mariadb, sqlite")
+        })?;
+        let mut job = Job {
+            name: name.to_string(),
+            kind,
+            paths: Vec::new(),
+            exclude: j.exclude.clone().unwrap_or_default(),
+            quiesce: None,
+            container: j.container.as_ref().map(|c| c.get_ref().clone()),
+            user: j.user.as_ref().map(|u| u.get_ref().clone()),
+            password_file: None,
+            database: j.database.as_ref().map(|d| d.get_ref().clone()),
+            retention: j.retention.clone(),
+            origin: JobOrigin::Config { line },
+        };
+        if let Some(pf) = &j.password_file {
+            let path = self.resolve(pf.get_ref());
+            read_password_file(&path).map_err(|e| {
+                self.err(pf, format!("jobs.{name}.password_file: {e}"))
+                    .hint("the file must be readable by this user and hold the password on its first line")
+            })?;
+            job.password_file = Some(path);
+        }
+        match kind {
+            JobKind::Files => {
+                for (field, present) in
+                    [("container", &j.container), ("user", &j.user), ("database", &j.database)]
+                {
+                    if let Some(s) = present {
+                        return Err(self.err(s, format!("jobs.{name}.{field} is not used by a files job"))
+                            .hint("files jobs take paths (and optionally quiesce = { container, mode })"));
+                    }
+                }
+                let paths = j.paths.as_ref().filter(|p| !p.get_ref().is_empty()).ok_or_else(|| {
+                    let e = match &j.paths {
+                        Some(p) => self.err(p, format!("jobs.{name}.paths is empty")),
+                        None => self.err(&spanned, format!("jobs.{name} has no paths")),
+                    };
+                    e.hint("add paths = [\"/srv/data\"] with the folders to back up")
+                })?;
+                for p in paths.get_ref() {
+                    let path = self.resolve(p.get_ref());
+                    if !path.exists() {
+                        return Err(self
+                            .err(p, format!("jobs.{name}.paths: {} does not exist", path.display()))
+                            .hint("fix the path, or mount the volume before the backup runs"));
+                    }
+                    job.paths.push(path);
+                }
+                if let Some(q) = &j.quiesce {
+                    let qr = q.get_ref();
+                    let mode = match qr.mode.get_ref().as_str() {
+                        "pause" => QuiesceMode::Pause,
+                        "stop" => QuiesceMode::Stop,
+                        other => {
+                            return Err(self
+                                .err(&qr.mode, format!("jobs.{name}.quiesce.mode: unknown mode `{other}`"))
+                                .hint("use \"pause\" or \"stop\""));
+                        }
+                    };
+                    if qr.container.get_ref().is_empty() {
+                        return Err(self.err(&qr.container, format!("jobs.{name}.quiesce.container is empty")));
+                    }
+                    job.quiesce = Some(Quiesce { container: qr.container.get_ref().clone(), mode });
+                }
+            }
+            JobKind::Postgres | JobKind::Mariadb | JobKind::Sqlite => {
+                if let Some(p) = &j.paths {
+                    return Err(self.err(p, format!("jobs.{name}.paths is not used by a {kind} job"))
+                        .hint("database jobs are dumped from their container; remove paths"));
+                }
+                if let Some(q) = &j.quiesce {
+                    return Err(self.err(q, format!("jobs.{name}.quiesce is not used by a {kind} job"))
+                        .hint("database jobs are dumped live, without pausing; remove quiesce"));
+                }
+                if job.container.as_deref().is_none_or(str::is_empty) {
+                    return Err(self.err(&spanned, format!("jobs.{name} has no container"))
+                        .hint(format!("add container = \"...\" naming the {kind} container")));
+                }
+                if kind == JobKind::Sqlite && job.database.is_none() {
+                    return Err(self.err(&spanned, format!("jobs.{name} has no database"))
+                        .hint("add database = \"/data/app.db\": the SQLite file's path inside the container"));
+                }
+            }
+        }
+        Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,15 @@
+//! omk-backup: a backup-and-recovery orchestrator for Docker homelabs.
+//!
+//! The crate is split by the outside thing each module owns (see ARCHITECTURE.md):
+//! `restic` starts restic, `catalog` holds SQL, `cli` knows the terminal, `config` reads
+//! TOML. `domain` and `exit` are pure and import none of them; `app` wires them together.
+
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod exit;
+pub mod lock;
+pub mod restic;
+pub mod secret;

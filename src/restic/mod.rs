@@ -1,0 +1,448 @@
+//! The restic driver: the only module that starts restic and knows its output.
+//!
+//! Every restic process is built by [`Restic::command`], which puts the repository and
+//! the password source in the child's environment (`RESTIC_REPOSITORY`,
+//! `RESTIC_PASSWORD_FILE` / `RESTIC_PASSWORD_COMMAND`) and never on its argv, and drops
+//! any inherited `RESTIC_*` variables that could point restic elsewhere. Errors are typed
+//! ([`ResticError`]) from both 0.14's messages and 0.17+'s exit codes. A stale lock left
+//! by a killed restic is removed with plain `restic unlock` (never `--remove-all`) and the
+//! command retried once, but only when the caller holds omk-backup's own run lock.
+
+mod error;
+pub mod json;
+mod version;
+
+pub use error::{ResticError, tail};
+pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
+pub use version::Version;
+
+use crate::config::{PasswordSource, Repository};
+use crate::domain::Retention;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A restic binary bound to one repository.
+#[derive(Debug, Clone)]
+pub struct Restic {
+    binary: PathBuf,
+    version: Version,
+    url: String,
+    password: PasswordSource,
+    cache_dir: Option<PathBuf>,
+    /// True when the caller holds omk-backup's run lock: then a restic lock found on the
+    /// repository is stale by construction, and we may `restic unlock` and retry once.
+    may_unlock: bool,
+}
+
+/// The outcome of a finished backup.
+#[derive(Debug, Clone)]
+pub struct BackupDone {
+    pub summary: BackupSummary,
+    pub snapshot_id: String,
+    /// Errors restic reported about single items (only possible with exit code 3).
+    pub item_errors: Vec<String>,
+}
+
+/// Which restic binary to use: the config's, else `$OMK_BACKUP_RESTIC`, else `restic`.
+pub fn binary_for(repo: &Repository) -> PathBuf {
+    if let Some(b) = &repo.restic {
+        return b.clone();
+    }
+    match std::env::var_os("OMK_BACKUP_RESTIC") {
+        Some(b) if !b.is_empty() => PathBuf::from(b),
+        _ => PathBuf::from("restic"),
+    }
+}
+
+impl Restic {
+    /// Find restic, read its version, and bind it to the repository.
+    pub async fn detect(repo: &Repository, may_unlock: bool) -> Result<Restic, ResticError> {
+        let binary = binary_for(repo);
+        let out = Command::new(&binary)
+            .arg("version")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| spawn_error(&binary, e))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = Version::parse(&text).ok_or_else(|| ResticError::Protocol {
+            command: "version".into(),
+            detail: format!("cannot read a version from {:?}", text.trim()),
+        })?;
+        if version < Version::new(0, 14, 0) {
+            return Err(ResticError::Unsupported { found: version.to_string() });
+        }
+        Ok(Restic {
+            binary,
+            version,
+            url: repo.url.clone(),
+            password: repo.password.clone(),
+            cache_dir: repo.cache_dir.clone(),
+            may_unlock,
+        })
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The one place a restic process is built.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.args(args);
+        for var in [
+            "RESTIC_PASSWORD",
+            "RESTIC_PASSWORD_FILE",
+            "RESTIC_PASSWORD_COMMAND",
+            "RESTIC_REPOSITORY",
+            "RESTIC_REPOSITORY_FILE",
+            "RESTIC_HOST",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("RESTIC_REPOSITORY", &self.url);
+        match &self.password {
+            PasswordSource::File(p) => c.env("RESTIC_PASSWORD_FILE", p),
+            PasswordSource::Command(cmd) => c.env("RESTIC_PASSWORD_COMMAND", cmd),
+        };
+        if let Some(dir) = &self.cache_dir {
+            c.env("RESTIC_CACHE_DIR", dir);
+        }
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.kill_on_drop(true);
+        c
+    }
+
+    fn spawn(&self, args: &[&str]) -> Result<Child, ResticError> {
+        self.command(args).spawn().map_err(|e| spawn_error(&self.binary, e))
+    }
+
+    /// Run a command to completion and return its stdout, or a typed error.
+    async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ResticError> {
+        let out = self.command(args).output().await.map_err(|e| spawn_error(&self.binary, e))?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(ResticError::from_exit(&args.join(" "), out.status.code(), &stderr, &self.url))
+    }
+
+    /// `run`, with one `restic unlock` + retry when the repository is locked and the lock
+    /// must be stale (we hold our own run lock).
+    async fn run_unlocking(&self, args: &[&str]) -> Result<Vec<u8>, ResticError> {
+        match self.run(args).await {
+            Err(ResticError::Locked { .. }) if self.may_unlock => {
+                self.unlock().await?;
+                self.run(args).await
+            }
+            other => other,
+        }
+    }
+
+    /// Remove stale locks (plain `unlock`: locks of live processes are kept).
+    pub async fn unlock(&self) -> Result<(), ResticError> {
+        tracing::info!("removing stale restic locks from {}", self.url);
+        self.run(&["unlock"]).await.map(|_| ())
+    }
+
+    /// Create the repository. Only ever on the user's explicit request.
+    pub async fn init(&self) -> Result<(), ResticError> {
+        self.run(&["init"]).await.map(|_| ())
+    }
+
+    /// Does the repository exist and open with our password?
+    pub async fn open(&self) -> Result<(), ResticError> {
+        self.run_unlocking(&["cat", "config"]).await.map(|_| ())
+    }
+
+    /// Back up paths, reporting progress, returning the summary.
+    pub async fn backup_paths(
+        &self,
+        paths: &[PathBuf],
+        exclude: &[String],
+        tags: &[String],
+        progress: &mut (dyn FnMut(&BackupStatus) + Send),
+    ) -> Result<BackupDone, ResticError> {
+        let mut args: Vec<String> = vec!["backup".into(), "--json".into()];
+        for t in tags {
+            args.push("--tag".into());
+            args.push(t.clone());
+        }
+        for x in exclude {
+            args.push("--exclude".into());
+            args.push(x.clone());
+        }
+        args.push("--".into());
+        args.extend(paths.iter().map(|p| p.display().to_string()));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        match self.backup_once(&argv, progress).await {
+            Err(ResticError::Locked { .. }) if self.may_unlock => {
+                self.unlock().await?;
+                self.backup_once(&argv, progress).await
+            }
+            other => other,
+        }
+    }
+
+    async fn backup_once(
+        &self,
+        argv: &[&str],
+        progress: &mut (dyn FnMut(&BackupStatus) + Send),
+    ) -> Result<BackupDone, ResticError> {
+        let mut child = self.spawn(argv)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_task = tokio::spawn(read_all(stderr));
+        let mut lines = BufReader::new(stdout).lines();
+        let mut summary = None;
+        let mut item_errors = Vec::new();
+        while let Some(line) = lines.next_line().await.map_err(|e| protocol("backup", e))? {
+            match json::parse_backup_line(&line) {
+                json::BackupMessage::Status(s) => progress(&s),
+                json::BackupMessage::Summary(s) => summary = Some(s),
+                json::BackupMessage::Error(e) => item_errors.push(e),
+                json::BackupMessage::Other => {}
+            }
+        }
+        let status = child.wait().await.map_err(|e| protocol("backup", e))?;
+        let stderr = stderr_task.await.unwrap_or_default();
+        finish_backup(status.code(), summary, item_errors, &stderr, &self.url)
+    }
+
+    /// Start `restic backup --stdin`: the caller writes the stream into the returned
+    /// child's stdin, closes it, then calls [`StdinBackup::finish`].
+    pub fn backup_stdin(&self, filename: &str, tags: &[String]) -> Result<StdinBackup, ResticError> {
+        let mut args: Vec<String> =
+            vec!["backup".into(), "--json".into(), "--stdin".into(), "--stdin-filename".into(), filename.into()];
+        for t in tags {
+            args.push("--tag".into());
+            args.push(t.clone());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = self.command(&argv);
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| spawn_error(&self.binary, e))?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        Ok(StdinBackup {
+            child,
+            stdin: Some(stdin),
+            stdout_task: tokio::spawn(read_all(stdout)),
+            stderr_task: tokio::spawn(read_all(stderr)),
+            url: self.url.clone(),
+        })
+    }
+
+    /// All snapshots, or those carrying every tag given.
+    pub async fn snapshots(&self, tags: &[String]) -> Result<Vec<Snapshot>, ResticError> {
+        let mut args = vec!["snapshots", "--json"];
+        let joined = tags.join(",");
+        if !tags.is_empty() {
+            args.push("--tag");
+            args.push(&joined);
+        }
+        let out = self.run_unlocking(&args).await?;
+        parse_json(&out, "snapshots --json")
+    }
+
+    /// Remove these snapshots (no prune).
+    pub async fn forget_ids(&self, ids: &[String]) -> Result<(), ResticError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["forget"];
+        args.extend(ids.iter().map(String::as_str));
+        self.run_unlocking(&args).await.map(|_| ())
+    }
+
+    /// Apply a retention policy to the snapshots of one job (all its snapshots form one
+    /// group, whatever host or paths they were taken with). Returns the removed ids.
+    pub async fn forget_policy(&self, job_tag: &str, policy: &Retention) -> Result<Vec<String>, ResticError> {
+        let mut args: Vec<String> =
+            vec!["forget".into(), "--json".into(), "--tag".into(), job_tag.into(), "--group-by".into(), "".into()];
+        let rules = [
+            ("--keep-last", policy.keep_last),
+            ("--keep-hourly", policy.keep_hourly),
+            ("--keep-daily", policy.keep_daily),
+            ("--keep-weekly", policy.keep_weekly),
+            ("--keep-monthly", policy.keep_monthly),
+            ("--keep-yearly", policy.keep_yearly),
+        ];
+        for (flag, n) in rules {
+            if let Some(n) = n {
+                args.push(flag.into());
+                args.push(n.to_string());
+            }
+        }
+        if let Some(w) = &policy.keep_within {
+            args.push("--keep-within".into());
+            args.push(w.clone());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run_unlocking(&argv).await?;
+        let groups: Vec<ForgetGroup> = parse_json(&out, "forget --json")?;
+        Ok(groups.into_iter().flat_map(|g| g.remove.unwrap_or_default()).map(|s| s.id).collect())
+    }
+
+    /// Remove unreferenced data.
+    pub async fn prune(&self) -> Result<(), ResticError> {
+        self.run_unlocking(&["prune"]).await.map(|_| ())
+    }
+
+    /// Check the repository, optionally reading a subset of the data (`K/N`).
+    pub async fn check(&self, read_data_subset: Option<&str>) -> Result<String, ResticError> {
+        let mut args = vec!["check"];
+        if let Some(s) = read_data_subset {
+            args.push("--read-data-subset");
+            args.push(s);
+        }
+        let out = self.run_unlocking(&args).await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Restore a snapshot into `target`, limited to `include` paths when given.
+    pub async fn restore(&self, snapshot: &str, target: &Path, include: &[PathBuf]) -> Result<(), ResticError> {
+        let target = target.display().to_string();
+        let mut args: Vec<String> = vec!["restore".into(), snapshot.into(), "--target".into(), target];
+        for p in include {
+            args.push("--include".into());
+            args.push(p.display().to_string());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run_unlocking(&argv).await.map(|_| ())
+    }
+
+    /// Stream one file of a snapshot (`restic dump`): the caller reads the child's stdout.
+    pub fn dump(&self, snapshot: &str, path: &str) -> Result<Child, ResticError> {
+        self.spawn(&["dump", snapshot, path])
+    }
+
+    /// Wait for a `dump` child and type its failure.
+    pub async fn finish_dump(&self, mut child: Child) -> Result<(), ResticError> {
+        let mut stderr = child.stderr.take();
+        let status = child.wait().await.map_err(|e| protocol("dump", e))?;
+        if status.success() {
+            return Ok(());
+        }
+        let text = match stderr.as_mut() {
+            Some(s) => read_all(s).await,
+            None => String::new(),
+        };
+        Err(ResticError::from_exit("dump", status.code(), &text, &self.url))
+    }
+
+    /// List a snapshot's files (`restic ls --json`).
+    pub async fn ls(&self, snapshot: &str) -> Result<Vec<LsNode>, ResticError> {
+        let out = self.run_unlocking(&["ls", "--json", snapshot]).await?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<LsNode>(l).ok())
+            .filter(|n| n.struct_type.as_deref().is_none_or(|t| t == "node"))
+            .collect())
+    }
+}
+
+/// A running `restic backup --stdin`.
+pub struct StdinBackup {
+    child: Child,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    stdout_task: tokio::task::JoinHandle<String>,
+    stderr_task: tokio::task::JoinHandle<String>,
+    url: String,
+}
+
+impl StdinBackup {
+    /// Close stdin (if still open), wait for restic and read its summary.
+    pub async fn finish(mut self) -> Result<BackupDone, ResticError> {
+        drop(self.stdin.take());
+        let status = self.child.wait().await.map_err(|e| protocol("backup --stdin", e))?;
+        let stdout = self.stdout_task.await.unwrap_or_default();
+        let stderr = self.stderr_task.await.unwrap_or_default();
+        let mut summary = None;
+        let mut errors = Vec::new();
+        for line in stdout.lines() {
+            match json::parse_backup_line(line) {
+                json::BackupMessage::Summary(s) => summary = Some(s),
+                json::BackupMessage::Error(e) => errors.push(e),
+                _ => {}
+            }
+        }
+        finish_backup(status.code(), summary, errors, &stderr, &self.url)
+    }
+
+    /// Stop restic at once (the stream failed): no snapshot is written.
+    pub async fn abort(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// The OS process id, for tests and diagnostics.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+fn finish_backup(
+    code: Option<i32>,
+    summary: Option<BackupSummary>,
+    item_errors: Vec<String>,
+    stderr: &str,
+    url: &str,
+) -> Result<BackupDone, ResticError> {
+    match code {
+        Some(0) => {
+            let summary = summary.ok_or_else(|| ResticError::Protocol {
+                command: "backup".into(),
+                detail: "no summary line in its JSON output".into(),
+            })?;
+            let snapshot_id = summary.snapshot_id.clone().ok_or_else(|| ResticError::Protocol {
+                command: "backup".into(),
+                detail: "the summary names no snapshot".into(),
+            })?;
+            Ok(BackupDone { summary, snapshot_id, item_errors })
+        }
+        Some(3) => {
+            let mut detail = item_errors.join("; ");
+            if detail.is_empty() {
+                detail = tail(stderr, 6);
+            }
+            Err(ResticError::SourceUnreadable { snapshot_id: summary.and_then(|s| s.snapshot_id), detail })
+        }
+        code => Err(ResticError::from_exit("backup", code, stderr, url)),
+    }
+}
+
+fn spawn_error(binary: &Path, e: std::io::Error) -> ResticError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ResticError::NotInstalled { binary: binary.display().to_string() }
+    } else {
+        ResticError::Spawn { binary: binary.display().to_string(), source: e }
+    }
+}
+
+fn protocol(command: &str, e: impl std::fmt::Display) -> ResticError {
+    ResticError::Protocol { command: command.into(), detail: e.to_string() }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(out: &[u8], command: &str) -> Result<T, ResticError> {
+    // restic may print a non-JSON line (e.g. about locks) before the document.
+    let text = String::from_utf8_lossy(out);
+    let start = text.find(['[', '{']).unwrap_or(0);
+    serde_json::from_str(text[start..].trim()).map_err(|e| protocol(command, e))
+}
+
+async fn read_all<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> String {
+    let mut buf = Vec::new();
+    let _ = r.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
