@@ -243,7 +243,11 @@ mod tests {
 
     #[test]
     fn tags_roundtrip() {
-        let tags = vec![job_tag("db"), run_tag("20260101T000000Z-00ab"), "other".into()];
+        let tags = vec![
+            job_tag("db"),
+            run_tag("20260101T000000Z-00ab"),
+            "other".into(),
+        ];
         let (j, r) = parse_tags(&tags);
         assert_eq!(j.as_deref(), Some("db"));
         assert_eq!(r.as_deref(), Some("20260101T000000Z-00ab"));
@@ -260,8 +264,15 @@ mod tests {
 
     #[test]
     fn retention_overlay_prefers_job() {
-        let global = Retention { keep_daily: Some(7), keep_weekly: Some(4), ..Default::default() };
-        let job = Retention { keep_daily: Some(3), ..Default::default() };
+        let global = Retention {
+            keep_daily: Some(7),
+            keep_weekly: Some(4),
+            ..Default::default()
+        };
+        let job = Retention {
+            keep_daily: Some(3),
+            ..Default::default()
+        };
         let r = global.overlay(&job);
         assert_eq!(r.keep_daily, Some(3));
         assert_eq!(r.keep_weekly, Some(4));

@@ -22,7 +22,11 @@ pub enum Outcome {
 impl Outcome {
     /// Combine two outcomes of independent work: the worse one wins.
     pub fn worst(self, other: Outcome) -> Outcome {
-        if (other as u8) > (self as u8) { other } else { self }
+        if (other as u8) > (self as u8) {
+            other
+        } else {
+            self
+        }
     }
 
     /// The outcome for a batch of results: failed when any failed.
@@ -57,10 +61,10 @@ pub fn classify(err: &anyhow::Error) -> Outcome {
         if cause.is::<crate::lock::LockHeld>() {
             return Outcome::Locked;
         }
-        if let Some(r) = cause.downcast_ref::<crate::restic::ResticError>() {
-            if r.is_usage() {
-                return Outcome::Usage;
-            }
+        if let Some(r) = cause.downcast_ref::<crate::restic::ResticError>()
+            && r.is_usage()
+        {
+            return Outcome::Usage;
         }
     }
     Outcome::Failed

@@ -44,13 +44,22 @@ pub fn acquire(catalog: &Path) -> anyhow::Result<RunLock> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open the lock file {}: {e}; check that its folder exists and is writable", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the lock file {}: {e}; check that its folder exists and is writable",
+                path.display()
+            )
+        })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            return Err(LockHeld { path, holder: text.trim().parse().ok() }.into());
+            return Err(LockHeld {
+                path,
+                holder: text.trim().parse().ok(),
+            }
+            .into());
         }
         Err(TryLockError::Error(e)) => {
             anyhow::bail!("cannot lock {}: {e}", path.display());

@@ -46,7 +46,9 @@ pub fn read_password_file(path: &Path) -> Result<Secret, SecretFileError> {
     })?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
-        return Err(SecretFileError::Empty { path: path.display().to_string() });
+        return Err(SecretFileError::Empty {
+            path: path.display().to_string(),
+        });
     }
     Ok(Secret(first.to_string()))
 }
@@ -69,7 +71,10 @@ mod tests {
         std::fs::write(&p, "s3cret\r\nignored\n").unwrap();
         assert_eq!(read_password_file(&p).unwrap().expose(), "s3cret");
         std::fs::write(&p, "\n").unwrap();
-        assert!(matches!(read_password_file(&p), Err(SecretFileError::Empty { .. })));
+        assert!(matches!(
+            read_password_file(&p),
+            Err(SecretFileError::Empty { .. })
+        ));
         let missing = read_password_file(&dir.path().join("nope")).unwrap_err();
         assert!(missing.to_string().contains("not found"), "{missing}");
     }

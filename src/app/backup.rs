@@ -46,19 +46,37 @@ struct Made {
     data_added: u64,
 }
 
-pub async fn run(g: &Globals, names: &[String], init: bool, reporter: &dyn Reporter) -> anyhow::Result<BackupReport> {
+pub async fn run(
+    g: &Globals,
+    names: &[String],
+    init: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<BackupReport> {
     let ctx = Ctx::open_locked(g, reporter).await?;
-    let jobs: Vec<Job> = ctx.config.select_jobs(names)?.into_iter().cloned().collect();
+    let jobs: Vec<Job> = ctx
+        .config
+        .select_jobs(names)?
+        .into_iter()
+        .cloned()
+        .collect();
     let restic = ctx.restic().await?;
     if init {
         match restic.init().await {
-            Ok(()) => reporter.note(&format!("created a new restic repository at {}", restic.url())),
-            Err(ResticError::AlreadyExists { .. }) => reporter.note(&format!("repository {} already exists", restic.url())),
+            Ok(()) => reporter.note(&format!(
+                "created a new restic repository at {}",
+                restic.url()
+            )),
+            Err(ResticError::AlreadyExists { .. }) => {
+                reporter.note(&format!("repository {} already exists", restic.url()))
+            }
             Err(e) => return Err(e.into()),
         }
     }
     if jobs.is_empty() {
-        reporter.note(&format!("{} defines no jobs: nothing to back up", ctx.config.file.display()));
+        reporter.note(&format!(
+            "{} defines no jobs: nothing to back up",
+            ctx.config.file.display()
+        ));
     }
     let run_id = super::new_run_id();
     ctx.catalog.start_run(&run_id, "backup", "cli", now_ms())?;
@@ -70,13 +88,16 @@ pub async fn run(g: &Globals, names: &[String], init: bool, reporter: &dyn Repor
             continue;
         }
         let started = now_ms();
-        let step = ctx.catalog.start_step(&run_id, Some(&job.name), "backup", started)?;
+        let step = ctx
+            .catalog
+            .start_step(&run_id, Some(&job.name), "backup", started)?;
         reporter.note(&format!("{}: backing up ({})", job.name, job.kind));
         let made = backup_job(&ctx, &restic, &run_id, job, reporter).await;
         reporter.step_done();
         let finished = now_ms();
         let result = match made {
             Ok(m) => {
+                fault_point("exit-after-snapshot");
                 ctx.catalog.insert_snapshot(&SnapshotRow {
                     snapshot_id: m.snapshot_id.clone(),
                     job: job.name.clone(),
@@ -90,8 +111,20 @@ pub async fn run(g: &Globals, names: &[String], init: bool, reporter: &dyn Repor
                     note: None,
                 })?;
                 let detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
-                ctx.catalog.finish_step(step, RunStatus::Success, Some(&detail.to_string()), None, finished)?;
-                reporter.note(&format!("{}: snapshot {} ({} bytes, {} added)", job.name, short(&m.snapshot_id), m.bytes, m.data_added));
+                ctx.catalog.finish_step(
+                    step,
+                    RunStatus::Success,
+                    Some(&detail.to_string()),
+                    None,
+                    finished,
+                )?;
+                reporter.note(&format!(
+                    "{}: snapshot {} ({} bytes, {} added)",
+                    job.name,
+                    short(&m.snapshot_id),
+                    m.bytes,
+                    m.data_added
+                ));
                 JobResult {
                     job: job.name.clone(),
                     kind: job.kind,
@@ -106,23 +139,36 @@ pub async fn run(g: &Globals, names: &[String], init: bool, reporter: &dyn Repor
             }
             Err(e) => {
                 let msg = e.to_string();
-                ctx.catalog.finish_step(step, RunStatus::Failed, None, Some(&msg), finished)?;
+                ctx.catalog
+                    .finish_step(step, RunStatus::Failed, None, Some(&msg), finished)?;
                 reporter.note(&format!("{}: FAILED: {msg}", job.name));
-                if let Some(r) = e.downcast_ref::<ResticError>() {
-                    if is_repository_wide(r) {
-                        fatal = Some(clone_fatal(r));
-                    }
+                if let Some(r) = e.downcast_ref::<ResticError>()
+                    && is_repository_wide(r)
+                {
+                    fatal = Some(clone_fatal(r));
                 }
-                JobResult { error: Some(msg), duration_ms: finished - started, ..skipped(job, "") }
-                    .with_status(RunStatus::Failed)
+                JobResult {
+                    error: Some(msg),
+                    duration_ms: finished - started,
+                    ..skipped(job, "")
+                }
+                .with_status(RunStatus::Failed)
             }
         };
         results.push(result);
     }
-    let report = BackupReport { run_id: run_id.clone(), jobs: results };
-    let status = if report.outcome() == Outcome::Ok { RunStatus::Success } else { RunStatus::Failed };
+    let report = BackupReport {
+        run_id: run_id.clone(),
+        jobs: results,
+    };
+    let status = if report.outcome() == Outcome::Ok {
+        RunStatus::Success
+    } else {
+        RunStatus::Failed
+    };
     let err = report.jobs.iter().find_map(|j| j.error.clone());
-    ctx.catalog.finish_run(&run_id, status, err.as_deref(), now_ms())?;
+    ctx.catalog
+        .finish_run(&run_id, status, err.as_deref(), now_ms())?;
     if let Some(e) = fatal {
         // The whole repository is unusable: report it as the command's error so the
         // exit code says "fix the setup" (2) or "failed" (1), with restic's words.
@@ -131,32 +177,77 @@ pub async fn run(g: &Globals, names: &[String], init: bool, reporter: &dyn Repor
     Ok(report)
 }
 
-async fn backup_job(ctx: &Ctx, restic: &Restic, run_id: &str, job: &Job, reporter: &dyn Reporter) -> anyhow::Result<Made> {
+async fn backup_job(
+    ctx: &Ctx,
+    restic: &Restic,
+    run_id: &str,
+    job: &Job,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Made> {
     let tags = [job_tag(&job.name), run_tag(run_id)];
     match job.kind {
         JobKind::Files => {
             let name = job.name.clone();
             let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
-            match restic.backup_paths(&job.paths, &job.exclude, &tags, &mut progress).await {
+            match restic
+                .backup_paths(&job.paths, &job.exclude, &tags, &mut progress)
+                .await
+            {
                 Ok(done) => Ok(Made {
-                    snapshot_id: done.snapshot_id,
+                    snapshot_id: restic.full_id(&done.snapshot_id).await?,
                     bytes: done.summary.total_bytes_processed,
                     files: done.summary.total_files_processed,
                     data_added: done.summary.data_added,
                 }),
-                Err(ResticError::SourceUnreadable { snapshot_id, detail }) => {
-                    discard(ctx, restic, job, run_id, snapshot_id.as_deref(), "some source files could not be read").await;
-                    Err(ResticError::SourceUnreadable { snapshot_id, detail }.into())
+                Err(ResticError::SourceUnreadable {
+                    snapshot_id,
+                    detail,
+                }) => {
+                    discard(
+                        ctx,
+                        restic,
+                        job,
+                        run_id,
+                        snapshot_id.as_deref(),
+                        "some source files could not be read",
+                    )
+                    .await;
+                    Err(ResticError::SourceUnreadable {
+                        snapshot_id,
+                        detail,
+                    }
+                    .into())
                 }
                 Err(e) => Err(e.into()),
             }
         }
-        kind => anyhow::bail!("{}: {kind} jobs need the Docker module, which this build does not have yet", job.name),
+        kind => anyhow::bail!(
+            "{}: {kind} jobs need the Docker module, which this build does not have yet",
+            job.name
+        ),
+    }
+}
+
+/// Fault injection for the crash-consistency tests: `OMK_BACKUP_FAULT=<point>` makes the
+/// process exit at that point, as a SIGKILL would, with no cleanup. The only point today
+/// is `exit-after-snapshot` (restic succeeded, the catalog has not heard of it yet),
+/// a window too narrow to hit with a real kill on demand.
+pub(crate) fn fault_point(name: &str) {
+    if std::env::var_os("OMK_BACKUP_FAULT").is_some_and(|v| v == name) {
+        eprintln!("OMK_BACKUP_FAULT={name}: exiting now");
+        std::process::exit(137);
     }
 }
 
 /// Forget a bad snapshot right away and remember that we did.
-pub(crate) async fn discard(ctx: &Ctx, restic: &Restic, job: &Job, run_id: &str, snapshot_id: Option<&str>, why: &str) {
+pub(crate) async fn discard(
+    ctx: &Ctx,
+    restic: &Restic,
+    job: &Job,
+    run_id: &str,
+    snapshot_id: Option<&str>,
+    why: &str,
+) {
     let Some(id) = snapshot_id else { return };
     let note = format!("discarded: {why}");
     let now = now_ms();
@@ -176,7 +267,10 @@ pub(crate) async fn discard(ctx: &Ctx, restic: &Restic, job: &Job, run_id: &str,
         Ok(()) => {
             let _ = ctx.catalog.mark_forgotten(&[id.to_string()], &note, now);
         }
-        Err(e) => tracing::error!("{}: could not forget the bad snapshot {id}: {e}; it stays marked unverified", job.name),
+        Err(e) => tracing::error!(
+            "{}: could not forget the bad snapshot {id}: {e}; it stays marked unverified",
+            job.name
+        ),
     }
 }
 
@@ -194,9 +288,16 @@ fn clone_fatal(e: &ResticError) -> ResticError {
     match e {
         ResticError::WrongPassword { url } => ResticError::WrongPassword { url: url.clone() },
         ResticError::RepoMissing { url } => ResticError::RepoMissing { url: url.clone() },
-        ResticError::NotInstalled { binary } => ResticError::NotInstalled { binary: binary.clone() },
-        ResticError::Unsupported { found } => ResticError::Unsupported { found: found.clone() },
-        other => ResticError::Protocol { command: "backup".into(), detail: other.to_string() },
+        ResticError::NotInstalled { binary } => ResticError::NotInstalled {
+            binary: binary.clone(),
+        },
+        ResticError::Unsupported { found } => ResticError::Unsupported {
+            found: found.clone(),
+        },
+        other => ResticError::Protocol {
+            command: "backup".into(),
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -210,7 +311,11 @@ fn skipped(job: &Job, why: &str) -> JobResult {
         files: None,
         data_added: None,
         duration_ms: 0,
-        error: if why.is_empty() { None } else { Some(why.to_string()) },
+        error: if why.is_empty() {
+            None
+        } else {
+            Some(why.to_string())
+        },
     }
 }
 

@@ -31,42 +31,87 @@ impl ForgetReport {
     }
 }
 
-pub async fn forget(g: &Globals, names: &[String], prune: bool, reporter: &dyn Reporter) -> anyhow::Result<ForgetReport> {
+pub async fn forget(
+    g: &Globals,
+    names: &[String],
+    prune: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<ForgetReport> {
     let ctx = Ctx::open_locked(g, reporter).await?;
-    let jobs: Vec<_> = ctx.config.select_jobs(names)?.into_iter().cloned().collect();
+    let jobs: Vec<_> = ctx
+        .config
+        .select_jobs(names)?
+        .into_iter()
+        .cloned()
+        .collect();
     let restic = ctx.restic().await?;
     let run_id = super::new_run_id();
     ctx.catalog.start_run(&run_id, "forget", "cli", now_ms())?;
     let mut out = Vec::new();
-    let mut removed_any = false;
     for job in &jobs {
         let policy = ctx.config.retention_for(job);
         if policy.is_empty() {
-            out.push(ForgetJob { job: job.name.clone(), status: RunStatus::Skipped, removed: vec![], reason: Some("no retention rules ([retention] keep_*)".into()) });
+            out.push(ForgetJob {
+                job: job.name.clone(),
+                status: RunStatus::Skipped,
+                removed: vec![],
+                reason: Some("no retention rules ([retention] keep_*)".into()),
+            });
             continue;
         }
-        if let Some(last) = ctx.catalog.last_step(&job.name, "backup")? {
-            if last.status != RunStatus::Success {
-                let why = format!("the last backup ({}) did not succeed; retention waits for a good backup", last.status.as_str());
-                reporter.note(&format!("{}: retention skipped: {why}", job.name));
-                out.push(ForgetJob { job: job.name.clone(), status: RunStatus::Skipped, removed: vec![], reason: Some(why) });
-                continue;
-            }
+        if let Some(last) = ctx.catalog.last_step(&job.name, "backup")?
+            && last.status != RunStatus::Success
+        {
+            let why = format!(
+                "the last backup ({}) did not succeed; retention waits for a good backup",
+                last.status.as_str()
+            );
+            reporter.note(&format!("{}: retention skipped: {why}", job.name));
+            out.push(ForgetJob {
+                job: job.name.clone(),
+                status: RunStatus::Skipped,
+                removed: vec![],
+                reason: Some(why),
+            });
+            continue;
         }
-        let step = ctx.catalog.start_step(&run_id, Some(&job.name), "retention", now_ms())?;
+        let step = ctx
+            .catalog
+            .start_step(&run_id, Some(&job.name), "retention", now_ms())?;
         match restic.forget_policy(&job_tag(&job.name), &policy).await {
             Ok(removed) => {
-                ctx.catalog.mark_forgotten(&removed, "retention", now_ms())?;
-                removed_any |= !removed.is_empty();
+                ctx.catalog
+                    .mark_forgotten(&removed, "retention", now_ms())?;
                 let detail = serde_json::json!({ "removed": removed });
-                ctx.catalog.finish_step(step, RunStatus::Success, Some(&detail.to_string()), None, now_ms())?;
-                reporter.note(&format!("{}: {} snapshot(s) removed by retention", job.name, removed.len()));
-                out.push(ForgetJob { job: job.name.clone(), status: RunStatus::Success, removed, reason: None });
+                ctx.catalog.finish_step(
+                    step,
+                    RunStatus::Success,
+                    Some(&detail.to_string()),
+                    None,
+                    now_ms(),
+                )?;
+                reporter.note(&format!(
+                    "{}: {} snapshot(s) removed by retention",
+                    job.name,
+                    removed.len()
+                ));
+                out.push(ForgetJob {
+                    job: job.name.clone(),
+                    status: RunStatus::Success,
+                    removed,
+                    reason: None,
+                });
             }
             Err(e) => {
                 let msg = e.to_string();
-                ctx.catalog.finish_step(step, RunStatus::Failed, None, Some(&msg), now_ms())?;
-                out.push(ForgetJob { job: job.name.clone(), status: RunStatus::Failed, removed: vec![], reason: Some(msg) });
+                ctx.catalog
+                    .finish_step(step, RunStatus::Failed, None, Some(&msg), now_ms())?;
+                out.push(ForgetJob {
+                    job: job.name.clone(),
+                    status: RunStatus::Failed,
+                    removed: vec![],
+                    reason: Some(msg),
+                });
             }
         }
     }
@@ -77,19 +122,33 @@ pub async fn forget(g: &Globals, names: &[String], prune: bool, reporter: &dyn R
         let step = ctx.catalog.start_step(&run_id, None, "prune", now_ms())?;
         match restic.prune().await {
             Ok(()) => {
-                ctx.catalog.finish_step(step, RunStatus::Success, None, None, now_ms())?;
+                ctx.catalog
+                    .finish_step(step, RunStatus::Success, None, None, now_ms())?;
                 pruned = true;
             }
             Err(e) => {
                 let msg = e.to_string();
-                ctx.catalog.finish_step(step, RunStatus::Failed, None, Some(&msg), now_ms())?;
-                out.push(ForgetJob { job: "(prune)".into(), status: RunStatus::Failed, removed: vec![], reason: Some(msg) });
+                ctx.catalog
+                    .finish_step(step, RunStatus::Failed, None, Some(&msg), now_ms())?;
+                out.push(ForgetJob {
+                    job: "(prune)".into(),
+                    status: RunStatus::Failed,
+                    removed: vec![],
+                    reason: Some(msg),
+                });
             }
         }
     }
-    let _ = removed_any;
-    let report = ForgetReport { run_id: run_id.clone(), jobs: out, pruned };
-    let status = if report.outcome() == Outcome::Ok { RunStatus::Success } else { RunStatus::Failed };
+    let report = ForgetReport {
+        run_id: run_id.clone(),
+        jobs: out,
+        pruned,
+    };
+    let status = if report.outcome() == Outcome::Ok {
+        RunStatus::Success
+    } else {
+        RunStatus::Failed
+    };
     ctx.catalog.finish_run(&run_id, status, None, now_ms())?;
     Ok(report)
 }
@@ -102,7 +161,11 @@ pub struct CheckReport {
     pub detail: String,
 }
 
-pub async fn check(g: &Globals, subset: Option<&str>, reporter: &dyn Reporter) -> anyhow::Result<CheckReport> {
+pub async fn check(
+    g: &Globals,
+    subset: Option<&str>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<CheckReport> {
     if let Some(s) = subset {
         validate_subset(s)?;
     }
@@ -111,33 +174,68 @@ pub async fn check(g: &Globals, subset: Option<&str>, reporter: &dyn Reporter) -
     let run_id = super::new_run_id();
     ctx.catalog.start_run(&run_id, "check", "cli", now_ms())?;
     let step = ctx.catalog.start_step(&run_id, None, "check", now_ms())?;
-    reporter.note(&format!("checking {}{}", restic.url(), subset.map(|s| format!(" (reading data subset {s})")).unwrap_or_default()));
+    reporter.note(&format!(
+        "checking {}{}",
+        restic.url(),
+        subset
+            .map(|s| format!(" (reading data subset {s})"))
+            .unwrap_or_default()
+    ));
     let res = restic.check(subset).await;
     let (passed, detail) = match &res {
         Ok(out) => (true, crate::restic::tail(out, 3)),
         Err(e) => (false, e.to_string()),
     };
     let detail_json = serde_json::json!({ "read_data_subset": subset }).to_string();
-    let status = if passed { RunStatus::Success } else { RunStatus::Failed };
-    ctx.catalog.finish_step(step, status, Some(&detail_json), if passed { None } else { Some(&detail) }, now_ms())?;
-    ctx.catalog.finish_run(&run_id, status, if passed { None } else { Some(&detail) }, now_ms())?;
-    if let Err(e) = res {
-        if e.is_usage() {
-            return Err(e.into());
-        }
+    let status = if passed {
+        RunStatus::Success
+    } else {
+        RunStatus::Failed
+    };
+    ctx.catalog.finish_step(
+        step,
+        status,
+        Some(&detail_json),
+        if passed { None } else { Some(&detail) },
+        now_ms(),
+    )?;
+    ctx.catalog.finish_run(
+        &run_id,
+        status,
+        if passed { None } else { Some(&detail) },
+        now_ms(),
+    )?;
+    if let Err(e) = res
+        && e.is_usage()
+    {
+        return Err(e.into());
     }
-    Ok(CheckReport { run_id, passed, read_data_subset: subset.map(str::to_string), detail })
+    Ok(CheckReport {
+        run_id,
+        passed,
+        read_data_subset: subset.map(str::to_string),
+        detail,
+    })
 }
 
 fn validate_subset(s: &str) -> anyhow::Result<()> {
     let ok = match s.split_once('/') {
-        Some((k, n)) => matches!((k.parse::<u32>(), n.parse::<u32>()), (Ok(k), Ok(n)) if k >= 1 && k <= n),
-        None => s.ends_with('%') && s.trim_end_matches('%').parse::<f64>().is_ok_and(|p| p > 0.0 && p <= 100.0),
+        Some((k, n)) => {
+            matches!((k.parse::<u32>(), n.parse::<u32>()), (Ok(k), Ok(n)) if k >= 1 && k <= n)
+        }
+        None => {
+            s.ends_with('%')
+                && s.trim_end_matches('%')
+                    .parse::<f64>()
+                    .is_ok_and(|p| p > 0.0 && p <= 100.0)
+        }
     };
     if ok {
         Ok(())
     } else {
-        Err(crate::exit::usage(format!("--read-data-subset {s}: expected K/N with 1 <= K <= N (e.g. 1/7), or a percentage like 10%")))
+        Err(crate::exit::usage(format!(
+            "--read-data-subset {s}: expected K/N with 1 <= K <= N (e.g. 1/7), or a percentage like 10%"
+        )))
     }
 }
 
@@ -154,7 +252,12 @@ pub async fn rebuild(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Reb
     let restic = ctx.restic().await?;
     reporter.note(&format!("reading the snapshots of {}", restic.url()));
     let all = restic.snapshots(&[]).await?;
-    let mut report = RebuildReport { snapshots_found: all.len(), added: 0, marked_forgotten: 0, ignored_untagged: 0 };
+    let mut report = RebuildReport {
+        snapshots_found: all.len(),
+        added: 0,
+        marked_forgotten: 0,
+        ignored_untagged: 0,
+    };
     let live: HashSet<String> = all.iter().map(|s| s.id.clone()).collect();
     let known = ctx.catalog.live_snapshot_ids()?;
     ctx.catalog.in_transaction(|cat| {
@@ -164,7 +267,9 @@ pub async fn rebuild(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Reb
                 report.ignored_untagged += 1;
                 continue;
             };
-            let time = chrono::DateTime::parse_from_rfc3339(&s.time).map(|t| t.timestamp_millis()).unwrap_or(0);
+            let time = chrono::DateTime::parse_from_rfc3339(&s.time)
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0);
             if let Some(r) = &run {
                 cat.insert_run_if_missing(r, "backup", "rebuild", RunStatus::Success, time)?;
             }

@@ -78,7 +78,11 @@ impl Ctx {
     pub fn open(g: &Globals) -> anyhow::Result<Ctx> {
         let config = load_config(g)?;
         let catalog = open_catalog(&config)?;
-        Ok(Ctx { config, catalog, lock: None })
+        Ok(Ctx {
+            config,
+            catalog,
+            lock: None,
+        })
     }
 
     /// Open config and catalog and take the run lock (commands that change things).
@@ -88,7 +92,11 @@ impl Ctx {
         ensure_catalog_dir(&config)?;
         let lock = lock::acquire(&config.catalog_path)?;
         let catalog = open_catalog(&config)?;
-        let mut ctx = Ctx { config, catalog, lock: Some(lock) };
+        let mut ctx = Ctx {
+            config,
+            catalog,
+            lock: Some(lock),
+        };
         reconcile::after_crash(&mut ctx, reporter).await?;
         Ok(ctx)
     }
@@ -100,12 +108,16 @@ impl Ctx {
 }
 
 fn ensure_catalog_dir(config: &Config) -> anyhow::Result<()> {
-    if let Some(dir) = config.catalog_path.parent() {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("cannot create the catalog's folder {} (catalog.path in {})", dir.display(), config.file.display())
-            })?;
-        }
+    if let Some(dir) = config.catalog_path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the catalog's folder {} (catalog.path in {})",
+                dir.display(),
+                config.file.display()
+            )
+        })?;
     }
     Ok(())
 }

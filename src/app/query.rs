@@ -47,14 +47,24 @@ async fn open_fresh(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx>
     Ctx::open_locked(g, reporter).await
 }
 
-pub async fn snapshots(g: &Globals, job: Option<&str>, reporter: &dyn Reporter) -> anyhow::Result<Vec<SnapshotView>> {
+pub async fn snapshots(
+    g: &Globals,
+    job: Option<&str>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Vec<SnapshotView>> {
     let ctx = open_fresh(g, reporter).await?;
-    if let Some(j) = job {
-        if !ctx.config.jobs.contains_key(j) && ctx.catalog.latest_good(j)?.is_none() {
-            ctx.config.select_jobs(&[j.to_string()])?;
-        }
+    if let Some(j) = job
+        && !ctx.config.jobs.contains_key(j)
+        && ctx.catalog.latest_good(j)?.is_none()
+    {
+        ctx.config.select_jobs(&[j.to_string()])?;
     }
-    Ok(ctx.catalog.snapshots(job)?.into_iter().map(SnapshotView::from).collect())
+    Ok(ctx
+        .catalog
+        .snapshots(job)?
+        .into_iter()
+        .map(SnapshotView::from)
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,10 +98,18 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
             kind: job.kind,
             last_backup: latest.as_ref().map(|s| rfc3339(from_millis(s.time))),
             last_verified_restore: verified.map(|t| rfc3339(from_millis(t))),
-            rpo_seconds: latest.as_ref().map(|s| (now.timestamp_millis() - s.time).max(0) / 1000),
+            rpo_seconds: latest
+                .as_ref()
+                .map(|s| (now.timestamp_millis() - s.time).max(0) / 1000),
             next_run: None,
             last_run_status: last_step.as_ref().map(|s| s.status),
-            last_error: last_step.and_then(|s| if s.status == RunStatus::Success { None } else { s.error }),
+            last_error: last_step.and_then(|s| {
+                if s.status == RunStatus::Success {
+                    None
+                } else {
+                    s.error
+                }
+            }),
             snapshots: ctx.catalog.snapshots(Some(&job.name))?.len(),
         });
     }
@@ -133,14 +151,21 @@ pub fn describe(config: &Config) -> ConfigReport {
             },
             what: match j.kind {
                 JobKind::Files => {
-                    let paths: Vec<String> = j.paths.iter().map(|p| p.display().to_string()).collect();
-                    let q = j.quiesce.as_ref().map(|q| format!(" ({} {} while copying)", q.mode.as_str(), q.container));
+                    let paths: Vec<String> =
+                        j.paths.iter().map(|p| p.display().to_string()).collect();
+                    let q = j
+                        .quiesce
+                        .as_ref()
+                        .map(|q| format!(" ({} {} while copying)", q.mode.as_str(), q.container));
                     format!("{}{}", paths.join(", "), q.unwrap_or_default())
                 }
                 _ => format!(
                     "container {}{}",
                     j.container.as_deref().unwrap_or("?"),
-                    j.database.as_ref().map(|d| format!(", database {d}")).unwrap_or_default()
+                    j.database
+                        .as_ref()
+                        .map(|d| format!(", database {d}"))
+                        .unwrap_or_default()
                 ),
             },
         })

@@ -19,7 +19,10 @@ pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Resu
             "interrupted: omk-backup (pid {}) ended before the run finished",
             run.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
         );
-        reporter.note(&format!("run {} was interrupted; reconciling the catalog", run.id));
+        reporter.note(&format!(
+            "run {} was interrupted; reconciling the catalog",
+            run.id
+        ));
         if run.command == "backup" {
             let restic = ctx.restic().await?;
             let found = restic.snapshots(&[run_tag(&run.id)]).await?;
@@ -29,7 +32,9 @@ pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Resu
                 }
                 let (job, _) = parse_tags(&s.tags);
                 let Some(job) = job else { continue };
-                let time = chrono::DateTime::parse_from_rfc3339(&s.time).map(|t| t.timestamp_millis()).unwrap_or(run.started_at);
+                let time = chrono::DateTime::parse_from_rfc3339(&s.time)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(run.started_at);
                 ctx.catalog.insert_snapshot(&SnapshotRow {
                     snapshot_id: s.id.clone(),
                     job: job.clone(),
@@ -40,9 +45,15 @@ pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Resu
                     data_added: s.summary.as_ref().map(|x| x.data_added as i64),
                     duration_ms: None,
                     state: SnapshotState::Unverified,
-                    note: Some("found after an interrupted run; restore-test or `restore <id>` to use it".into()),
+                    note: Some(
+                        "found after an interrupted run; restore-test or `restore <id>` to use it"
+                            .into(),
+                    ),
                 })?;
-                reporter.note(&format!("{job}: recorded snapshot {} from the interrupted run as unverified", &s.id[..8.min(s.id.len())]));
+                reporter.note(&format!(
+                    "{job}: recorded snapshot {} from the interrupted run as unverified",
+                    &s.id[..8.min(s.id.len())]
+                ));
             }
         }
         ctx.catalog.interrupt_run(&run.id, &why, now_ms())?;

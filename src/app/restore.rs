@@ -29,7 +29,11 @@ pub struct RestoreArgs<'a> {
     pub overwrite: bool,
 }
 
-pub async fn run(g: &Globals, a: RestoreArgs<'_>, reporter: &dyn Reporter) -> anyhow::Result<RestoreReport> {
+pub async fn run(
+    g: &Globals,
+    a: RestoreArgs<'_>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<RestoreReport> {
     let ctx = Ctx::open_locked(g, reporter).await?;
     check_target(a.target, a.overwrite)?;
     let restic = ctx.restic().await?;
@@ -44,15 +48,32 @@ pub async fn run(g: &Globals, a: RestoreArgs<'_>, reporter: &dyn Reporter) -> an
     std::fs::create_dir_all(a.target)
         .with_context(|| format!("cannot create the restore target {}", a.target.display()))?;
     let started = super::now_ms();
-    reporter.note(&format!("{job_name}: restoring snapshot {} into {}", &snap[..8.min(snap.len())], a.target.display()));
+    reporter.note(&format!(
+        "{job_name}: restoring snapshot {} into {}",
+        &snap[..8.min(snap.len())],
+        a.target.display()
+    ));
     let restored = match job.kind {
         JobKind::Files => {
-            restic.restore(&snap, a.target, &job.paths).await.with_context(|| format!("restoring {job_name}"))?;
-            job.paths.iter().map(|p| under(a.target, p).display().to_string()).collect()
+            restic
+                .restore(&snap, a.target, &job.paths)
+                .await
+                .with_context(|| format!("restoring {job_name}"))?;
+            job.paths
+                .iter()
+                .map(|p| under(a.target, p).display().to_string())
+                .collect()
         }
         _ => {
-            let dump = ctx.catalog.dump(&snap)?.map(|d| d.filename).unwrap_or_else(|| format!("/{job_name}"));
-            restic.restore(&snap, a.target, &[]).await.with_context(|| format!("restoring {job_name}"))?;
+            let dump = ctx
+                .catalog
+                .dump(&snap)?
+                .map(|d| d.filename)
+                .unwrap_or_else(|| format!("/{job_name}"));
+            restic
+                .restore(&snap, a.target, &[])
+                .await
+                .with_context(|| format!("restoring {job_name}"))?;
             vec![under(a.target, Path::new(&dump)).display().to_string()]
         }
     };
@@ -82,10 +103,14 @@ fn check_target(target: &Path, overwrite: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(usage(format!("the restore target {} is a file, not a folder", target.display())))
-        }
-        Err(e) => Err(anyhow::anyhow!("cannot read the restore target {}: {e}", target.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(usage(format!(
+            "the restore target {} is a file, not a folder",
+            target.display()
+        ))),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read the restore target {}: {e}",
+            target.display()
+        )),
     }
 }
 
@@ -102,7 +127,9 @@ async fn pick_snapshot(
                 ctx.config.select_jobs(&[j.to_string()])?;
                 j.to_string()
             }
-            None if ctx.config.jobs.len() == 1 => ctx.config.jobs.keys().next().cloned().unwrap_or_default(),
+            None if ctx.config.jobs.len() == 1 => {
+                ctx.config.jobs.keys().next().cloned().unwrap_or_default()
+            }
             None => {
                 return Err(usage(format!(
                     "`restore latest` needs --job when the config has several jobs ({})",
@@ -128,29 +155,46 @@ async fn pick_snapshot(
     match matches.as_slice() {
         [one] => {
             if one.state == SnapshotState::Forgotten {
-                anyhow::bail!("snapshot {which} was forgotten ({}); pick another with `omk-backup snapshots`", one.note.as_deref().unwrap_or("retention"));
+                anyhow::bail!(
+                    "snapshot {which} was forgotten ({}); pick another with `omk-backup snapshots`",
+                    one.note.as_deref().unwrap_or("retention")
+                );
             }
-            if let Some(j) = job {
-                if j != one.job {
-                    return Err(usage(format!("snapshot {which} belongs to job `{}`, not `{j}`", one.job)));
-                }
+            if let Some(j) = job
+                && j != one.job
+            {
+                return Err(usage(format!(
+                    "snapshot {which} belongs to job `{}`, not `{j}`",
+                    one.job
+                )));
             }
             Ok((one.job.clone(), one.snapshot_id.clone()))
         }
         [] => {
             // Not in the catalog: maybe in the repository.
             let all = restic.snapshots(&[]).await?;
-            let hits: Vec<_> = all.into_iter().filter(|s| s.id.starts_with(which)).collect();
+            let hits: Vec<_> = all
+                .into_iter()
+                .filter(|s| s.id.starts_with(which))
+                .collect();
             match hits.as_slice() {
                 [s] => match (parse_tags(&s.tags).0, job) {
                     (Some(j), _) => Ok((j, s.id.clone())),
                     (None, Some(j)) => Ok((j.to_string(), s.id.clone())),
-                    (None, None) => Err(usage(format!("snapshot {which} carries no omk:job tag; pass --job"))),
+                    (None, None) => Err(usage(format!(
+                        "snapshot {which} carries no omk:job tag; pass --job"
+                    ))),
                 },
-                [] => Err(usage(format!("no snapshot {which}; list them with `omk-backup snapshots`"))),
-                _ => Err(usage(format!("snapshot id {which} is ambiguous; give more characters"))),
+                [] => Err(usage(format!(
+                    "no snapshot {which}; list them with `omk-backup snapshots`"
+                ))),
+                _ => Err(usage(format!(
+                    "snapshot id {which} is ambiguous; give more characters"
+                ))),
             }
         }
-        _ => Err(usage(format!("snapshot id {which} is ambiguous; give more characters"))),
+        _ => Err(usage(format!(
+            "snapshot id {which} is ambiguous; give more characters"
+        ))),
     }
 }

@@ -13,12 +13,26 @@ use std::path::{Path, PathBuf};
 /// Catalog failures: which file and what SQLite said.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot open the catalog {path}: {source}; check catalog.path and that its folder exists and is writable")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("the catalog {path} was written by a newer omk-backup (schema {found}, this one knows {known}); upgrade omk-backup")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "cannot open the catalog {path}: {source}; check catalog.path and that its folder exists and is writable"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the catalog {path} was written by a newer omk-backup (schema {found}, this one knows {known}); upgrade omk-backup"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("catalog {path}: {source}")]
-    Sql { path: PathBuf, source: rusqlite::Error },
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
@@ -95,13 +109,23 @@ pub struct QuiesceRow {
 impl Catalog {
     /// Open (creating if needed) and migrate.
     pub fn open(path: &Path) -> Result<Catalog> {
-        let open_err = |source| CatalogError::Open { path: path.to_path_buf(), source };
+        let open_err = |source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        let mut cat = Catalog { conn, path: path.to_path_buf() };
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let mut cat = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
         cat.migrate()?;
         Ok(cat)
     }
@@ -111,25 +135,47 @@ impl Catalog {
     }
 
     fn sql(&self, source: rusqlite::Error) -> CatalogError {
-        CatalogError::Sql { path: self.path.clone(), source }
+        CatalogError::Sql {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn migrate(&mut self) -> Result<()> {
         let known = schema::MIGRATIONS.len() as i64;
-        let found: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        let found: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
         if found > known {
-            return Err(CatalogError::TooNew { path: self.path.clone(), found, known });
+            return Err(CatalogError::TooNew {
+                path: self.path.clone(),
+                found,
+                known,
+            });
         }
         if found == known {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(|e| CatalogError::Sql { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| CatalogError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })?;
         for (i, m) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
-            tx.execute_batch(m).map_err(|e| CatalogError::Sql { path: self.path.clone(), source: e })?;
+            tx.execute_batch(m).map_err(|e| CatalogError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(|e| CatalogError::Sql { path: self.path.clone(), source: e })?;
+                .map_err(|e| CatalogError::Sql {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
         }
-        tx.commit().map_err(|e| CatalogError::Sql { path: self.path.clone(), source: e })
+        tx.commit().map_err(|e| CatalogError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })
     }
 
     // ---- runs and steps ----
@@ -144,7 +190,13 @@ impl Catalog {
             .map_err(|e| self.sql(e))
     }
 
-    pub fn finish_run(&self, id: &str, status: RunStatus, error: Option<&str>, now: i64) -> Result<()> {
+    pub fn finish_run(
+        &self,
+        id: &str,
+        status: RunStatus,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
@@ -155,7 +207,14 @@ impl Catalog {
     }
 
     /// Insert a finished run in one go (catalog rebuild).
-    pub fn insert_run_if_missing(&self, id: &str, command: &str, trigger: &str, status: RunStatus, at: i64) -> Result<()> {
+    pub fn insert_run_if_missing(
+        &self,
+        id: &str,
+        command: &str,
+        trigger: &str,
+        status: RunStatus,
+        at: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO runs (id, command, trigger, status, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -171,7 +230,8 @@ impl Catalog {
             .prepare("SELECT id, command, status, pid, started_at, finished_at, error FROM runs WHERE status = 'running'")
             .map_err(|e| self.sql(e))?;
         let rows = st.query_map([], run_row).map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.sql(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))
     }
 
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
@@ -195,7 +255,14 @@ impl Catalog {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn finish_step(&self, id: i64, status: RunStatus, detail: Option<&str>, error: Option<&str>, now: i64) -> Result<()> {
+    pub fn finish_step(
+        &self,
+        id: i64,
+        status: RunStatus,
+        detail: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE steps SET status = ?2, detail = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
@@ -273,7 +340,11 @@ impl Catalog {
 
     pub fn has_snapshot(&self, id: &str) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM snapshots WHERE snapshot_id = ?1", [id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM snapshots WHERE snapshot_id = ?1",
+                [id],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(|e| self.sql(e))
@@ -285,7 +356,8 @@ impl Catalog {
             .prepare("UPDATE snapshots SET state = 'forgotten', note = ?2, forgotten_at = ?3 WHERE snapshot_id = ?1")
             .map_err(|e| self.sql(e))?;
         for id in ids {
-            st.execute(params![id, note, now]).map_err(|e| self.sql(e))?;
+            st.execute(params![id, note, now])
+                .map_err(|e| self.sql(e))?;
         }
         Ok(())
     }
@@ -296,7 +368,8 @@ impl Catalog {
                    FROM snapshots WHERE state != 'forgotten' AND (?1 IS NULL OR job = ?1) ORDER BY time, snapshot_id";
         let mut st = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
         let rows = st.query_map([job], snapshot_row).map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.sql(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))
     }
 
     /// The newest good snapshot of a job.
@@ -322,7 +395,8 @@ impl Catalog {
             )
             .map_err(|e| self.sql(e))?;
         let rows = st.query_map([id], snapshot_row).map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.sql(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))
     }
 
     /// Ids of all snapshots the catalog believes are in the repository.
@@ -332,7 +406,8 @@ impl Catalog {
             .prepare("SELECT snapshot_id FROM snapshots WHERE state != 'forgotten'")
             .map_err(|e| self.sql(e))?;
         let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.sql(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))
     }
 
     // ---- dumps ----
@@ -372,7 +447,14 @@ impl Catalog {
     // ---- quiesce journal ----
 
     /// Write the intent to quiesce, committed before the container is touched.
-    pub fn journal_quiesce(&self, run_id: &str, job: &str, container: &str, mode: &str, now: i64) -> Result<i64> {
+    pub fn journal_quiesce(
+        &self,
+        run_id: &str,
+        job: &str,
+        container: &str,
+        mode: &str,
+        now: i64,
+    ) -> Result<i64> {
         self.conn
             .execute(
                 "INSERT INTO quiesce_journal (run_id, job, container, mode, state, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
@@ -393,7 +475,14 @@ impl Catalog {
             .map_err(|e| self.sql(e))
     }
 
-    pub fn journal_state(&self, id: i64, state: &str, window_ms: Option<i64>, note: Option<&str>, now: i64) -> Result<()> {
+    pub fn journal_state(
+        &self,
+        id: i64,
+        state: &str,
+        window_ms: Option<i64>,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE quiesce_journal SET state = ?2, window_ms = coalesce(?3, window_ms), note = coalesce(?4, note),
@@ -427,7 +516,8 @@ impl Catalog {
                 })
             })
             .map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.sql(e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))
     }
 
     /// The last quiesce window of a job, in milliseconds.
@@ -445,7 +535,9 @@ impl Catalog {
 
     /// Run a closure in one transaction (bulk writes: rebuild, benchmarks).
     pub fn in_transaction<T>(&mut self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.sql(e))?;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.sql(e))?;
         match f(self) {
             Ok(v) => {
                 self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;

@@ -21,10 +21,16 @@ fn snap(id: &str, job: &str, time: i64, state: SnapshotState) -> SnapshotRow {
 fn migrates_once_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.db");
-    Catalog::open(&p).unwrap().start_run("r1", "backup", "cli", 1).unwrap();
+    Catalog::open(&p)
+        .unwrap()
+        .start_run("r1", "backup", "cli", 1)
+        .unwrap();
     let c = Catalog::open(&p).unwrap();
     assert_eq!(c.run("r1").unwrap().unwrap().status, RunStatus::Running);
-    let mode: String = c.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = c
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -32,7 +38,11 @@ fn migrates_once_and_reopens() {
 fn refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.db");
-    Catalog::open(&p).unwrap().conn.pragma_update(None, "user_version", 999).unwrap();
+    Catalog::open(&p)
+        .unwrap()
+        .conn
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
     let e = Catalog::open(&p).err().expect("too new");
     assert!(e.to_string().contains("newer omk-backup"), "{e}");
 }
@@ -50,7 +60,8 @@ fn runs_steps_and_interruption() {
     assert_eq!(last.status, RunStatus::Interrupted);
     c.start_run("r2", "backup", "cli", 300).unwrap();
     let s2 = c.start_step("r2", Some("photos"), "backup", 301).unwrap();
-    c.finish_step(s2, RunStatus::Success, None, None, 302).unwrap();
+    c.finish_step(s2, RunStatus::Success, None, None, 302)
+        .unwrap();
     assert_eq!(c.last_success("photos", "backup").unwrap(), Some(302));
     assert_ne!(s, s2);
 }
@@ -60,15 +71,25 @@ fn snapshots_latest_and_forget() {
     let dir = tempfile::tempdir().unwrap();
     let c = Catalog::open(&dir.path().join("c.db")).unwrap();
     c.start_run("r1", "backup", "cli", 1).unwrap();
-    c.insert_snapshot(&snap("aaa1", "photos", 10, SnapshotState::Good)).unwrap();
-    c.insert_snapshot(&snap("bbb2", "photos", 20, SnapshotState::Good)).unwrap();
-    c.insert_snapshot(&snap("ccc3", "photos", 30, SnapshotState::Unverified)).unwrap();
-    c.insert_snapshot(&snap("ddd4", "db", 40, SnapshotState::Good)).unwrap();
-    assert_eq!(c.latest_good("photos").unwrap().unwrap().snapshot_id, "bbb2");
+    c.insert_snapshot(&snap("aaa1", "photos", 10, SnapshotState::Good))
+        .unwrap();
+    c.insert_snapshot(&snap("bbb2", "photos", 20, SnapshotState::Good))
+        .unwrap();
+    c.insert_snapshot(&snap("ccc3", "photos", 30, SnapshotState::Unverified))
+        .unwrap();
+    c.insert_snapshot(&snap("ddd4", "db", 40, SnapshotState::Good))
+        .unwrap();
+    assert_eq!(
+        c.latest_good("photos").unwrap().unwrap().snapshot_id,
+        "bbb2"
+    );
     assert_eq!(c.snapshots(Some("photos")).unwrap().len(), 3);
     assert_eq!(c.snapshots(None).unwrap().len(), 4);
     c.mark_forgotten(&["bbb2".into()], "retention", 50).unwrap();
-    assert_eq!(c.latest_good("photos").unwrap().unwrap().snapshot_id, "aaa1");
+    assert_eq!(
+        c.latest_good("photos").unwrap().unwrap().snapshot_id,
+        "aaa1"
+    );
     assert_eq!(c.find_snapshot("dd").unwrap().len(), 1);
     assert_eq!(c.find_snapshot("zz").unwrap().len(), 0);
     assert!(c.has_snapshot("bbb2").unwrap());
@@ -79,7 +100,9 @@ fn snapshots_latest_and_forget() {
 fn quiesce_journal_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let c = Catalog::open(&dir.path().join("c.db")).unwrap();
-    let id = c.journal_quiesce("r1", "vw", "vaultwarden", "pause", 1).unwrap();
+    let id = c
+        .journal_quiesce("r1", "vw", "vaultwarden", "pause", 1)
+        .unwrap();
     c.journal_before(id, "abc", "running").unwrap();
     c.journal_state(id, "quiesced", None, None, 2).unwrap();
     assert_eq!(c.open_quiesces().unwrap().len(), 1);

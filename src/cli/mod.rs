@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "omk-backup", version, about = "Backups for Docker homelabs that are proven to restore")]
+#[command(
+    name = "omk-backup",
+    version,
+    about = "Backups for Docker homelabs that are proven to restore"
+)]
 struct Cli {
     /// Config file (default: $OMK_BACKUP_CONFIG, then /etc/omk-backup/omk-backup.toml)
     #[arg(long, global = true, value_name = "FILE")]
@@ -104,19 +108,29 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Outcome::Usage as u8 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                Outcome::Usage as u8
+            } else {
+                0
+            });
         }
     };
     init_logging(cli.verbose, cli.quiet);
     let reporter = progress::TermReporter::new(cli.quiet || cli.json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(Outcome::Failed as u8);
         }
     };
-    let globals = Globals { config: cli.config.clone() };
+    let globals = Globals {
+        config: cli.config.clone(),
+    };
     let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
     let outcome = match result {
         Ok(o) => o,
@@ -137,8 +151,18 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             output::backup(&rep, json);
             Ok(rep.outcome())
         }
-        Command::Restore { snapshot, job, target, overwrite } => {
-            let args = app::restore::RestoreArgs { snapshot, job: job.as_deref(), target, overwrite: *overwrite };
+        Command::Restore {
+            snapshot,
+            job,
+            target,
+            overwrite,
+        } => {
+            let args = app::restore::RestoreArgs {
+                snapshot,
+                job: job.as_deref(),
+                target,
+                overwrite: *overwrite,
+            };
             let rep = app::restore::run(g, args, r).await?;
             output::restore(&rep, json);
             Ok(Outcome::Ok)
@@ -161,14 +185,22 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
         Command::Check { read_data_subset } => {
             let rep = app::maintain::check(g, read_data_subset.as_deref(), r).await?;
             output::check(&rep, json);
-            Ok(if rep.passed { Outcome::Ok } else { Outcome::Failed })
+            Ok(if rep.passed {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
         }
-        Command::Catalog { action: CatalogAction::Rebuild } => {
+        Command::Catalog {
+            action: CatalogAction::Rebuild,
+        } => {
             let rep = app::maintain::rebuild(g, r).await?;
             output::rebuild(&rep, json);
             Ok(Outcome::Ok)
         }
-        Command::Config { action: ConfigAction::Check } => {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
             let rep = app::query::config_check(g)?;
             output::config(&rep, json);
             Ok(Outcome::Ok)

@@ -36,7 +36,11 @@ fn human_bytes(b: Option<i64>) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
 }
 
 pub fn backup(r: &BackupReport, as_json: bool) {
@@ -66,12 +70,24 @@ pub fn snapshots(list: &[SnapshotView], as_json: bool) {
         return json(list);
     }
     if list.is_empty() {
-        println!("no snapshots in the catalog (run `omk-backup backup`, or `omk-backup catalog rebuild` on a new machine)");
+        println!(
+            "no snapshots in the catalog (run `omk-backup backup`, or `omk-backup catalog rebuild` on a new machine)"
+        );
         return;
     }
-    println!("{:<10} {:<20} {:<21} {:>10}  state", "id", "job", "time", "size");
+    println!(
+        "{:<10} {:<20} {:<21} {:>10}  state",
+        "id", "job", "time", "size"
+    );
     for s in list {
-        println!("{:<10} {:<20} {:<21} {:>10}  {}", short(&s.snapshot_id), s.job, s.time, human_bytes(s.bytes), s.state.as_str());
+        println!(
+            "{:<10} {:<20} {:<21} {:>10}  {}",
+            short(&s.snapshot_id),
+            s.job,
+            s.time,
+            human_bytes(s.bytes),
+            s.state.as_str()
+        );
     }
 }
 
@@ -83,7 +99,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
         println!("no jobs configured");
         return;
     }
-    println!("{:<20} {:<9} {:<21} {:<21} {:>9}  {}", "job", "kind", "last backup", "last verified restore", "RPO", "last run");
+    println!(
+        "{:<20} {:<9} {:<21} {:<21} {:>9}  last run",
+        "job", "kind", "last backup", "last verified restore", "RPO"
+    );
     for j in &r.jobs {
         let rpo = j.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into());
         let last = match (&j.last_run_status, &j.last_error) {
@@ -116,7 +135,12 @@ pub fn restore(r: &RestoreReport, as_json: bool) {
     if as_json {
         return json(r);
     }
-    println!("restored {} snapshot {} into {}", r.job, short(&r.snapshot_id), r.target);
+    println!(
+        "restored {} snapshot {} into {}",
+        r.job,
+        short(&r.snapshot_id),
+        r.target
+    );
     for p in &r.restored {
         println!("  {p}");
     }
@@ -129,7 +153,12 @@ pub fn forget(r: &ForgetReport, as_json: bool) {
     for j in &r.jobs {
         match &j.reason {
             Some(why) => println!("{:<20} {:<8} {why}", j.job, j.status.as_str()),
-            None => println!("{:<20} {:<8} {} snapshot(s) removed", j.job, j.status.as_str(), j.removed.len()),
+            None => println!(
+                "{:<20} {:<8} {} snapshot(s) removed",
+                j.job,
+                j.status.as_str(),
+                j.removed.len()
+            ),
         }
     }
     if r.pruned {
@@ -142,7 +171,14 @@ pub fn check(r: &CheckReport, as_json: bool) {
         return json(r);
     }
     let verdict = if r.passed { "passed" } else { "FAILED" };
-    println!("check {verdict}{}: {}", r.read_data_subset.as_ref().map(|s| format!(" (data subset {s})")).unwrap_or_default(), r.detail);
+    println!(
+        "check {verdict}{}: {}",
+        r.read_data_subset
+            .as_ref()
+            .map(|s| format!(" (data subset {s})"))
+            .unwrap_or_default(),
+        r.detail
+    );
 }
 
 pub fn rebuild(r: &RebuildReport, as_json: bool) {
@@ -166,6 +202,12 @@ pub fn config(r: &ConfigReport, as_json: bool) {
         println!("no jobs defined");
     }
     for j in &r.jobs {
-        println!("  {:<20} {:<9} {}  [{}]", j.job, j.kind.as_str(), j.what, j.source);
+        println!(
+            "  {:<20} {:<9} {}  [{}]",
+            j.job,
+            j.kind.as_str(),
+            j.what,
+            j.source
+        );
     }
 }

@@ -15,14 +15,18 @@ pub struct TermReporter {
 
 impl TermReporter {
     pub fn new(quiet: bool) -> Self {
-        TermReporter { quiet, tty: std::io::stderr().is_terminal(), bar: Mutex::new(None) }
+        TermReporter {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+        }
     }
 
     pub fn clear(&self) {
-        if let Ok(mut b) = self.bar.lock() {
-            if let Some(bar) = b.take() {
-                bar.finish_and_clear();
-            }
+        if let Ok(mut b) = self.bar.lock()
+            && let Some(bar) = b.take()
+        {
+            bar.finish_and_clear();
         }
     }
 }
@@ -42,13 +46,18 @@ impl Reporter for TermReporter {
         if self.quiet || !self.tty {
             return;
         }
-        let Ok(mut guard) = self.bar.lock() else { return };
+        let Ok(mut guard) = self.bar.lock() else {
+            return;
+        };
         let bar = guard.get_or_insert_with(|| {
-            let bar = ProgressBar::with_draw_target(Some(s.total_bytes), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(s.total_bytes), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_prefix(job.to_string());
             bar

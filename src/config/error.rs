@@ -16,7 +16,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: &Path, message: impl Into<String>) -> Self {
-        ConfigError { file: file.to_path_buf(), position: None, message: message.into(), hint: None }
+        ConfigError {
+            file: file.to_path_buf(),
+            position: None,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// An error at a byte span of the file's text.
@@ -55,7 +60,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 

@@ -161,14 +161,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         err
     })?;
     let abs_file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let dir = abs_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    Validator { file: &abs_file, text, dir: &dir }.config(raw)
+    let dir = abs_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Validator {
+        file: &abs_file,
+        text,
+        dir: &dir,
+    }
+    .config(raw)
 }
 
 /// A local repository path: a URL without a restic backend prefix.
 pub fn local_repo_path(url: &str) -> Option<PathBuf> {
-    const BACKENDS: [&str; 9] =
-        ["sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "opendal:"];
+    const BACKENDS: [&str; 9] = [
+        "sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "opendal:",
+    ];
     if BACKENDS.iter().any(|b| url.starts_with(b)) {
         return None;
     }
@@ -188,13 +197,19 @@ impl Validator<'_> {
 
     fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
     }
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let catalog_path = match raw.catalog.and_then(|c| c.path) {
             Some(p) if p.get_ref().is_empty() => {
-                return Err(self.err(&p, "catalog.path is empty").hint("give a file name, e.g. \"catalog.db\""));
+                return Err(self
+                    .err(&p, "catalog.path is empty")
+                    .hint("give a file name, e.g. \"catalog.db\""));
             }
             Some(p) => self.resolve(p.get_ref()),
             None => self.dir.join("catalog.db"),
@@ -209,10 +224,11 @@ impl Validator<'_> {
             }
         };
         let retention = raw.retention.unwrap_or_default();
-        let schedule_files = raw
-            .schedule
-            .and_then(|s| s.files)
-            .map(|v| v.iter().map(|g| self.resolve(g.get_ref()).display().to_string()).collect());
+        let schedule_files = raw.schedule.and_then(|s| s.files).map(|v| {
+            v.iter()
+                .map(|g| self.resolve(g.get_ref()).display().to_string())
+                .collect()
+        });
         let mut jobs = BTreeMap::new();
         for (name, job) in raw.jobs.unwrap_or_default() {
             if let Err(why) = validate_job_name(name.get_ref()) {
@@ -238,7 +254,8 @@ impl Validator<'_> {
         let r = r.get_ref();
         let url = r.url.get_ref().trim();
         if url.is_empty() {
-            return Err(self.err(&r.url, "repository.url is empty")
+            return Err(self
+                .err(&r.url, "repository.url is empty")
                 .hint("give a restic repository URL: a local path, sftp:, rest:, s3:, ..."));
         }
         let url = match local_repo_path(url) {
@@ -247,7 +264,8 @@ impl Validator<'_> {
         };
         let password = match (&r.password_file, &r.password_command) {
             (Some(_), Some(c)) => {
-                return Err(self.err(c, "repository has both password_file and password_command")
+                return Err(self
+                    .err(c, "repository has both password_file and password_command")
                     .hint("keep one of them"));
             }
             (Some(f), None) => {
@@ -282,8 +300,11 @@ impl Validator<'_> {
         let line = error::line_col(self.text, spanned.span().start).0;
         let j = spanned.get_ref();
         let kind = JobKind::parse(j.kind.get_ref()).ok_or_else(|| {
-            self.err(&j.kind, format!("jobs.{name}.kind: unknown kind `{}`", j.kind.get_ref()))
-                .hint("use one of: files, postgres, mariadb, sqlite")
+            self.err(
+                &j.kind,
+                format!("jobs.{name}.kind: unknown kind `{}`", j.kind.get_ref()),
+            )
+            .hint("use one of: files, postgres, mariadb, sqlite")
         })?;
         let mut job = Job {
             name: name.to_string(),
@@ -308,26 +329,35 @@ impl Validator<'_> {
         }
         match kind {
             JobKind::Files => {
-                for (field, present) in
-                    [("container", &j.container), ("user", &j.user), ("database", &j.database)]
-                {
+                for (field, present) in [
+                    ("container", &j.container),
+                    ("user", &j.user),
+                    ("database", &j.database),
+                ] {
                     if let Some(s) = present {
                         return Err(self.err(s, format!("jobs.{name}.{field} is not used by a files job"))
                             .hint("files jobs take paths (and optionally quiesce = { container, mode })"));
                     }
                 }
-                let paths = j.paths.as_ref().filter(|p| !p.get_ref().is_empty()).ok_or_else(|| {
-                    let e = match &j.paths {
-                        Some(p) => self.err(p, format!("jobs.{name}.paths is empty")),
-                        None => self.err(&spanned, format!("jobs.{name} has no paths")),
-                    };
-                    e.hint("add paths = [\"/srv/data\"] with the folders to back up")
-                })?;
+                let paths = j
+                    .paths
+                    .as_ref()
+                    .filter(|p| !p.get_ref().is_empty())
+                    .ok_or_else(|| {
+                        let e = match &j.paths {
+                            Some(p) => self.err(p, format!("jobs.{name}.paths is empty")),
+                            None => self.err(&spanned, format!("jobs.{name} has no paths")),
+                        };
+                        e.hint("add paths = [\"/srv/data\"] with the folders to back up")
+                    })?;
                 for p in paths.get_ref() {
                     let path = self.resolve(p.get_ref());
                     if !path.exists() {
                         return Err(self
-                            .err(p, format!("jobs.{name}.paths: {} does not exist", path.display()))
+                            .err(
+                                p,
+                                format!("jobs.{name}.paths: {} does not exist", path.display()),
+                            )
                             .hint("fix the path, or mount the volume before the backup runs"));
                     }
                     job.paths.push(path);
@@ -339,28 +369,45 @@ impl Validator<'_> {
                         "stop" => QuiesceMode::Stop,
                         other => {
                             return Err(self
-                                .err(&qr.mode, format!("jobs.{name}.quiesce.mode: unknown mode `{other}`"))
+                                .err(
+                                    &qr.mode,
+                                    format!("jobs.{name}.quiesce.mode: unknown mode `{other}`"),
+                                )
                                 .hint("use \"pause\" or \"stop\""));
                         }
                     };
                     if qr.container.get_ref().is_empty() {
-                        return Err(self.err(&qr.container, format!("jobs.{name}.quiesce.container is empty")));
+                        return Err(self.err(
+                            &qr.container,
+                            format!("jobs.{name}.quiesce.container is empty"),
+                        ));
                     }
-                    job.quiesce = Some(Quiesce { container: qr.container.get_ref().clone(), mode });
+                    job.quiesce = Some(Quiesce {
+                        container: qr.container.get_ref().clone(),
+                        mode,
+                    });
                 }
             }
             JobKind::Postgres | JobKind::Mariadb | JobKind::Sqlite => {
                 if let Some(p) = &j.paths {
-                    return Err(self.err(p, format!("jobs.{name}.paths is not used by a {kind} job"))
+                    return Err(self
+                        .err(p, format!("jobs.{name}.paths is not used by a {kind} job"))
                         .hint("database jobs are dumped from their container; remove paths"));
                 }
                 if let Some(q) = &j.quiesce {
-                    return Err(self.err(q, format!("jobs.{name}.quiesce is not used by a {kind} job"))
+                    return Err(self
+                        .err(
+                            q,
+                            format!("jobs.{name}.quiesce is not used by a {kind} job"),
+                        )
                         .hint("database jobs are dumped live, without pausing; remove quiesce"));
                 }
                 if job.container.as_deref().is_none_or(str::is_empty) {
-                    return Err(self.err(&spanned, format!("jobs.{name} has no container"))
-                        .hint(format!("add container = \"...\" naming the {kind} container")));
+                    return Err(self
+                        .err(&spanned, format!("jobs.{name} has no container"))
+                        .hint(format!(
+                            "add container = \"...\" naming the {kind} container"
+                        )));
                 }
                 if kind == JobKind::Sqlite && job.database.is_none() {
                     return Err(self.err(&spanned, format!("jobs.{name} has no database"))

@@ -25,11 +25,19 @@ const BASE: &str = "[repository]\nurl = \"repo\"\npassword_file = \"pw\"\n";
 fn minimal_config_resolves_relative_paths() {
     let f = Fixture::new();
     let c = f
-        .parse(&format!("{BASE}[jobs.photos]\nkind = \"files\"\npaths = [\"data\"]\n"))
+        .parse(&format!(
+            "{BASE}[jobs.photos]\nkind = \"files\"\npaths = [\"data\"]\n"
+        ))
         .unwrap();
     assert_eq!(c.catalog_path, f.dir.path().join("catalog.db"));
-    assert_eq!(c.repository.url, f.dir.path().join("repo").display().to_string());
-    assert_eq!(c.repository.password, PasswordSource::File(f.dir.path().join("pw")));
+    assert_eq!(
+        c.repository.url,
+        f.dir.path().join("repo").display().to_string()
+    );
+    assert_eq!(
+        c.repository.password,
+        PasswordSource::File(f.dir.path().join("pw"))
+    );
     let job = &c.jobs["photos"];
     assert_eq!(job.paths, vec![f.dir.path().join("data")]);
     assert_eq!(job.origin, JobOrigin::Config { line: 4 });
@@ -51,18 +59,60 @@ fn errors_point_at_the_place() {
     let cases: &[(&str, &str, (usize, usize))] = &[
         // (config text, expected fragment, line/col)
         ("[repository\nurl = 1", "unclosed table", (1, 12)),
-        (&format!("{BASE}bogus = 1\n"), "unknown field `bogus`", (4, 1)),
-        ("[repository]\nurl = 5\npassword_file = \"pw\"\n", "invalid type", (2, 7)),
-        (&format!("{BASE}[jobs.a]\nkind = \"files\"\n"), "jobs.a has no paths", (4, 1)),
-        (&format!("{BASE}[jobs.a]\nkind = \"files\"\npaths = []\n"), "jobs.a.paths is empty", (6, 9)),
-        (&format!("{BASE}[jobs.a]\nkind = \"files\"\npaths = [\"nope\"]\n"), "does not exist", (6, 10)),
-        (&format!("{BASE}[jobs.a]\nkind = \"tape\"\n"), "unknown kind `tape`", (5, 8)),
-        (&format!("{BASE}[jobs.a]\nkind = \"postgres\"\n"), "jobs.a has no container", (4, 1)),
-        ("[repository]\nurl = \"r\"\npassword_file = \"missing\"\n", "repository.password_file: cannot read", (3, 17)),
-        ("[repository]\nurl = \"r\"\n", "no password_file or password_command", (1, 1)),
-        (&format!("{BASE}[jobs.\"a b\"]\nkind = \"files\"\n"), "job name `a b`", (4, 7)),
         (
-            &format!("{BASE}[jobs.a]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"c\", mode = \"freeze\" }}\n"),
+            &format!("{BASE}bogus = 1\n"),
+            "unknown field `bogus`",
+            (4, 1),
+        ),
+        (
+            "[repository]\nurl = 5\npassword_file = \"pw\"\n",
+            "invalid type",
+            (2, 7),
+        ),
+        (
+            &format!("{BASE}[jobs.a]\nkind = \"files\"\n"),
+            "jobs.a has no paths",
+            (4, 1),
+        ),
+        (
+            &format!("{BASE}[jobs.a]\nkind = \"files\"\npaths = []\n"),
+            "jobs.a.paths is empty",
+            (6, 9),
+        ),
+        (
+            &format!("{BASE}[jobs.a]\nkind = \"files\"\npaths = [\"nope\"]\n"),
+            "does not exist",
+            (6, 10),
+        ),
+        (
+            &format!("{BASE}[jobs.a]\nkind = \"tape\"\n"),
+            "unknown kind `tape`",
+            (5, 8),
+        ),
+        (
+            &format!("{BASE}[jobs.a]\nkind = \"postgres\"\n"),
+            "jobs.a has no container",
+            (4, 1),
+        ),
+        (
+            "[repository]\nurl = \"r\"\npassword_file = \"missing\"\n",
+            "repository.password_file: cannot read",
+            (3, 17),
+        ),
+        (
+            "[repository]\nurl = \"r\"\n",
+            "no password_file or password_command",
+            (1, 1),
+        ),
+        (
+            &format!("{BASE}[jobs.\"a b\"]\nkind = \"files\"\n"),
+            "job name `a b`",
+            (4, 7),
+        ),
+        (
+            &format!(
+                "{BASE}[jobs.a]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"c\", mode = \"freeze\" }}\n"
+            ),
             "unknown mode `freeze`",
             (7, 37),
         ),
@@ -71,9 +121,15 @@ fn errors_point_at_the_place() {
     for (text, fragment, pos) in cases {
         let e = f.parse(text).expect_err(text);
         if !e.message.contains(fragment) || e.position != Some(*pos) {
-            wrong.push(format!("{text:?}: want {fragment:?} at {pos:?}, got {e} at {:?}", e.position));
+            wrong.push(format!(
+                "{text:?}: want {fragment:?} at {pos:?}, got {e} at {:?}",
+                e.position
+            ));
         }
-        assert!(e.to_string().starts_with(&f.dir.path().join("omk.toml").display().to_string()));
+        assert!(
+            e.to_string()
+                .starts_with(&f.dir.path().join("omk.toml").display().to_string())
+        );
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
@@ -82,7 +138,9 @@ fn errors_point_at_the_place() {
 fn empty_password_file_is_refused() {
     let f = Fixture::new();
     std::fs::write(f.dir.path().join("empty"), "").unwrap();
-    let e = f.parse("[repository]\nurl = \"r\"\npassword_file = \"empty\"\n").unwrap_err();
+    let e = f
+        .parse("[repository]\nurl = \"r\"\npassword_file = \"empty\"\n")
+        .unwrap_err();
     assert!(e.message.contains("is empty"), "{e}");
     assert!(e.hint.is_some());
 }
@@ -98,7 +156,9 @@ fn missing_file_says_what_to_do() {
 fn select_jobs_refuses_unknown_names() {
     let f = Fixture::new();
     let c = f
-        .parse(&format!("{BASE}[jobs.photos]\nkind = \"files\"\npaths = [\"data\"]\n"))
+        .parse(&format!(
+            "{BASE}[jobs.photos]\nkind = \"files\"\npaths = [\"data\"]\n"
+        ))
         .unwrap();
     assert_eq!(c.select_jobs(&[]).unwrap().len(), 1);
     let e = c.select_jobs(&["nope".into()]).unwrap_err();

@@ -61,8 +61,12 @@ pub fn parse_backup_line(line: &str) -> BackupMessage {
         return BackupMessage::Other;
     };
     match env.message_type.as_deref() {
-        Some("status") => serde_json::from_str(line).map(BackupMessage::Status).unwrap_or(BackupMessage::Other),
-        Some("summary") => serde_json::from_str(line).map(BackupMessage::Summary).unwrap_or(BackupMessage::Other),
+        Some("status") => serde_json::from_str(line)
+            .map(BackupMessage::Status)
+            .unwrap_or(BackupMessage::Other),
+        Some("summary") => serde_json::from_str(line)
+            .map(BackupMessage::Summary)
+            .unwrap_or(BackupMessage::Other),
         Some("error") => {
             let e: ErrorMessage = serde_json::from_str(line).unwrap_or(ErrorMessage {
                 error: serde_json::Value::Null,
@@ -70,11 +74,19 @@ pub fn parse_backup_line(line: &str) -> BackupMessage {
                 during: String::new(),
             });
             let what = match &e.error {
-                serde_json::Value::Object(m) => m.get("message").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                serde_json::Value::Object(m) => m
+                    .get("message")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
                 serde_json::Value::String(s) => s.clone(),
                 _ => String::new(),
             };
-            BackupMessage::Error(format!("{} ({}): {}", e.item, e.during, what).trim().to_string())
+            BackupMessage::Error(
+                format!("{} ({}): {}", e.item, e.during, what)
+                    .trim()
+                    .to_string(),
+            )
         }
         _ => BackupMessage::Other,
     }
@@ -132,9 +144,20 @@ mod tests {
 
     #[test]
     fn backup_lines() {
-        let s = parse_backup_line(r#"{"message_type":"status","percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":100,"bytes_done":50,"new_field":1}"#);
-        assert!(matches!(s, BackupMessage::Status(BackupStatus { files_done: 2, bytes_done: 50, .. })));
-        let s = parse_backup_line(r#"{"message_type":"summary","files_new":3,"data_added":10,"total_files_processed":3,"total_bytes_processed":42,"total_duration":0.1,"snapshot_id":"abcd"}"#);
+        let s = parse_backup_line(
+            r#"{"message_type":"status","percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":100,"bytes_done":50,"new_field":1}"#,
+        );
+        assert!(matches!(
+            s,
+            BackupMessage::Status(BackupStatus {
+                files_done: 2,
+                bytes_done: 50,
+                ..
+            })
+        ));
+        let s = parse_backup_line(
+            r#"{"message_type":"summary","files_new":3,"data_added":10,"total_files_processed":3,"total_bytes_processed":42,"total_duration":0.1,"snapshot_id":"abcd"}"#,
+        );
         match s {
             BackupMessage::Summary(sum) => {
                 assert_eq!(sum.snapshot_id.as_deref(), Some("abcd"));
@@ -142,10 +165,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = parse_backup_line(r#"{"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/x"}"#);
-        assert_eq!(e, BackupMessage::Error("/x (archival): permission denied".into()));
+        let e = parse_backup_line(
+            r#"{"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/x"}"#,
+        );
+        assert_eq!(
+            e,
+            BackupMessage::Error("/x (archival): permission denied".into())
+        );
         assert_eq!(parse_backup_line("open repository"), BackupMessage::Other);
-        assert_eq!(parse_backup_line(r#"{"message_type":"verbose_status"}"#), BackupMessage::Other);
+        assert_eq!(
+            parse_backup_line(r#"{"message_type":"verbose_status"}"#),
+            BackupMessage::Other
+        );
     }
 
     #[test]

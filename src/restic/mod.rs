@@ -74,7 +74,9 @@ impl Restic {
             detail: format!("cannot read a version from {:?}", text.trim()),
         })?;
         if version < Version::new(0, 14, 0) {
-            return Err(ResticError::Unsupported { found: version.to_string() });
+            return Err(ResticError::Unsupported {
+                found: version.to_string(),
+            });
         }
         Ok(Restic {
             binary,
@@ -116,23 +118,36 @@ impl Restic {
         if let Some(dir) = &self.cache_dir {
             c.env("RESTIC_CACHE_DIR", dir);
         }
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c.kill_on_drop(true);
         c
     }
 
     fn spawn(&self, args: &[&str]) -> Result<Child, ResticError> {
-        self.command(args).spawn().map_err(|e| spawn_error(&self.binary, e))
+        self.command(args)
+            .spawn()
+            .map_err(|e| spawn_error(&self.binary, e))
     }
 
     /// Run a command to completion and return its stdout, or a typed error.
     async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ResticError> {
-        let out = self.command(args).output().await.map_err(|e| spawn_error(&self.binary, e))?;
+        let out = self
+            .command(args)
+            .output()
+            .await
+            .map_err(|e| spawn_error(&self.binary, e))?;
         if out.status.success() {
             return Ok(out.stdout);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(ResticError::from_exit(&args.join(" "), out.status.code(), &stderr, &self.url))
+        Err(ResticError::from_exit(
+            &args.join(" "),
+            out.status.code(),
+            &stderr,
+            &self.url,
+        ))
     }
 
     /// `run`, with one `restic unlock` + retry when the repository is locked and the lock
@@ -219,9 +234,18 @@ impl Restic {
 
     /// Start `restic backup --stdin`: the caller writes the stream into the returned
     /// child's stdin, closes it, then calls [`StdinBackup::finish`].
-    pub fn backup_stdin(&self, filename: &str, tags: &[String]) -> Result<StdinBackup, ResticError> {
-        let mut args: Vec<String> =
-            vec!["backup".into(), "--json".into(), "--stdin".into(), "--stdin-filename".into(), filename.into()];
+    pub fn backup_stdin(
+        &self,
+        filename: &str,
+        tags: &[String],
+    ) -> Result<StdinBackup, ResticError> {
+        let mut args: Vec<String> = vec![
+            "backup".into(),
+            "--json".into(),
+            "--stdin".into(),
+            "--stdin-filename".into(),
+            filename.into(),
+        ];
         for t in tags {
             args.push("--tag".into());
             args.push(t.clone());
@@ -240,6 +264,36 @@ impl Restic {
             stderr_task: tokio::spawn(read_all(stderr)),
             url: self.url.clone(),
         })
+    }
+
+    /// restic before 0.17 names the new snapshot by its short id in the backup summary;
+    /// the catalog keys snapshots by full id. A local repository answers from its
+    /// `snapshots/` folder (file name = id) without another scrypt key derivation.
+    pub async fn full_id(&self, id: &str) -> Result<String, ResticError> {
+        if id.len() == 64 {
+            return Ok(id.to_string());
+        }
+        if let Some(dir) = crate::config::local_repo_path(&self.url)
+            && let Ok(entries) = std::fs::read_dir(dir.join("snapshots"))
+        {
+            let hits: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(id))
+                .collect();
+            if let [one] = hits.as_slice() {
+                return Ok(one.clone());
+            }
+        }
+        let out = self.run_unlocking(&["snapshots", "--json", id]).await?;
+        let found: Vec<Snapshot> = parse_json(&out, "snapshots --json")?;
+        match found.as_slice() {
+            [one] => Ok(one.id.clone()),
+            _ => Err(ResticError::Protocol {
+                command: "snapshots".into(),
+                detail: format!("cannot resolve snapshot {id} to one full id"),
+            }),
+        }
     }
 
     /// All snapshots, or those carrying every tag given.
@@ -266,9 +320,19 @@ impl Restic {
 
     /// Apply a retention policy to the snapshots of one job (all its snapshots form one
     /// group, whatever host or paths they were taken with). Returns the removed ids.
-    pub async fn forget_policy(&self, job_tag: &str, policy: &Retention) -> Result<Vec<String>, ResticError> {
-        let mut args: Vec<String> =
-            vec!["forget".into(), "--json".into(), "--tag".into(), job_tag.into(), "--group-by".into(), "".into()];
+    pub async fn forget_policy(
+        &self,
+        job_tag: &str,
+        policy: &Retention,
+    ) -> Result<Vec<String>, ResticError> {
+        let mut args: Vec<String> = vec![
+            "forget".into(),
+            "--json".into(),
+            "--tag".into(),
+            job_tag.into(),
+            "--group-by".into(),
+            "".into(),
+        ];
         let rules = [
             ("--keep-last", policy.keep_last),
             ("--keep-hourly", policy.keep_hourly),
@@ -290,7 +354,11 @@ impl Restic {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.run_unlocking(&argv).await?;
         let groups: Vec<ForgetGroup> = parse_json(&out, "forget --json")?;
-        Ok(groups.into_iter().flat_map(|g| g.remove.unwrap_or_default()).map(|s| s.id).collect())
+        Ok(groups
+            .into_iter()
+            .flat_map(|g| g.remove.unwrap_or_default())
+            .map(|s| s.id)
+            .collect())
     }
 
     /// Remove unreferenced data.
@@ -310,9 +378,15 @@ impl Restic {
     }
 
     /// Restore a snapshot into `target`, limited to `include` paths when given.
-    pub async fn restore(&self, snapshot: &str, target: &Path, include: &[PathBuf]) -> Result<(), ResticError> {
+    pub async fn restore(
+        &self,
+        snapshot: &str,
+        target: &Path,
+        include: &[PathBuf],
+    ) -> Result<(), ResticError> {
         let target = target.display().to_string();
-        let mut args: Vec<String> = vec!["restore".into(), snapshot.into(), "--target".into(), target];
+        let mut args: Vec<String> =
+            vec!["restore".into(), snapshot.into(), "--target".into(), target];
         for p in include {
             args.push("--include".into());
             args.push(p.display().to_string());
@@ -337,7 +411,12 @@ impl Restic {
             Some(s) => read_all(s).await,
             None => String::new(),
         };
-        Err(ResticError::from_exit("dump", status.code(), &text, &self.url))
+        Err(ResticError::from_exit(
+            "dump",
+            status.code(),
+            &text,
+            &self.url,
+        ))
     }
 
     /// List a snapshot's files (`restic ls --json`).
@@ -364,7 +443,11 @@ impl StdinBackup {
     /// Close stdin (if still open), wait for restic and read its summary.
     pub async fn finish(mut self) -> Result<BackupDone, ResticError> {
         drop(self.stdin.take());
-        let status = self.child.wait().await.map_err(|e| protocol("backup --stdin", e))?;
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| protocol("backup --stdin", e))?;
         let stdout = self.stdout_task.await.unwrap_or_default();
         let stderr = self.stderr_task.await.unwrap_or_default();
         let mut summary = None;
@@ -405,18 +488,28 @@ fn finish_backup(
                 command: "backup".into(),
                 detail: "no summary line in its JSON output".into(),
             })?;
-            let snapshot_id = summary.snapshot_id.clone().ok_or_else(|| ResticError::Protocol {
-                command: "backup".into(),
-                detail: "the summary names no snapshot".into(),
-            })?;
-            Ok(BackupDone { summary, snapshot_id, item_errors })
+            let snapshot_id = summary
+                .snapshot_id
+                .clone()
+                .ok_or_else(|| ResticError::Protocol {
+                    command: "backup".into(),
+                    detail: "the summary names no snapshot".into(),
+                })?;
+            Ok(BackupDone {
+                summary,
+                snapshot_id,
+                item_errors,
+            })
         }
         Some(3) => {
             let mut detail = item_errors.join("; ");
             if detail.is_empty() {
                 detail = tail(stderr, 6);
             }
-            Err(ResticError::SourceUnreadable { snapshot_id: summary.and_then(|s| s.snapshot_id), detail })
+            Err(ResticError::SourceUnreadable {
+                snapshot_id: summary.and_then(|s| s.snapshot_id),
+                detail,
+            })
         }
         code => Err(ResticError::from_exit("backup", code, stderr, url)),
     }
@@ -424,14 +517,22 @@ fn finish_backup(
 
 fn spawn_error(binary: &Path, e: std::io::Error) -> ResticError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        ResticError::NotInstalled { binary: binary.display().to_string() }
+        ResticError::NotInstalled {
+            binary: binary.display().to_string(),
+        }
     } else {
-        ResticError::Spawn { binary: binary.display().to_string(), source: e }
+        ResticError::Spawn {
+            binary: binary.display().to_string(),
+            source: e,
+        }
     }
 }
 
 fn protocol(command: &str, e: impl std::fmt::Display) -> ResticError {
-    ResticError::Protocol { command: command.into(), detail: e.to_string() }
+    ResticError::Protocol {
+        command: command.into(),
+        detail: e.to_string(),
+    }
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(out: &[u8], command: &str) -> Result<T, ResticError> {

@@ -11,15 +11,26 @@ pub struct Version {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Version { major, minor, patch }
+        Version {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Parse `restic 0.14.0 compiled with go1.19.8 on linux/amd64`.
     pub fn parse(text: &str) -> Option<Version> {
-        let word = text.split_whitespace().skip_while(|w| *w != "restic").nth(1)?;
+        let word = text
+            .split_whitespace()
+            .skip_while(|w| *w != "restic")
+            .nth(1)?;
         let word = word.trim_start_matches('v');
         let mut parts = word.split(['.', '-', '+']).map(|p| p.parse::<u32>());
-        Some(Version::new(parts.next()?.ok()?, parts.next()?.ok()?, parts.next().and_then(Result::ok).unwrap_or(0)))
+        Some(Version::new(
+            parts.next()?.ok()?,
+            parts.next()?.ok()?,
+            parts.next().and_then(Result::ok).unwrap_or(0),
+        ))
     }
 
     /// restic 0.17 gave distinct exit codes to missing repository / locked / wrong password.
@@ -40,9 +51,18 @@ mod tests {
 
     #[test]
     fn parses_release_lines() {
-        assert_eq!(Version::parse("restic 0.14.0 compiled with go1.19.8 on linux/amd64"), Some(Version::new(0, 14, 0)));
-        assert_eq!(Version::parse("restic 0.18.0 compiled with go1.24.4 on linux/amd64\n"), Some(Version::new(0, 18, 0)));
-        assert_eq!(Version::parse("restic 0.17.3-dev (compiled manually)"), Some(Version::new(0, 17, 3)));
+        assert_eq!(
+            Version::parse("restic 0.14.0 compiled with go1.19.8 on linux/amd64"),
+            Some(Version::new(0, 14, 0))
+        );
+        assert_eq!(
+            Version::parse("restic 0.18.0 compiled with go1.24.4 on linux/amd64\n"),
+            Some(Version::new(0, 18, 0))
+        );
+        assert_eq!(
+            Version::parse("restic 0.17.3-dev (compiled manually)"),
+            Some(Version::new(0, 17, 3))
+        );
         assert_eq!(Version::parse("nonsense"), None);
         assert!(Version::new(0, 18, 0).has_typed_exit_codes());
         assert!(!Version::new(0, 14, 0).has_typed_exit_codes());

@@ -1,0 +1,10 @@
+//! Integration tests: the real `omk-backup` binary against real restic (0.14 and 0.18),
+//! real SQLite, and (for the Docker features) a real dockerd behind a real socket proxy.
+//! `scripts/test.sh` installs and starts all of it; a missing tool fails loudly here.
+
+mod util;
+
+mod backup_restore;
+mod bad_input;
+mod faults;
+mod secrets;
