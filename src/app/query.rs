@@ -82,7 +82,7 @@ pub struct JobStatus {
     pub next_run: Option<String>,
     pub last_run_status: Option<RunStatus>,
     pub last_error: Option<String>,
-    pub snapshots: usize,
+    pub snapshots: i64,
 }
 
 pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
@@ -110,7 +110,7 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
                     s.error
                 }
             }),
-            snapshots: ctx.catalog.snapshots(Some(&job.name))?.len(),
+            snapshots: ctx.catalog.count_live(&job.name)?,
         });
     }
     Ok(StatusReport { jobs })

@@ -364,11 +364,26 @@ impl Catalog {
 
     /// Snapshots still in the repository (not forgotten), oldest first.
     pub fn snapshots(&self, job: Option<&str>) -> Result<Vec<SnapshotRow>> {
-        let sql = "SELECT snapshot_id, job, run_id, time, bytes, files, data_added, duration_ms, state, note
-                   FROM snapshots WHERE state != 'forgotten' AND (?1 IS NULL OR job = ?1) ORDER BY time, snapshot_id";
-        let mut st = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
-        let rows = st.query_map([job], snapshot_row).map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>()
+        const COLS: &str = "SELECT snapshot_id, job, run_id, time, bytes, files, data_added, duration_ms, state, note FROM snapshots";
+        let rows = match job {
+            Some(j) => {
+                let sql = format!("{COLS} WHERE job = ?1 AND state != 'forgotten' ORDER BY time, snapshot_id");
+                let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+                st.query_map([j], snapshot_row).and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>())
+            }
+            None => {
+                let sql = format!("{COLS} WHERE state != 'forgotten' ORDER BY time, snapshot_id");
+                let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+                st.query_map([], snapshot_row).and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>())
+            }
+        };
+        rows.map_err(|e| self.sql(e))
+    }
+
+    /// How many snapshots of a job are still in the repository.
+    pub fn count_live(&self, job: &str) -> Result<i64> {
+        self.conn
+            .query_row("SELECT count(*) FROM snapshots WHERE job = ?1 AND state != 'forgotten'", [job], |r| r.get(0))
             .map_err(|e| self.sql(e))
     }
 

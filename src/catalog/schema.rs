@@ -73,4 +73,10 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX quiesce_open ON quiesce_journal(state) WHERE state IN ('pending', 'quiesced');
     "#,
+    // 2: snapshots still in the repository are few (retention) among many forgotten:
+    // partial indexes keep `snapshots` and `status` fast with 100k runs.
+    r#"
+    CREATE INDEX snapshots_live ON snapshots(time) WHERE state != 'forgotten';
+    CREATE INDEX snapshots_live_job ON snapshots(job, time) WHERE state != 'forgotten';
+    "#,
 ];
