@@ -247,3 +247,55 @@ fn config_check_lists_jobs_with_their_origin() {
     assert_eq!(v["jobs"][0]["job"], "files1");
     assert_eq!(v["jobs"][0]["kind"], "files");
 }
+
+#[test]
+fn progress_bar_on_a_terminal_only() {
+    let (_, restic) = restics().remove(1);
+    let env = Env::new(&restic);
+    env.init();
+    let big = env.path("data/big.bin");
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 300000000 /dev/urandom > {}",
+            big.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Under a pseudo-terminal (script(1)), stderr is a TTY: a bar is drawn.
+    let under_pty = |extra: &str| {
+        let cmd = format!("{BIN} {extra} backup");
+        let mut c = std::process::Command::new("script");
+        for (k, v) in env.cmd(&[]).get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.args(["-qefc", &cmd, "/dev/null"])
+            .current_dir(env.dir.path())
+            .stdin(std::process::Stdio::null());
+        Run::from_output(c.output().unwrap())
+    };
+    let tty = under_pty("").ok();
+    assert!(
+        tty.stdout.contains(" files (") && tty.stdout.contains("[="),
+        "no progress bar on a TTY:\n{}",
+        tty.stdout
+    );
+    // -q on a TTY: no bar, no notes.
+    std::fs::write(&big, b"changed").unwrap();
+    let quiet = under_pty("-q").ok();
+    assert!(
+        !quiet.stdout.contains("[=") && !quiet.stdout.contains("backing up"),
+        "{}",
+        quiet.stdout
+    );
+    // On a pipe: notes, no bar.
+    let piped = env.run(&["backup"]).ok();
+    assert!(
+        piped.stderr.contains("backing up") && !piped.stderr.contains("[="),
+        "{}",
+        piped.stderr
+    );
+}
