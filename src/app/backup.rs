@@ -102,7 +102,7 @@ pub async fn run(
                     snapshot_id: m.snapshot_id.clone(),
                     job: job.name.clone(),
                     run_id: Some(run_id.clone()),
-                    time: finished,
+                    time: started,
                     bytes: Some(m.bytes as i64),
                     files: Some(m.files as i64),
                     data_added: Some(m.data_added as i64),

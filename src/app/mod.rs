@@ -101,6 +101,20 @@ impl Ctx {
         Ok(ctx)
     }
 
+    /// Open without taking the run lock (a running backup does not block readers or a
+    /// restore); but if a crashed run is pending and nobody holds the lock, take it
+    /// briefly and reconcile first, so what we show is true.
+    pub async fn open_reconciled(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx> {
+        let ctx = Ctx::open(g)?;
+        if ctx.catalog.running_runs()?.is_empty() || !lock::is_free(&ctx.config.catalog_path) {
+            return Ok(ctx);
+        }
+        drop(ctx);
+        let mut ctx = Ctx::open_locked(g, reporter).await?;
+        ctx.lock = None;
+        Ok(ctx)
+    }
+
     /// restic bound to the repository; it may clear stale restic locks when we hold ours.
     pub async fn restic(&self) -> anyhow::Result<Restic> {
         Ok(Restic::detect(&self.config.repository, self.lock.is_some()).await?)

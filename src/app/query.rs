@@ -5,7 +5,6 @@ use super::{Ctx, Globals, Reporter, load_config};
 use crate::catalog::SnapshotRow;
 use crate::config::{Config, JobOrigin};
 use crate::domain::{JobKind, RunStatus, SnapshotState, from_millis, rfc3339};
-use crate::lock;
 use serde::Serialize;
 
 /// One line of `snapshots --json` (the first four fields are the stable contract).
@@ -36,23 +35,12 @@ impl From<SnapshotRow> for SnapshotView {
     }
 }
 
-/// Open the catalog for reading; if a crashed run is pending and nobody holds the lock,
-/// reconcile it first so what we show is true.
-async fn open_fresh(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx> {
-    let ctx = Ctx::open(g)?;
-    if ctx.catalog.running_runs()?.is_empty() || !lock::is_free(&ctx.config.catalog_path) {
-        return Ok(ctx);
-    }
-    drop(ctx);
-    Ctx::open_locked(g, reporter).await
-}
-
 pub async fn snapshots(
     g: &Globals,
     job: Option<&str>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Vec<SnapshotView>> {
-    let ctx = open_fresh(g, reporter).await?;
+    let ctx = Ctx::open_reconciled(g, reporter).await?;
     if let Some(j) = job
         && !ctx.config.jobs.contains_key(j)
         && ctx.catalog.latest_good(j)?.is_none()
@@ -86,7 +74,7 @@ pub struct JobStatus {
 }
 
 pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
-    let ctx = open_fresh(g, reporter).await?;
+    let ctx = Ctx::open_reconciled(g, reporter).await?;
     let now = super::now();
     let mut jobs = Vec::new();
     for job in ctx.config.jobs.values() {

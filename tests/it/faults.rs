@@ -317,3 +317,33 @@ fn two_runs_at_once_the_second_exits_3() {
     // Read-only commands are not blocked by a run.
     env.run(&["status"]).ok();
 }
+
+#[test]
+fn restore_and_reads_do_not_wait_for_a_running_backup() {
+    let (_, restic) = restics().remove(1);
+    let env = Env::new(&restic);
+    env.init();
+    // Hold the run lock from another process for the whole test, as a long backup would.
+    let lock = env.path("catalog.db.lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .unwrap();
+    wait_until(10, "flock to hold the lock", || {
+        env.run(&["backup"]).code == 3
+    });
+    env.run(&["status"]).ok();
+    env.run(&["snapshots"]).ok();
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--target",
+            env.path("r").to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stdout.contains("restored files1"), "{}", r.stdout);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
