@@ -12,4 +12,5 @@ pub mod domain;
 pub mod exit;
 pub mod lock;
 pub mod restic;
+pub mod schedule;
 pub mod secret;
