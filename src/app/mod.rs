@@ -42,6 +42,8 @@ impl Reporter for Silent {
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
     pub config: Option<PathBuf>,
+    /// Recorded as `runs.trigger` by the commands that start a run.
+    pub trigger: crate::domain::Trigger,
 }
 
 /// An opened configuration with its catalog, and the run lock when the command mutates.

@@ -130,6 +130,7 @@ pub fn main() -> ExitCode {
     };
     let globals = Globals {
         config: cli.config.clone(),
+        ..Default::default()
     };
     let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
     let outcome = match result {

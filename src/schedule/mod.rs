@@ -7,6 +7,7 @@
 //! The time arithmetic is our own (`cron.rs`), not a crate's: see docs/schedules.md.
 
 pub mod cron;
+pub mod plan;
 pub mod task;
 
 pub use cron::CronSpec;
