@@ -5,10 +5,12 @@
 //! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
 
 pub mod backup;
+pub mod daemon;
 pub mod maintain;
 pub mod query;
 pub mod reconcile;
 pub mod restore;
+pub mod schedule;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};

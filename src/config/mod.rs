@@ -48,6 +48,7 @@ pub struct Notify {
     pub ping_url: Option<String>,
     pub webhook: Option<String>,
     pub webhook_token_file: Option<PathBuf>,
+    pub topic: Option<String>,
     pub timeout: std::time::Duration,
     pub retries: u32,
 }
@@ -359,6 +360,7 @@ impl Validator<'_> {
             ping_url: n.ping_url.as_ref().map(|u| u.get_ref().clone()),
             webhook: n.webhook.as_ref().map(|u| u.get_ref().clone()),
             webhook_token_file,
+            topic: n.topic.clone(),
             timeout,
             retries: n.retries.unwrap_or(2).min(10),
         })

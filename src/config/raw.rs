@@ -92,6 +92,8 @@ pub struct RawNotify {
     pub webhook: Option<Spanned<String>>,
     /// A file holding a bearer token for the webhook (never in the config text).
     pub webhook_token_file: Option<Spanned<String>>,
+    /// ntfy's topic when the webhook is ntfy's root URL (JSON publishing).
+    pub topic: Option<String>,
     /// Per-attempt timeout, e.g. "10s".
     pub timeout: Option<Spanned<String>>,
     /// Attempts after the first (default 2).
