@@ -358,3 +358,40 @@ fn notifiers_report_and_a_failing_one_never_fails_the_backup() {
         r.stderr
     );
 }
+
+#[test]
+fn metrics_textfile_is_written_after_a_task_with_retention_after_backup() {
+    let (_, restic) = restics().remove(1);
+    let env = Env::new(&restic);
+    env.run(&["backup", "--init"]).ok();
+    env.run(&["backup"]).ok();
+    env.sql("DELETE FROM runs");
+    write_schedule(&env, "0 0 1 1 * backup\n");
+    env.write_config(
+        "[schedule]\ngrace = \"400d\"\n\n[retention]\nkeep_last = 1\nafter_backup = true\n\n[metrics]\ntextfile = \"omk.prom\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n",
+    );
+    env.run(&["run-due"]).ok();
+    let m = std::fs::read_to_string(env.path("omk.prom")).expect("metrics file");
+    for want in [
+        "omk_backup_last_success_timestamp_seconds{job=\"files1\"} ",
+        "omk_backup_last_status{job=\"files1\"} 0",
+        "omk_backup_rpo_seconds{job=\"files1\"} ",
+        "omk_backup_last_bytes{job=\"files1\"} ",
+        "# TYPE omk_backup_last_duration_seconds gauge",
+    ] {
+        assert!(m.contains(want), "{want} in\n{m}");
+    }
+    // Retention ran right after the successful backup, with the daemon's trigger.
+    assert_eq!(
+        env.sql("SELECT command || ' ' || trigger || ' ' || status FROM runs ORDER BY started_at"),
+        "backup catch-up success\nforget catch-up success"
+    );
+    let snaps = env.run(&["--json", "snapshots"]).ok().json();
+    let live = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "good")
+        .count();
+    assert_eq!(live, 1, "keep_last = 1 applied: {snaps}");
+}
