@@ -479,3 +479,43 @@ fn next_backup_covers_named_and_all_jobs() {
     assert_eq!(s.next_backup("a", now), Some(utc("2026-11-27T01:00:00Z")));
     assert_eq!(s.next_backup("b", now), Some(utc("2026-11-27T03:00:00Z")));
 }
+
+/// Pins the facts docs/schedules.md states about croner 3.0.1, our test oracle: where
+/// it differs from Vixie cron, our parser follows Vixie.
+#[test]
+fn croner_differs_where_documented() {
+    let from = utc("2026-11-27T00:00:00Z");
+    let c = |p: &str| p.parse::<croner::Cron>();
+    // 1. `*/2` in day-of-month with a restricted day-of-week: croner ORs, Vixie ANDs.
+    let theirs = c("0 0 */2 * 1")
+        .unwrap()
+        .find_next_occurrence(&from, false)
+        .unwrap();
+    assert_eq!(
+        theirs,
+        utc("2026-11-29T00:00:00Z"),
+        "croner: the 29th (a Sunday) matches"
+    );
+    assert_eq!(
+        one("0 0 */2 * 1 backup").next_after(from),
+        Some(utc("2026-12-07T00:00:00Z"))
+    );
+    // 2. Six fields are read as seconds first: a crontab line with a stray field shifts.
+    assert!(c("0 30 2 * * *").is_ok());
+    assert!(parse(Path::new("t"), "0 30 2 * * * backup", Tz::UTC).is_err());
+    // 3. Quartz extensions that crontab does not have.
+    for p in ["0 0 L * *", "0 0 * * 5#2", "0 0 ? * *"] {
+        assert!(c(p).is_ok(), "{p}");
+        assert!(
+            parse(Path::new("t"), &format!("{p} backup"), Tz::UTC).is_err(),
+            "{p}"
+        );
+    }
+    // 4. DST: croner 3 agrees with us on Berlin's gap and overlap.
+    let berlin = Tz::Europe__Berlin;
+    let spring = c("30 2 * * *")
+        .unwrap()
+        .find_next_occurrence(&utc("2026-03-28T12:00:00Z").with_timezone(&berlin), false)
+        .unwrap();
+    assert_eq!(spring.with_timezone(&Utc), utc("2026-03-29T01:00:00Z"));
+}
