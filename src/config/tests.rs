@@ -267,3 +267,10 @@ fn durations() {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn deploy_example_config_uses_only_known_keys() {
+    let text = include_str!("../../deploy/omk-backup.example.toml");
+    let parsed: Result<raw::RawConfig, _> = toml::from_str(text);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+}
