@@ -11,5 +11,8 @@ pub mod config;
 pub mod domain;
 pub mod exit;
 pub mod lock;
+pub mod metrics;
+pub mod notify;
 pub mod restic;
+pub mod schedule;
 pub mod secret;

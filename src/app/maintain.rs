@@ -46,7 +46,8 @@ pub async fn forget(
         .collect();
     let restic = ctx.restic().await?;
     let run_id = super::new_run_id();
-    ctx.catalog.start_run(&run_id, "forget", "cli", now_ms())?;
+    ctx.catalog
+        .start_run(&run_id, "forget", g.trigger.as_str(), now_ms())?;
     let mut out = Vec::new();
     for job in &jobs {
         let policy = ctx.config.retention_for(job);
@@ -172,7 +173,8 @@ pub async fn check(
     let ctx = Ctx::open_locked(g, reporter).await?;
     let restic = ctx.restic().await?;
     let run_id = super::new_run_id();
-    ctx.catalog.start_run(&run_id, "check", "cli", now_ms())?;
+    ctx.catalog
+        .start_run(&run_id, "check", g.trigger.as_str(), now_ms())?;
     let step = ctx.catalog.start_step(&run_id, None, "check", now_ms())?;
     reporter.note(&format!(
         "checking {}{}",

@@ -88,6 +88,14 @@ pub struct JobStatus {
 pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
     let ctx = open_fresh(g, reporter).await?;
     let now = super::now();
+    // A broken schedule file must not hide the status: say why next_run is empty.
+    let sched = match crate::schedule::load(&ctx.config) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            reporter.note(&format!("next runs unknown: {e}"));
+            None
+        }
+    };
     let mut jobs = Vec::new();
     for job in ctx.config.jobs.values() {
         let latest = ctx.catalog.latest_good(&job.name)?;
@@ -101,7 +109,10 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
             rpo_seconds: latest
                 .as_ref()
                 .map(|s| (now.timestamp_millis() - s.time).max(0) / 1000),
-            next_run: None,
+            next_run: sched
+                .as_ref()
+                .and_then(|s| s.next_backup(&job.name, now))
+                .map(rfc3339),
             last_run_status: last_step.as_ref().map(|s| s.status),
             last_error: last_step.and_then(|s| {
                 if s.status == RunStatus::Success {

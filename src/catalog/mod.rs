@@ -4,7 +4,10 @@
 //! integer milliseconds since the epoch (UTC). What the catalog records can always be
 //! rebuilt from the repository's tags (`omk:job=`, `omk:run=`).
 
+mod sched;
 mod schema;
+
+pub use sched::JobMetrics;
 
 use crate::domain::{RunStatus, SnapshotState};
 use rusqlite::{Connection, OptionalExtension, params};

@@ -78,6 +78,15 @@ enum Command {
         #[arg(long, value_name = "K/N")]
         read_data_subset: Option<String>,
     },
+    /// Run the schedules in the foreground (SIGTERM-safe; SIGHUP reloads)
+    Daemon,
+    /// Run what is due now (missed within the grace window), then exit (systemd timer)
+    RunDue,
+    /// Schedules
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
     /// Catalog maintenance
     Catalog {
         #[command(subcommand)]
@@ -87,6 +96,16 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScheduleAction {
+    /// Next runs of every schedule line, in its zone and in UTC
+    List {
+        /// How many next runs to show per line
+        #[arg(long, short = 'n', default_value_t = 3)]
+        count: usize,
     },
 }
 
@@ -115,7 +134,9 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    // The scheduler's own log lines (what ran, when, why not) are its output: show them.
+    let scheduler = matches!(cli.command, Command::Daemon | Command::RunDue);
+    init_logging(cli.verbose + u8::from(scheduler), cli.quiet);
     let reporter = progress::TermReporter::new(cli.quiet || cli.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -130,6 +151,7 @@ pub fn main() -> ExitCode {
     };
     let globals = Globals {
         config: cli.config.clone(),
+        ..Default::default()
     };
     let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
     let outcome = match result {
@@ -190,6 +212,19 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             } else {
                 Outcome::Failed
             })
+        }
+        Command::Daemon => app::daemon::daemon(g, r).await,
+        Command::RunDue => {
+            let rep = app::daemon::run_due(g, r).await?;
+            output::run_due(&rep, json);
+            Ok(rep.outcome())
+        }
+        Command::Schedule {
+            action: ScheduleAction::List { count },
+        } => {
+            let rep = app::schedule::list(g, (*count).clamp(1, 100))?;
+            output::schedule(&rep, json);
+            Ok(Outcome::Ok)
         }
         Command::Catalog {
             action: CatalogAction::Rebuild,

@@ -1,9 +1,11 @@
 //! Rendering reports: human text or one JSON document on stdout; errors on stderr.
 
 use crate::app::backup::{BackupReport, short};
+use crate::app::daemon::RunDueReport;
 use crate::app::maintain::{CheckReport, ForgetReport, RebuildReport};
 use crate::app::query::{ConfigReport, SnapshotView, StatusReport};
 use crate::app::restore::RestoreReport;
+use crate::app::schedule::ScheduleReport;
 use serde::Serialize;
 
 fn json<T: Serialize + ?Sized>(v: &T) {
@@ -209,5 +211,52 @@ pub fn config(r: &ConfigReport, as_json: bool) {
             j.what,
             j.source
         );
+    }
+}
+
+pub fn schedule(r: &ScheduleReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("schedules from {}", r.sources.join(", "));
+    if r.lines.is_empty() {
+        println!("  (no schedule lines: nothing runs)");
+    }
+    for l in &r.lines {
+        println!(
+            "{}:{}  {}  {}  [{}]",
+            l.file, l.line, l.when, l.task, l.zone
+        );
+        if l.next_runs.is_empty() {
+            println!("    never (no date matches)");
+        }
+        for (local, utc) in l.next_runs_local.iter().zip(&l.next_runs) {
+            println!("    {local}   {utc}");
+        }
+    }
+}
+
+pub fn run_due(r: &RunDueReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    if r.tasks.is_empty() && r.interrupted.is_none() {
+        println!("nothing is due");
+    }
+    for t in &r.tasks {
+        println!(
+            "{:<28} {:<11} {:<9} {:.1}s{}",
+            t.task,
+            t.status.as_str(),
+            t.trigger.as_str(),
+            t.duration_ms as f64 / 1000.0,
+            t.error
+                .as_ref()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(sig) = &r.interrupted {
+        println!("stopped by {sig}");
     }
 }

@@ -6,5 +6,6 @@ mod util;
 
 mod backup_restore;
 mod bad_input;
+mod daemon;
 mod faults;
 mod secrets;
