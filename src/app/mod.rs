@@ -5,10 +5,13 @@
 //! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
 
 pub mod backup;
+pub mod kit;
 pub mod maintain;
 pub mod query;
 pub mod reconcile;
+pub mod report;
 pub mod restore;
+pub mod verify;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};

@@ -70,6 +70,8 @@ pub async fn snapshots(
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
+    /// Set while the repository's most recent `check` failed (until one passes).
+    pub repository_flag: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +115,27 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
             snapshots: ctx.catalog.snapshots(Some(&job.name))?.len(),
         });
     }
-    Ok(StatusReport { jobs })
+    let repository_flag = ctx
+        .catalog
+        .repository_flag(&ctx.config.repository.url)?
+        .map(|c| flag_text(&c));
+    Ok(StatusReport {
+        jobs,
+        repository_flag,
+    })
+}
+
+/// How a failed check is shown until a check passes.
+pub fn flag_text(c: &crate::catalog::CheckRunRow) -> String {
+    format!(
+        "the repository check of {} failed{}: {}; find the damage with `omk-backup check --read-data-subset 1/1`, repair it (restic repair), then check again",
+        rfc3339(from_millis(c.at)),
+        c.subset
+            .as_ref()
+            .map(|s| format!(" (data subset {s})"))
+            .unwrap_or_default(),
+        c.error.as_deref().unwrap_or("no detail")
+    )
 }
 
 /// `config check`: the jobs a config defines, and where each came from.

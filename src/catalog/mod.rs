@@ -5,6 +5,9 @@
 //! rebuilt from the repository's tags (`omk:job=`, `omk:run=`).
 
 mod schema;
+mod verify;
+
+pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
 use crate::domain::{RunStatus, SnapshotState};
 use rusqlite::{Connection, OptionalExtension, params};
