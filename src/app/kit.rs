@@ -228,9 +228,13 @@ pub async fn open(kit_path: &Path, into: &Path, pass: &Secret) -> anyhow::Result
     let mut files = Vec::new();
     for e in &archive.entries {
         let dest = into.join(&e.name);
-        if let Some(parent) = dest.parent() {
+        if let Some(parent) = dest.parent()
+            && !parent.exists()
+        {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {} to its owner", parent.display()))?;
         }
         let mode = if e.name.starts_with("secrets/") {
             0o600

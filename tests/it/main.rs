@@ -8,3 +8,4 @@ mod backup_restore;
 mod bad_input;
 mod faults;
 mod secrets;
+mod verify;
