@@ -392,7 +392,16 @@ impl Restic {
             args.push(p.display().to_string());
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run_unlocking(&argv).await.map(|_| ())
+        match self.run_unlocking(&argv).await {
+            Err(ResticError::Failed { stderr, .. })
+                if error::restore_problems(&stderr).is_some() =>
+            {
+                Err(ResticError::RestoreIncomplete {
+                    problems: error::restore_problems(&stderr).unwrap_or_default(),
+                })
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     /// Stream one file of a snapshot (`restic dump`): the caller reads the child's stdout.

@@ -150,6 +150,14 @@ fn flipped_byte_in_a_pack_is_caught_by_check_and_restore_test() {
         let t = &v["tests"][0];
         assert_eq!(t["passed"], false, "restic {ver}: {t:#}");
         assert!(t["rto_seconds"].is_null());
+        let restore = check_named(t, "restore");
+        assert!(
+            restore["detail"]
+                .as_str()
+                .unwrap()
+                .contains("damaged data (ciphertext verification failed)"),
+            "restic {ver}: {restore}"
+        );
         // The report leads with the flag and the failed test.
         let md = env.run(&["report"]).ok().stdout;
         let problems = md.split("## Jobs").next().unwrap();
