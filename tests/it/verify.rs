@@ -51,7 +51,15 @@ fn check_named<'a>(test: &'a serde_json::Value, name: &str) -> &'a serde_json::V
 fn files_restore_test_passes_records_rto_rpo_and_proves_encryption() {
     for (ver, restic) in restics() {
         let env = env_with_data(&restic);
+        // A scratch folder a killed run of ours left is removed; another catalog's is not.
+        let old_run = env.sql("SELECT id FROM runs LIMIT 1");
+        let ours = env.path(&format!(".omk-restore-test-{old_run}/x"));
+        std::fs::create_dir_all(&ours).unwrap();
+        let foreign = env.path(".omk-restore-test-20200101T000000Z-0000");
+        std::fs::create_dir_all(&foreign).unwrap();
         let run = env.run(&["--json", "restore-test"]).ok();
+        assert!(!ours.exists() && foreign.exists(), "restic {ver}");
+        std::fs::remove_dir(&foreign).unwrap();
         let v = run.json();
         let t = &v["tests"][0];
         assert_eq!(t["job"], "files1", "restic {ver}");

@@ -139,20 +139,44 @@ pub async fn run(
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
+    // A scratch folder of one of our runs that is no longer running was left behind by
+    // a killed run (folders of other catalogs sharing work_dir are not ours to touch).
+    if let Ok(rd) = std::fs::read_dir(&work_root) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(old_run) = name.strip_prefix(".omk-restore-test-") else {
+                continue;
+            };
+            if ctx
+                .catalog
+                .run(old_run)?
+                .is_some_and(|r| r.status != RunStatus::Running)
+            {
+                reporter.note(&format!(
+                    "removing {} (left behind by an interrupted restore test)",
+                    e.path().display()
+                ));
+                remove_tree(&e.path());
+            }
+        }
+    }
     let scratch = work_root.join(format!(".omk-restore-test-{run_id}"));
-    std::fs::create_dir_all(&scratch).with_context(|| {
-        format!(
-            "cannot create the scratch folder {}; set [restore_test] work_dir to a writable folder with room for the largest job",
+    ctx.catalog
+        .start_run(&run_id, "restore-test", "cli", now_ms())?;
+    if let Err(e) = std::fs::create_dir_all(&scratch) {
+        let msg = format!(
+            "cannot create the scratch folder {}: {e}; set [restore_test] work_dir to a writable folder with room for the largest job",
             scratch.display()
-        )
-    })?;
+        );
+        ctx.catalog
+            .finish_run(&run_id, RunStatus::Failed, Some(&msg), now_ms())?;
+        anyhow::bail!(msg);
+    }
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700));
     }
     let scratch = Scratch(scratch);
-    ctx.catalog
-        .start_run(&run_id, "restore-test", "cli", now_ms())?;
 
     // The repository's encryption proof, once per run.
     reporter.note(&format!("proving {} is encrypted", restic.url()));
