@@ -252,6 +252,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             let rep = match from_kit {
                 None => app::verify::run(g, jobs, r).await?,
                 Some(kit) => {
+                    kit_exists(kit)?;
                     let pass = passphrase(passphrase_file.as_deref(), false)?;
                     app::kit::restore_test(kit, &pass, jobs, r).await?
                 }
@@ -288,6 +289,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                     passphrase_file,
                 },
         } => {
+            kit_exists(kit)?;
             let pass = passphrase(passphrase_file.as_deref(), false)?;
             let rep = app::kit::open(kit, into, &pass).await?;
             output::kit_open(&rep, json);
@@ -312,6 +314,18 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             output::config(&rep, json);
             Ok(Outcome::Ok)
         }
+    }
+}
+
+/// Refuse a missing kit before asking for its passphrase.
+fn kit_exists(kit: &std::path::Path) -> anyhow::Result<()> {
+    if kit.is_file() {
+        Ok(())
+    } else {
+        Err(crate::exit::usage(format!(
+            "no kit file at {}; give the path of a file made by `omk-backup kit export`",
+            kit.display()
+        )))
     }
 }
 

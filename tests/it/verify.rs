@@ -336,6 +336,17 @@ fn kit_roundtrip_and_refusals() {
     assert!(r.stderr.contains("truncated"), "{}", r.stderr);
     std::fs::write(&truncated, &sealed[..sealed.len() - 7]).unwrap();
     open(&truncated, &pp).code(1);
+    // Not a kit; no kit at all (refused before any passphrase is asked).
+    let junk = env.path("junk.omk");
+    std::fs::write(&junk, "hello").unwrap();
+    let r = open(&junk, &pp).code(1);
+    assert!(
+        r.stderr.contains("not an omk-backup recovery kit"),
+        "{}",
+        r.stderr
+    );
+    let r = open(&env.path("missing.omk"), &pp).code(2);
+    assert!(r.stderr.contains("no kit file"), "{}", r.stderr);
     // A short passphrase is refused at export.
     let short = write_passphrase(&env, "short", "abc");
     let r = env
