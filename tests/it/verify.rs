@@ -480,3 +480,61 @@ fn html_report_renders_in_headless_chromium_and_chains_digests() {
         r.all()
     );
 }
+
+#[test]
+fn kit_export_runs_password_command_and_rewrites_the_config() {
+    let (_, restic) = restics().remove(1);
+    let env = Env::new(&restic);
+    std::fs::write(env.path("dbpw"), "db-secret-1\n").unwrap();
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[repository]\nurl = \"repo\"\npassword_command = \"cat {}\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n\n[jobs.db]\nkind = \"postgres\"\ncontainer = \"pg\"\npassword_file = \"dbpw\"\n",
+            env.path("password").display()
+        ),
+    )
+    .unwrap();
+    let pp = write_passphrase(&env, "pp", "another long passphrase");
+    let kit = env.path("kit.omk");
+    env.run(&[
+        "kit",
+        "export",
+        "--output",
+        kit.to_str().unwrap(),
+        "--passphrase-file",
+        pp.to_str().unwrap(),
+    ])
+    .ok();
+    let into = env.path("opened");
+    env.run(&[
+        "kit",
+        "open",
+        kit.to_str().unwrap(),
+        "--into",
+        into.to_str().unwrap(),
+        "--passphrase-file",
+        pp.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(into.join("secrets/restic_password"))
+            .unwrap()
+            .trim(),
+        env.password
+    );
+    assert_eq!(
+        std::fs::read_to_string(into.join("secrets/db-db")).unwrap(),
+        "db-secret-1\n"
+    );
+    let cfg = std::fs::read_to_string(into.join("omk-backup.toml")).unwrap();
+    assert!(!cfg.contains("password_command"), "{cfg}");
+    assert!(cfg.contains("password_file = \"secrets/db-db\""), "{cfg}");
+    assert!(
+        cfg.contains(&format!("url = \"{}\"", env.repo().display())),
+        "{cfg}"
+    );
+    assert!(
+        cfg.contains(&format!("\"{}\"", env.path("data").display())),
+        "{cfg}"
+    );
+}
