@@ -72,6 +72,8 @@ pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
     /// Set while the repository's most recent `check` failed (until one passes).
     pub repository_flag: Option<String>,
+    /// How much of the data passing checks read within `[check] period_days`.
+    pub check_coverage: super::maintain::Coverage,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,9 +121,16 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
         .catalog
         .repository_flag(&ctx.config.repository.url)?
         .map(|c| flag_text(&c));
+    let check_coverage = super::maintain::coverage(
+        &ctx.catalog,
+        &ctx.config.repository.url,
+        ctx.config.check,
+        super::now_ms(),
+    )?;
     Ok(StatusReport {
         jobs,
         repository_flag,
+        check_coverage,
     })
 }
 

@@ -126,6 +126,14 @@ pub fn status(r: &StatusReport, as_json: bool) {
             last
         );
     }
+    let c = &r.check_coverage;
+    println!(
+        "check coverage: {}/{} data subsets read by passing checks in the last {} days{}",
+        c.subsets_read,
+        c.subsets,
+        c.period_days,
+        if c.complete { " (every pack read)" } else { "" }
+    );
 }
 
 fn format_age(s: i64) -> String {

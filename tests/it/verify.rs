@@ -225,6 +225,9 @@ fn rotating_check_advances_and_records_coverage() {
         }
     }
     assert_eq!(seen, ["1/3", "2/3", "3/3", "1/3"]);
+    let st = env.run(&["--json", "status"]).ok().json();
+    assert_eq!(st["check_coverage"]["subsets_read"], 3, "{st}");
+    assert_eq!(st["check_coverage"]["complete"], true, "{st}");
     assert_eq!(
         env.sql("SELECT count(*) FROM check_runs WHERE rotating = 1 AND passed = 1"),
         "4"
