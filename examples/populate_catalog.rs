@@ -9,8 +9,14 @@ use omk_backup::domain::{RunStatus, SnapshotState};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: populate_catalog CATALOG [RUNS] [JOBS]")?;
-    let runs: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let path = args
+        .next()
+        .ok_or("usage: populate_catalog CATALOG [RUNS] [JOBS]")?;
+    let runs: i64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let jobs: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
     let mut cat = Catalog::open(std::path::Path::new(&path))?;
     let start = 1_600_000_000_000i64;
@@ -34,12 +40,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         files: Some(10_000),
                         data_added: Some(1 << 20),
                         duration_ms: Some(60_000),
-                        state: if keep { SnapshotState::Good } else { SnapshotState::Forgotten },
+                        state: if keep {
+                            SnapshotState::Good
+                        } else {
+                            SnapshotState::Forgotten
+                        },
                         note: None,
                     })?;
                 }
-                let status = if failed { RunStatus::Failed } else { RunStatus::Success };
-                c.finish_step(step, status, None, failed.then_some("benchmark failure"), t + 60_000)?;
+                let status = if failed {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Success
+                };
+                c.finish_step(
+                    step,
+                    status,
+                    None,
+                    failed.then_some("benchmark failure"),
+                    t + 60_000,
+                )?;
             }
             c.finish_run(&run, RunStatus::Success, None, t + 60_000)?;
         }

@@ -166,35 +166,10 @@ pub async fn execute(
                     Outcome::Failed
                 }
             }),
-        TaskKind::RestoreTest | TaskKind::Report => {
-            let why = format!(
-                "`{}` is not available in this build of omk-backup; the task was skipped",
-                task.kind.as_str()
-            );
-            tracing::warn!("{}: {why}", due.entry.key());
-            let rec = Ctx::open(&g).and_then(|ctx| {
-                Ok(ctx.catalog.record_skipped_run(
-                    &super::new_run_id(),
-                    task.kind.as_str(),
-                    due.trigger.as_str(),
-                    &why,
-                    now_ms(),
-                )?)
-            });
-            if let Err(e) = rec {
-                tracing::error!("cannot record the skipped task: {e:#}");
-            }
-            return finish(
-                config,
-                due,
-                started,
-                RunStatus::Skipped,
-                Some(why),
-                Outcome::Ok,
-                jobs,
-            )
-            .await;
-        }
+        TaskKind::RestoreTest => super::verify::run(&g, &task.jobs, reporter)
+            .await
+            .map(|r| r.outcome()),
+        TaskKind::Report => scheduled_report(&g, config, task, reporter).await,
     };
     let (status, error, outcome) = match res {
         Ok(Outcome::Ok) => (RunStatus::Success, None, Outcome::Ok),
@@ -475,6 +450,40 @@ fn log_event(what: &str, ev: &Event) {
             rfc3339(*scheduled)
         ),
     }
+}
+
+/// A scheduled report is written to a file: `--output` (relative to the config's
+/// folder), else `reports/omk-backup-YYYY-MM.<format>` beside the catalog.
+async fn scheduled_report(
+    g: &Globals,
+    config: &Config,
+    task: &crate::schedule::Task,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Outcome> {
+    let format = task.format.clone().unwrap_or_else(|| "html".into());
+    let month = task.month.clone().unwrap_or_else(|| "previous".into());
+    let output = match &task.output {
+        Some(o) => config.dir.join(o),
+        None => {
+            let label = super::report::month_label(&month, super::now())?;
+            let dir = config
+                .catalog_path
+                .parent()
+                .unwrap_or(&config.dir)
+                .join("reports");
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the reports folder {}: {e}", dir.display())
+            })?;
+            dir.join(format!("omk-backup-{label}.{format}"))
+        }
+    };
+    let r = super::report::run(g, &month, &format, Some(&output), reporter).await?;
+    reporter.note(&format!(
+        "report {} written to {}",
+        r.month,
+        output.display()
+    ));
+    Ok(Outcome::Ok)
 }
 
 #[cfg(test)]

@@ -6,11 +6,14 @@
 
 pub mod backup;
 pub mod daemon;
+pub mod kit;
 pub mod maintain;
 pub mod query;
 pub mod reconcile;
+pub mod report;
 pub mod restore;
 pub mod schedule;
+pub mod verify;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};

@@ -70,6 +70,10 @@ pub async fn snapshots(
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
+    /// Set while the repository's most recent `check` failed (until one passes).
+    pub repository_flag: Option<String>,
+    /// How much of the data passing checks read within `[check] period_days`.
+    pub check_coverage: super::maintain::Coverage,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,7 +128,34 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
             snapshots: ctx.catalog.count_live(&job.name)?,
         });
     }
-    Ok(StatusReport { jobs })
+    let repository_flag = ctx
+        .catalog
+        .repository_flag(&ctx.config.repository.url)?
+        .map(|c| flag_text(&c));
+    let check_coverage = super::maintain::coverage(
+        &ctx.catalog,
+        &ctx.config.repository.url,
+        ctx.config.check,
+        super::now_ms(),
+    )?;
+    Ok(StatusReport {
+        jobs,
+        repository_flag,
+        check_coverage,
+    })
+}
+
+/// How a failed check is shown until a check passes.
+pub fn flag_text(c: &crate::catalog::CheckRunRow) -> String {
+    format!(
+        "the repository check of {} failed{}: {}; find the damage with `omk-backup check --read-data-subset 1/1`, repair it (restic repair), then check again",
+        rfc3339(from_millis(c.at)),
+        c.subset
+            .as_ref()
+            .map(|s| format!(" (data subset {s})"))
+            .unwrap_or_default(),
+        c.error.as_deref().unwrap_or("no detail")
+    )
 }
 
 /// `config check`: the jobs a config defines, and where each came from.

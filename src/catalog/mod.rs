@@ -6,6 +6,9 @@
 
 mod sched;
 mod schema;
+mod verify;
+
+pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
 pub use sched::JobMetrics;
 
@@ -370,14 +373,18 @@ impl Catalog {
         const COLS: &str = "SELECT snapshot_id, job, run_id, time, bytes, files, data_added, duration_ms, state, note FROM snapshots";
         let rows = match job {
             Some(j) => {
-                let sql = format!("{COLS} WHERE job = ?1 AND state != 'forgotten' ORDER BY time, snapshot_id");
+                let sql = format!(
+                    "{COLS} WHERE job = ?1 AND state != 'forgotten' ORDER BY time, snapshot_id"
+                );
                 let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
-                st.query_map([j], snapshot_row).and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>())
+                st.query_map([j], snapshot_row)
+                    .and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>())
             }
             None => {
                 let sql = format!("{COLS} WHERE state != 'forgotten' ORDER BY time, snapshot_id");
                 let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
-                st.query_map([], snapshot_row).and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>())
+                st.query_map([], snapshot_row)
+                    .and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>())
             }
         };
         rows.map_err(|e| self.sql(e))
@@ -386,7 +393,11 @@ impl Catalog {
     /// How many snapshots of a job are still in the repository.
     pub fn count_live(&self, job: &str) -> Result<i64> {
         self.conn
-            .query_row("SELECT count(*) FROM snapshots WHERE job = ?1 AND state != 'forgotten'", [job], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM snapshots WHERE job = ?1 AND state != 'forgotten'",
+                [job],
+                |r| r.get(0),
+            )
             .map_err(|e| self.sql(e))
     }
 

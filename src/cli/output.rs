@@ -2,10 +2,13 @@
 
 use crate::app::backup::{BackupReport, short};
 use crate::app::daemon::RunDueReport;
+use crate::app::kit::{ExportReport, OpenReport};
 use crate::app::maintain::{CheckReport, ForgetReport, RebuildReport};
 use crate::app::query::{ConfigReport, SnapshotView, StatusReport};
+use crate::app::report::ReportOutcome;
 use crate::app::restore::RestoreReport;
 use crate::app::schedule::ScheduleReport;
+use crate::app::verify::{Check, RestoreTestReport};
 use serde::Serialize;
 
 fn json<T: Serialize + ?Sized>(v: &T) {
@@ -97,6 +100,9 @@ pub fn status(r: &StatusReport, as_json: bool) {
     if as_json {
         return json(r);
     }
+    if let Some(flag) = &r.repository_flag {
+        println!("REPOSITORY FLAGGED: {flag}");
+    }
     if r.jobs.is_empty() {
         println!("no jobs configured");
         return;
@@ -122,6 +128,14 @@ pub fn status(r: &StatusReport, as_json: bool) {
             last
         );
     }
+    let c = &r.check_coverage;
+    println!(
+        "check coverage: {}/{} data subsets read by passing checks in the last {} days{}",
+        c.subsets_read,
+        c.subsets,
+        c.period_days,
+        if c.complete { " (every pack read)" } else { "" }
+    );
 }
 
 fn format_age(s: i64) -> String {
@@ -177,10 +191,27 @@ pub fn check(r: &CheckReport, as_json: bool) {
         "check {verdict}{}: {}",
         r.read_data_subset
             .as_ref()
-            .map(|s| format!(" (data subset {s})"))
+            .map(|s| format!(
+                " (data subset {s}{})",
+                if r.rotating { ", rotating" } else { "" }
+            ))
             .unwrap_or_default(),
         r.detail
     );
+    println!(
+        "coverage: {}/{} subsets read by passing checks in the last {} days{}",
+        r.coverage.subsets_read,
+        r.coverage.subsets,
+        r.coverage.period_days,
+        if r.coverage.complete {
+            " (every pack read)"
+        } else {
+            ""
+        }
+    );
+    if !r.passed {
+        println!("the repository is flagged until a check passes");
+    }
 }
 
 pub fn rebuild(r: &RebuildReport, as_json: bool) {
@@ -236,6 +267,39 @@ pub fn schedule(r: &ScheduleReport, as_json: bool) {
     }
 }
 
+pub fn restore_test(r: &RestoreTestReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    if let Some(kit) = &r.from_kit {
+        println!("restore test from the recovery kit {kit} alone");
+    }
+    let e = &r.encryption;
+    println!(
+        "encryption of {}: {}",
+        e.repository,
+        if e.passed { "proven" } else { "NOT PROVEN" }
+    );
+    for c in &e.checks {
+        println!("  {} {:<24} {}", mark(c), c.name, c.detail);
+    }
+    for t in &r.tests {
+        println!(
+            "{} {}: {}  RTO {}  RPO {}",
+            if t.passed { "PASSED" } else { "FAILED" },
+            t.job,
+            t.snapshot_id.as_deref().map(short).unwrap_or("-"),
+            t.rto_seconds
+                .map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            t.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into())
+        );
+        for c in &t.checks {
+            println!("  {} {:<16} {}", mark(c), c.name, c.detail);
+        }
+    }
+}
+
 pub fn run_due(r: &RunDueReport, as_json: bool) {
     if as_json {
         return json(r);
@@ -258,5 +322,48 @@ pub fn run_due(r: &RunDueReport, as_json: bool) {
     }
     if let Some(sig) = &r.interrupted {
         println!("stopped by {sig}");
+    }
+}
+
+fn mark(c: &Check) -> &'static str {
+    match (c.passed, c.skipped) {
+        (_, true) => "-",
+        (true, false) => "ok",
+        (false, false) => "!!",
+    }
+}
+
+pub fn report(r: &ReportOutcome, as_json: bool) {
+    match (&r.output, as_json) {
+        (None, _) => print!("{}", r.text),
+        (Some(_), true) => json(r),
+        (Some(out), false) => println!(
+            "report {} ({}) written to {out}: {} open problem(s); content SHA-256 {}",
+            r.month, r.format, r.problems, r.sha256
+        ),
+    }
+}
+
+pub fn kit_export(r: &ExportReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!(
+        "recovery kit written to {} ({} bytes): {}",
+        r.output,
+        r.bytes,
+        r.files.join(", ")
+    );
+    println!("keep it off this machine, and the passphrase somewhere else than the kit");
+}
+
+pub fn kit_open(r: &OpenReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("kit unsealed into {}: {}", r.into, r.files.join(", "));
+    println!("config: {}", r.config);
+    if let Some(p) = &r.config_problem {
+        println!("note: the config does not load on this machine yet: {p}");
     }
 }

@@ -39,6 +39,9 @@ pub struct Config {
     pub notify: Notify,
     /// `[metrics] textfile`: the Prometheus textfile written after each task.
     pub metrics_textfile: Option<PathBuf>,
+    pub check: CheckPolicy,
+    /// Where restore tests put their scratch folders (default: beside the catalog).
+    pub restore_work_dir: Option<PathBuf>,
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -75,6 +78,22 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
         _ => return None,
     };
     Some(std::time::Duration::from_secs(secs))
+}
+
+/// `[check]`: every pack is read once per `period_days`, in `subsets` rotating parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckPolicy {
+    pub period_days: u32,
+    pub subsets: u32,
+}
+
+impl Default for CheckPolicy {
+    fn default() -> Self {
+        CheckPolicy {
+            period_days: 30,
+            subsets: 30,
+        }
+    }
 }
 
 /// Where the restic repository is and how restic gets its password.
@@ -296,6 +315,29 @@ impl Validator<'_> {
             Some(p) => Some(self.resolve(p.get_ref())),
             None => None,
         };
+        let mut check = CheckPolicy::default();
+        if let Some(c) = raw.check {
+            if let Some(d) = c.period_days {
+                if !(1..=3650).contains(d.get_ref()) {
+                    return Err(self
+                        .err(&d, "check.period_days must be between 1 and 3650")
+                        .hint("the days within which every pack is read once, e.g. 30"));
+                }
+                check.period_days = *d.get_ref() as u32;
+            }
+            if let Some(n) = c.subsets {
+                if !(1..=10_000).contains(n.get_ref()) {
+                    return Err(self
+                        .err(&n, "check.subsets must be between 1 and 10000")
+                        .hint("how many checks it takes to read every pack once, e.g. 30 for daily checks over 30 days"));
+                }
+                check.subsets = *n.get_ref() as u32;
+            }
+        }
+        let restore_work_dir = raw
+            .restore_test
+            .and_then(|r| r.work_dir)
+            .map(|w| self.resolve(w.get_ref()));
         let mut jobs = BTreeMap::new();
         for (name, job) in raw.jobs.unwrap_or_default() {
             if let Err(why) = validate_job_name(name.get_ref()) {
@@ -316,6 +358,8 @@ impl Validator<'_> {
             retention_after_backup,
             notify,
             metrics_textfile,
+            check,
+            restore_work_dir,
             jobs,
         })
     }

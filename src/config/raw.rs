@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub schedule: Option<RawSchedule>,
     pub notify: Option<RawNotify>,
     pub metrics: Option<RawMetrics>,
+    pub check: Option<RawCheck>,
+    pub restore_test: Option<RawRestoreTest>,
     pub jobs: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
@@ -40,6 +42,21 @@ pub struct RawRepository {
     pub restic: Option<Spanned<String>>,
     /// restic's cache folder (useful on a read-only root filesystem).
     pub cache_dir: Option<Spanned<String>>,
+}
+
+/// `[check]`: rotating `--read-data-subset` coverage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub period_days: Option<Spanned<i64>>,
+    pub subsets: Option<Spanned<i64>>,
+}
+
+/// `[restore_test]`: where scratch restores go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestoreTest {
+    pub work_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

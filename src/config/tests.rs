@@ -274,3 +274,29 @@ fn deploy_example_config_uses_only_known_keys() {
     let parsed: Result<raw::RawConfig, _> = toml::from_str(text);
     assert!(parsed.is_ok(), "{:?}", parsed.err());
 }
+
+#[test]
+fn check_policy_and_restore_work_dir() {
+    let f = Fixture::new();
+    let c = f.parse(BASE).unwrap();
+    assert_eq!(c.check, CheckPolicy::default());
+    assert_eq!(c.restore_work_dir, None);
+    let c = f
+        .parse(&format!(
+            "{BASE}[check]\nperiod_days = 7\nsubsets = 7\n\n[restore_test]\nwork_dir = \"scratch\"\n"
+        ))
+        .unwrap();
+    assert_eq!(
+        c.check,
+        CheckPolicy {
+            period_days: 7,
+            subsets: 7
+        }
+    );
+    assert_eq!(c.restore_work_dir, Some(f.dir.path().join("scratch")));
+    let e = f
+        .parse(&format!("{BASE}[check]\nsubsets = 0\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("check.subsets") && e.contains(":5:"), "{e}");
+}

@@ -100,28 +100,39 @@ fn run_due_catches_up_once_within_grace_and_not_outside() {
 }
 
 #[test]
-fn run_due_skips_tasks_this_build_lacks_and_says_so() {
+fn run_due_runs_scheduled_restore_tests_and_writes_the_report_to_a_file() {
     let (_, restic) = restics().remove(1);
     let env = Env::new(&restic);
     env.run(&["backup", "--init"]).ok();
     write_schedule(
         &env,
-        "0 0 1 1 * report --month previous\n0 0 1 1 * restore-test\n",
+        "0 0 1 1 * restore-test\n0 0 1 1 * report --month previous\n",
     );
     env.write_config(
         "[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n",
     );
     let r = env.run(&["--json", "run-due"]).ok();
     let t = r.json()["tasks"].clone();
-    assert_eq!(t[0]["status"], "skipped", "{}", r.stdout);
-    assert!(
-        r.stderr.contains("is not available in this build"),
-        "{}",
-        r.stderr
-    );
+    assert_eq!(t[0]["status"], "success", "{}", r.stdout);
+    assert_eq!(t[1]["status"], "success", "{}", r.stdout);
     assert_eq!(
-        env.sql("SELECT count(*) FROM runs WHERE status = 'skipped'"),
-        "2"
+        env.sql("SELECT count(*) FROM runs WHERE command = 'restore-test' AND status = 'success'"),
+        "1"
+    );
+    let reports: Vec<_> = std::fs::read_dir(env.path("reports"))
+        .expect("the scheduled report goes to reports/ beside the catalog")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0].starts_with("omk-backup-") && reports[0].ends_with(".html"),
+        "{reports:?}"
+    );
+    let html = std::fs::read_to_string(env.path("reports").join(&reports[0])).unwrap();
+    assert!(
+        html.contains("<svg") || html.contains("<html"),
+        "not an HTML report"
     );
 }
 

@@ -9,3 +9,4 @@ mod bad_input;
 mod daemon;
 mod faults;
 mod secrets;
+mod verify;
