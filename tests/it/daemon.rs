@@ -9,6 +9,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A catalog query while the daemon may be writing: sqlite3 with a busy timeout.
+fn sql_busy(env: &Env, query: &str) -> String {
+    let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 5000"])
+        .arg(env.path("catalog.db"))
+        .arg(query)
+        .output()
+        .expect("sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn write_schedule(env: &Env, text: &str) {
     std::fs::create_dir_all(env.path("schedules")).unwrap();
     std::fs::write(env.path("schedules/test.cron"), text).unwrap();
@@ -177,7 +193,7 @@ fn daemon_sigterm_during_a_backup_records_interrupted_and_exits_fast() {
         let mut d = spawn_daemon(&env);
         let pid = d.id();
         wait_until(30, "the caught-up backup to be running", || {
-            env.sql("SELECT count(*) FROM runs WHERE status = 'running'") == "1"
+            sql_busy(&env, "SELECT count(*) FROM runs WHERE status = 'running'") == "1"
                 && !children(pid).is_empty()
         });
         let kids = children(pid);
@@ -238,7 +254,10 @@ fn daemon_fires_a_minute_schedule_and_survives_a_broken_sighup() {
     wait_until(10, "the reload", || log(&env).contains("SIGHUP: reloaded"));
     // The next minute boundary fires the backup (trigger `daemon`).
     wait_until(75, "a scheduled backup", || {
-        env.sql("SELECT count(*) FROM runs WHERE trigger = 'daemon' AND status = 'success'") == "1"
+        sql_busy(
+            &env,
+            "SELECT count(*) FROM runs WHERE trigger = 'daemon' AND status = 'success'",
+        ) == "1"
     });
     signal(pid, "-TERM");
     assert_eq!(wait_exit(&mut d, 10), 0, "{}", log(&env));
