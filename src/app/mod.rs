@@ -11,6 +11,7 @@ pub mod query;
 pub mod reconcile;
 pub mod restore;
 pub mod schedule;
+pub mod task;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
