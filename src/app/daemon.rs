@@ -31,10 +31,17 @@ pub struct RunDueReport {
 }
 
 impl RunDueReport {
+    /// The worst task outcome; a run stopped by a signal did not finish: failed.
     pub fn outcome(&self) -> Outcome {
-        self.tasks
+        let o = self
+            .tasks
             .iter()
-            .fold(Outcome::Ok, |o, t| o.worst(t.outcome))
+            .fold(Outcome::Ok, |o, t| o.worst(t.outcome));
+        if self.interrupted.is_some() {
+            o.worst(Outcome::Failed)
+        } else {
+            o
+        }
     }
 }
 

@@ -414,3 +414,40 @@ fn metrics_textfile_is_written_after_a_task_with_retention_after_backup() {
         .count();
     assert_eq!(live, 1, "keep_last = 1 applied: {snaps}");
 }
+
+#[test]
+fn run_due_sigterm_records_interrupted_and_exits_1() {
+    let (_, restic) = restics().remove(0);
+    let env = Env::new(&restic);
+    env.run(&["backup", "--init"]).ok();
+    env.sql("DELETE FROM runs");
+    write_schedule(&env, "0 0 1 1 * backup\n");
+    let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut c = env
+        .cmd(&["run-due"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    wait_until(30, "the backup to be running", || {
+        sql_busy(&env, "SELECT count(*) FROM runs WHERE status = 'running'") == "1"
+            && !children(pid).is_empty()
+    });
+    let t0 = Instant::now();
+    signal(pid, "-TERM");
+    let code = wait_exit(&mut c, 10);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(code, 1, "an interrupted run-due did not finish its work");
+    assert_eq!(
+        env.sql("SELECT trigger || ' ' || status FROM runs"),
+        "catch-up interrupted"
+    );
+}
