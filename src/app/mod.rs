@@ -13,6 +13,7 @@ pub mod reconcile;
 pub mod report;
 pub mod restore;
 pub mod schedule;
+pub mod task;
 pub mod verify;
 
 use crate::catalog::Catalog;

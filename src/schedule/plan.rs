@@ -305,4 +305,39 @@ mod tests {
             ]
         );
     }
+
+    /// Spring forward in New York and Berlin with an injected clock: the line whose time
+    /// falls in the gap runs once, right after it; every day still runs exactly once.
+    #[test]
+    fn spring_gap_runs_once_after_the_gap() {
+        for (zone, from, want) in [
+            (
+                "America/New_York",
+                "2026-03-07T12:00:00Z",
+                ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"],
+            ),
+            (
+                "Europe/Berlin",
+                "2026-03-28T12:00:00Z",
+                ["2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"],
+            ),
+        ] {
+            let text = format!("CRON_TZ={zone}\n30 2 * * * backup\n");
+            let s = Schedule {
+                sources: vec![],
+                entries: parse(Path::new("t"), &text, Tz::UTC).unwrap(),
+            };
+            let mut p = Planner::new(&s, utc(from));
+            let mut runs = Vec::new();
+            for _ in 0..2 {
+                let now = p.next_wake().unwrap();
+                p.tick(now);
+                runs.push(p.start_next().unwrap().scheduled);
+                p.finished();
+                // Nothing else falls due within the same minute.
+                assert!(p.tick(now + Duration::seconds(59)).is_empty(), "{zone}");
+            }
+            assert_eq!(runs, want.map(utc), "{zone}");
+        }
+    }
 }

@@ -9,6 +9,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A catalog query while the daemon may be writing: sqlite3 with a busy timeout.
+fn sql_busy(env: &Env, query: &str) -> String {
+    let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 5000"])
+        .arg(env.path("catalog.db"))
+        .arg(query)
+        .output()
+        .expect("sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn write_schedule(env: &Env, text: &str) {
     std::fs::create_dir_all(env.path("schedules")).unwrap();
     std::fs::write(env.path("schedules/test.cron"), text).unwrap();
@@ -188,7 +204,7 @@ fn daemon_sigterm_during_a_backup_records_interrupted_and_exits_fast() {
         let mut d = spawn_daemon(&env);
         let pid = d.id();
         wait_until(30, "the caught-up backup to be running", || {
-            env.sql("SELECT count(*) FROM runs WHERE status = 'running'") == "1"
+            sql_busy(&env, "SELECT count(*) FROM runs WHERE status = 'running'") == "1"
                 && !children(pid).is_empty()
         });
         let kids = children(pid);
@@ -249,7 +265,10 @@ fn daemon_fires_a_minute_schedule_and_survives_a_broken_sighup() {
     wait_until(10, "the reload", || log(&env).contains("SIGHUP: reloaded"));
     // The next minute boundary fires the backup (trigger `daemon`).
     wait_until(75, "a scheduled backup", || {
-        env.sql("SELECT count(*) FROM runs WHERE trigger = 'daemon' AND status = 'success'") == "1"
+        sql_busy(
+            &env,
+            "SELECT count(*) FROM runs WHERE trigger = 'daemon' AND status = 'success'",
+        ) == "1"
     });
     signal(pid, "-TERM");
     assert_eq!(wait_exit(&mut d, 10), 0, "{}", log(&env));
@@ -405,4 +424,41 @@ fn metrics_textfile_is_written_after_a_task_with_retention_after_backup() {
         .filter(|s| s["state"] == "good")
         .count();
     assert_eq!(live, 1, "keep_last = 1 applied: {snaps}");
+}
+
+#[test]
+fn run_due_sigterm_records_interrupted_and_exits_1() {
+    let (_, restic) = restics().remove(0);
+    let env = Env::new(&restic);
+    env.run(&["backup", "--init"]).ok();
+    env.sql("DELETE FROM runs");
+    write_schedule(&env, "0 0 1 1 * backup\n");
+    let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut c = env
+        .cmd(&["run-due"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    wait_until(30, "the backup to be running", || {
+        sql_busy(&env, "SELECT count(*) FROM runs WHERE status = 'running'") == "1"
+            && !children(pid).is_empty()
+    });
+    let t0 = Instant::now();
+    signal(pid, "-TERM");
+    let code = wait_exit(&mut c, 10);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(code, 1, "an interrupted run-due did not finish its work");
+    assert_eq!(
+        env.sql("SELECT trigger || ' ' || status FROM runs"),
+        "catch-up interrupted"
+    );
 }
