@@ -188,6 +188,29 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// What started a run (`runs.trigger`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// A person or a script ran the command.
+    #[default]
+    Cli,
+    /// The daemon ran a schedule line at its time.
+    Daemon,
+    /// The daemon or `run-due` ran a missed schedule line late, within its grace window.
+    CatchUp,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Daemon => "daemon",
+            Trigger::CatchUp => "catch-up",
+        }
+    }
+}
+
 /// Retention policy: restic's `--keep-*` flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

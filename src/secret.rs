@@ -12,6 +12,11 @@ use std::path::Path;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a value read from a file, a command or a prompt.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

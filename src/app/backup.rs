@@ -79,7 +79,8 @@ pub async fn run(
         ));
     }
     let run_id = super::new_run_id();
-    ctx.catalog.start_run(&run_id, "backup", "cli", now_ms())?;
+    ctx.catalog
+        .start_run(&run_id, "backup", g.trigger.as_str(), now_ms())?;
     let mut results = Vec::new();
     let mut fatal: Option<ResticError> = None;
     for job in &jobs {

@@ -46,7 +46,8 @@ pub async fn forget(
         .collect();
     let restic = ctx.restic().await?;
     let run_id = super::new_run_id();
-    ctx.catalog.start_run(&run_id, "forget", "cli", now_ms())?;
+    ctx.catalog
+        .start_run(&run_id, "forget", g.trigger.as_str(), now_ms())?;
     let mut out = Vec::new();
     for job in &jobs {
         let policy = ctx.config.retention_for(job);
@@ -158,7 +159,21 @@ pub struct CheckReport {
     pub run_id: String,
     pub passed: bool,
     pub read_data_subset: Option<String>,
+    /// True when omk-backup chose the subset (rotating coverage).
+    pub rotating: bool,
+    pub coverage: Coverage,
     pub detail: String,
+}
+
+/// How much of the repository's data checks have read within the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub period_days: u32,
+    pub subsets: u32,
+    /// Distinct rotating subsets read by a passing check within the period (a passing
+    /// `1/1` counts as all of them).
+    pub subsets_read: u32,
+    pub complete: bool,
 }
 
 pub async fn check(
@@ -171,22 +186,47 @@ pub async fn check(
     }
     let ctx = Ctx::open_locked(g, reporter).await?;
     let restic = ctx.restic().await?;
+    let repo = restic.url().to_string();
+    let policy = ctx.config.check;
+    let n = i64::from(policy.subsets);
+    let (chosen, rotating) = match subset {
+        Some(s) => (s.to_string(), false),
+        None => {
+            let k = next_k(ctx.catalog.last_rotating_k(&repo, n)?, n);
+            (format!("{k}/{n}"), true)
+        }
+    };
     let run_id = super::new_run_id();
-    ctx.catalog.start_run(&run_id, "check", "cli", now_ms())?;
+    ctx.catalog
+        .start_run(&run_id, "check", g.trigger.as_str(), now_ms())?;
     let step = ctx.catalog.start_step(&run_id, None, "check", now_ms())?;
     reporter.note(&format!(
-        "checking {}{}",
+        "checking {} (reading data subset {chosen}{})",
         restic.url(),
-        subset
-            .map(|s| format!(" (reading data subset {s})"))
-            .unwrap_or_default()
+        if rotating { ", rotating" } else { "" }
     ));
-    let res = restic.check(subset).await;
+    let res = restic.check(Some(&chosen)).await;
     let (passed, detail) = match &res {
         Ok(out) => (true, crate::restic::tail(out, 3)),
         Err(e) => (false, e.to_string()),
     };
-    let detail_json = serde_json::json!({ "read_data_subset": subset }).to_string();
+    let (k, kn) = match chosen.split_once('/') {
+        Some((a, b)) => (a.parse::<i64>().ok(), b.parse::<i64>().ok()),
+        None => (None, None),
+    };
+    ctx.catalog.insert_check_run(&crate::catalog::CheckRunRow {
+        run_id: run_id.clone(),
+        repository: repo.clone(),
+        subset: Some(chosen.clone()),
+        k,
+        n: kn,
+        rotating,
+        at: now_ms(),
+        passed,
+        error: (!passed).then(|| detail.clone()),
+    })?;
+    let detail_json =
+        serde_json::json!({ "read_data_subset": chosen, "rotating": rotating }).to_string();
     let status = if passed {
         RunStatus::Success
     } else {
@@ -210,11 +250,58 @@ pub async fn check(
     {
         return Err(e.into());
     }
+    let coverage = coverage(&ctx.catalog, &repo, policy, now_ms())?;
     Ok(CheckReport {
         run_id,
         passed,
-        read_data_subset: subset.map(str::to_string),
+        read_data_subset: Some(chosen),
+        rotating,
+        coverage,
         detail,
+    })
+}
+
+/// The next rotating subset after `last` (1 after N, 1 at the start).
+pub fn next_k(last: Option<i64>, n: i64) -> i64 {
+    match last {
+        Some(k) if k >= 1 && k < n => k + 1,
+        _ => 1,
+    }
+}
+
+/// Coverage of the check period ending at `now`.
+pub fn coverage(
+    catalog: &crate::catalog::Catalog,
+    repo: &str,
+    policy: crate::config::CheckPolicy,
+    now: i64,
+) -> anyhow::Result<Coverage> {
+    let from = now - i64::from(policy.period_days) * 86_400_000;
+    let n = i64::from(policy.subsets);
+    let mut read = HashSet::new();
+    let mut all = false;
+    for c in catalog.check_runs(repo, from, now + 1)? {
+        if !c.passed {
+            continue;
+        }
+        match (c.k, c.n) {
+            (Some(1), Some(1)) => all = true,
+            (Some(k), Some(cn)) if cn == n => {
+                read.insert(k);
+            }
+            _ => {}
+        }
+    }
+    let subsets_read = if all {
+        policy.subsets
+    } else {
+        read.len() as u32
+    };
+    Ok(Coverage {
+        period_days: policy.period_days,
+        subsets: policy.subsets,
+        subsets_read,
+        complete: subsets_read >= policy.subsets,
     })
 }
 
@@ -299,6 +386,15 @@ pub async fn rebuild(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Reb
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rotation_wraps() {
+        assert_eq!(super::next_k(None, 30), 1);
+        assert_eq!(super::next_k(Some(1), 30), 2);
+        assert_eq!(super::next_k(Some(30), 30), 1);
+        assert_eq!(super::next_k(Some(31), 30), 1);
+        assert_eq!(super::next_k(Some(1), 1), 1);
+    }
+
     #[test]
     fn subsets() {
         for ok in ["1/7", "7/7", "10%", "0.5%"] {

@@ -5,10 +5,16 @@
 //! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
 
 pub mod backup;
+pub mod daemon;
+pub mod kit;
 pub mod maintain;
 pub mod query;
 pub mod reconcile;
+pub mod report;
 pub mod restore;
+pub mod schedule;
+pub mod task;
+pub mod verify;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
@@ -42,6 +48,8 @@ impl Reporter for Silent {
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
     pub config: Option<PathBuf>,
+    /// Recorded as `runs.trigger` by the commands that start a run.
+    pub trigger: crate::domain::Trigger,
 }
 
 /// An opened configuration with its catalog, and the run lock when the command mutates.

@@ -58,6 +58,10 @@ pub async fn snapshots(
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
+    /// Set while the repository's most recent `check` failed (until one passes).
+    pub repository_flag: Option<String>,
+    /// How much of the data passing checks read within `[check] period_days`.
+    pub check_coverage: super::maintain::Coverage,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +80,14 @@ pub struct JobStatus {
 pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
     let ctx = Ctx::open_reconciled(g, reporter).await?;
     let now = super::now();
+    // A broken schedule file must not hide the status: say why next_run is empty.
+    let sched = match crate::schedule::load(&ctx.config) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            reporter.note(&format!("next runs unknown: {e}"));
+            None
+        }
+    };
     let mut jobs = Vec::new();
     for job in ctx.config.jobs.values() {
         let latest = ctx.catalog.latest_good(&job.name)?;
@@ -89,7 +101,10 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
             rpo_seconds: latest
                 .as_ref()
                 .map(|s| (now.timestamp_millis() - s.time).max(0) / 1000),
-            next_run: None,
+            next_run: sched
+                .as_ref()
+                .and_then(|s| s.next_backup(&job.name, now))
+                .map(rfc3339),
             last_run_status: last_step.as_ref().map(|s| s.status),
             last_error: last_step.and_then(|s| {
                 if s.status == RunStatus::Success {
@@ -101,7 +116,34 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
             snapshots: ctx.catalog.count_live(&job.name)?,
         });
     }
-    Ok(StatusReport { jobs })
+    let repository_flag = ctx
+        .catalog
+        .repository_flag(&ctx.config.repository.url)?
+        .map(|c| flag_text(&c));
+    let check_coverage = super::maintain::coverage(
+        &ctx.catalog,
+        &ctx.config.repository.url,
+        ctx.config.check,
+        super::now_ms(),
+    )?;
+    Ok(StatusReport {
+        jobs,
+        repository_flag,
+        check_coverage,
+    })
+}
+
+/// How a failed check is shown until a check passes.
+pub fn flag_text(c: &crate::catalog::CheckRunRow) -> String {
+    format!(
+        "the repository check of {} failed{}: {}; find the damage with `omk-backup check --read-data-subset 1/1`, repair it (restic repair), then check again",
+        rfc3339(from_millis(c.at)),
+        c.subset
+            .as_ref()
+            .map(|s| format!(" (data subset {s})"))
+            .unwrap_or_default(),
+        c.error.as_deref().unwrap_or("no detail")
+    )
 }
 
 /// `config check`: the jobs a config defines, and where each came from.

@@ -4,7 +4,13 @@
 //! integer milliseconds since the epoch (UTC). What the catalog records can always be
 //! rebuilt from the repository's tags (`omk:job=`, `omk:run=`).
 
+mod sched;
 mod schema;
+mod verify;
+
+pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
+
+pub use sched::JobMetrics;
 
 use crate::domain::{RunStatus, SnapshotState};
 use rusqlite::{Connection, OptionalExtension, params};

@@ -79,4 +79,59 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX snapshots_live ON snapshots(time) WHERE state != 'forgotten';
     CREATE INDEX snapshots_live_job ON snapshots(job, time) WHERE state != 'forgotten';
     "#,
+    // 2: restore tests, encryption evidence, check coverage, issued reports.
+    r#"
+    CREATE TABLE restore_tests (
+        id             INTEGER PRIMARY KEY,
+        run_id         TEXT NOT NULL,
+        job            TEXT NOT NULL,
+        kind           TEXT NOT NULL,        -- files, postgres, ...
+        snapshot_id    TEXT,
+        passed         INTEGER NOT NULL,
+        started_at     INTEGER NOT NULL,
+        finished_at    INTEGER NOT NULL,
+        rto_ms         INTEGER,              -- start to verified restore; NULL when not verified
+        rpo_seconds    INTEGER,              -- age of the newest good snapshot at the start
+        files_listed   INTEGER,
+        files_hashed   INTEGER,
+        bytes_hashed   INTEGER,
+        not_compared   INTEGER,
+        checks         TEXT NOT NULL         -- JSON [{name, passed, detail}]
+    );
+    CREATE INDEX restore_tests_job ON restore_tests(job, started_at);
+
+    CREATE TABLE encryption_checks (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL,
+        repository  TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        passed      INTEGER NOT NULL,
+        checks      TEXT NOT NULL            -- JSON [{name, passed, detail, skipped}]
+    );
+    CREATE INDEX encryption_checks_at ON encryption_checks(repository, at);
+
+    CREATE TABLE check_runs (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL,
+        repository  TEXT NOT NULL,
+        subset      TEXT,                    -- as passed to restic, NULL = structure only
+        k           INTEGER,                 -- rotating subsets: K of N
+        n           INTEGER,
+        rotating    INTEGER NOT NULL,        -- 1 when omk-backup chose K/N
+        at          INTEGER NOT NULL,
+        passed      INTEGER NOT NULL,
+        error       TEXT
+    );
+    CREATE INDEX check_runs_repo ON check_runs(repository, at);
+
+    CREATE TABLE reports (
+        id              INTEGER PRIMARY KEY,
+        month           TEXT NOT NULL,       -- YYYY-MM
+        format          TEXT NOT NULL,       -- md, html, json
+        sha256          TEXT NOT NULL,       -- of the report's content
+        previous_sha256 TEXT,                -- the previous month's report, same format
+        issued_at       INTEGER NOT NULL
+    );
+    CREATE INDEX reports_month ON reports(month, format, issued_at);
+    "#,
 ];

@@ -9,6 +9,7 @@ mod progress;
 
 use crate::app::{self, Globals};
 use crate::exit::{Outcome, classify};
+use crate::secret::{Secret, read_password_file};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,46 @@ enum Command {
         #[arg(long, value_name = "K/N")]
         read_data_subset: Option<String>,
     },
+    /// Run the schedules in the foreground (SIGTERM-safe; SIGHUP reloads)
+    Daemon,
+    /// Run what is due now (missed within the grace window), then exit (systemd timer)
+    RunDue,
+    /// Schedules
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
+    /// Restore the latest backups into scratch space and prove they are complete, and
+    /// that the repository is encrypted
+    RestoreTest {
+        jobs: Vec<String>,
+        /// Prove a restore works from this recovery kit alone
+        #[arg(long, value_name = "KIT")]
+        from_kit: Option<PathBuf>,
+        /// The kit's passphrase (first line of this file); else asked on the terminal
+        #[arg(long, value_name = "FILE", requires = "from_kit")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// SHA-256 every file under the paths on all cores (the benchmark's hasher)
+    #[command(hide = true)]
+    HashBench { paths: Vec<PathBuf> },
+    /// The monthly restore-test report
+    Report {
+        /// YYYY-MM, `previous` or `current`
+        #[arg(long, default_value = "current")]
+        month: String,
+        /// md, html or json
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write the report here (else to stdout)
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// The disaster-recovery kit
+    Kit {
+        #[command(subcommand)]
+        action: KitAction,
+    },
     /// Catalog maintenance
     Catalog {
         #[command(subcommand)]
@@ -87,6 +128,37 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScheduleAction {
+    /// Next runs of every schedule line, in its zone and in UTC
+    List {
+        /// How many next runs to show per line
+        #[arg(long, short = 'n', default_value_t = 3)]
+        count: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KitAction {
+    /// Seal config, repository password, database passwords and catalog into one file
+    Export {
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        /// The passphrase (first line of this file); else asked twice on the terminal
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Unseal a kit into a folder as a working config
+    Open {
+        kit: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+        /// The passphrase (first line of this file); else asked on the terminal
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -115,7 +187,9 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    // The scheduler's own log lines (what ran, when, why not) are its output: show them.
+    let scheduler = matches!(cli.command, Command::Daemon | Command::RunDue);
+    init_logging(cli.verbose + u8::from(scheduler), cli.quiet);
     let reporter = progress::TermReporter::new(cli.quiet || cli.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -130,6 +204,7 @@ pub fn main() -> ExitCode {
     };
     let globals = Globals {
         config: cli.config.clone(),
+        ..Default::default()
     };
     let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
     let outcome = match result {
@@ -191,6 +266,75 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 Outcome::Failed
             })
         }
+        Command::Daemon => app::daemon::daemon(g, r).await,
+        Command::RunDue => {
+            let rep = app::daemon::run_due(g, r).await?;
+            output::run_due(&rep, json);
+            Ok(rep.outcome())
+        }
+        Command::Schedule {
+            action: ScheduleAction::List { count },
+        } => {
+            let rep = app::schedule::list(g, (*count).clamp(1, 100))?;
+            output::schedule(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::RestoreTest {
+            jobs,
+            from_kit,
+            passphrase_file,
+        } => {
+            let rep = match from_kit {
+                None => app::verify::run(g, jobs, r).await?,
+                Some(kit) => {
+                    kit_exists(kit)?;
+                    let pass = passphrase(passphrase_file.as_deref(), false)?;
+                    app::kit::restore_test(kit, &pass, jobs, r).await?
+                }
+            };
+            output::restore_test(&rep, json);
+            Ok(rep.outcome())
+        }
+        Command::Report {
+            month,
+            format,
+            output,
+        } => {
+            let rep = app::report::run(g, month, format, output.as_deref(), r).await?;
+            output::report(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::Kit {
+            action:
+                KitAction::Export {
+                    output,
+                    passphrase_file,
+                },
+        } => {
+            let pass = passphrase(passphrase_file.as_deref(), true)?;
+            let rep = app::kit::export(g, output, &pass).await?;
+            output::kit_export(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::Kit {
+            action:
+                KitAction::Open {
+                    kit,
+                    into,
+                    passphrase_file,
+                },
+        } => {
+            kit_exists(kit)?;
+            let pass = passphrase(passphrase_file.as_deref(), false)?;
+            let rep = app::kit::open(kit, into, &pass).await?;
+            output::kit_open(&rep, json);
+            Ok(Outcome::Ok)
+        }
+        Command::HashBench { paths } => {
+            let rep = app::verify::hash::bench(paths)?;
+            println!("{rep}");
+            Ok(Outcome::Ok)
+        }
         Command::Catalog {
             action: CatalogAction::Rebuild,
         } => {
@@ -206,6 +350,48 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// Refuse a missing kit before asking for its passphrase.
+fn kit_exists(kit: &std::path::Path) -> anyhow::Result<()> {
+    if kit.is_file() {
+        Ok(())
+    } else {
+        Err(crate::exit::usage(format!(
+            "no kit file at {}; give the path of a file made by `omk-backup kit export`",
+            kit.display()
+        )))
+    }
+}
+
+/// The kit passphrase: from a file, else from the terminal (never argv, never echoed).
+fn passphrase(file: Option<&std::path::Path>, confirm: bool) -> anyhow::Result<Secret> {
+    let pass = match file {
+        Some(f) => read_password_file(f)
+            .map_err(|e| crate::exit::usage(format!("--passphrase-file: {e}")))?,
+        None => {
+            let ask = |prompt: &str| {
+                rpassword::prompt_password(prompt).map_err(|e| {
+                    crate::exit::usage(format!(
+                        "cannot ask for the kit passphrase on the terminal ({e}); pass --passphrase-file FILE"
+                    ))
+                })
+            };
+            let first = ask("Kit passphrase: ")?;
+            if confirm && ask("Repeat the passphrase: ")? != first {
+                return Err(crate::exit::usage(
+                    "the two passphrases differ; nothing was written",
+                ));
+            }
+            Secret::new(first)
+        }
+    };
+    if confirm && pass.expose().chars().count() < 10 {
+        return Err(crate::exit::usage(
+            "the kit passphrase is shorter than 10 characters; the kit holds every secret needed to read your backups, so choose a long passphrase (several words)",
+        ));
+    }
+    Ok(pass)
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

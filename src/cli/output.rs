@@ -1,9 +1,14 @@
 //! Rendering reports: human text or one JSON document on stdout; errors on stderr.
 
 use crate::app::backup::{BackupReport, short};
+use crate::app::daemon::RunDueReport;
+use crate::app::kit::{ExportReport, OpenReport};
 use crate::app::maintain::{CheckReport, ForgetReport, RebuildReport};
 use crate::app::query::{ConfigReport, SnapshotView, StatusReport};
+use crate::app::report::ReportOutcome;
 use crate::app::restore::RestoreReport;
+use crate::app::schedule::ScheduleReport;
+use crate::app::verify::{Check, RestoreTestReport};
 use serde::Serialize;
 
 fn json<T: Serialize + ?Sized>(v: &T) {
@@ -95,13 +100,16 @@ pub fn status(r: &StatusReport, as_json: bool) {
     if as_json {
         return json(r);
     }
+    if let Some(flag) = &r.repository_flag {
+        println!("REPOSITORY FLAGGED: {flag}");
+    }
     if r.jobs.is_empty() {
         println!("no jobs configured");
         return;
     }
     println!(
-        "{:<20} {:<9} {:<21} {:<21} {:>9}  last run",
-        "job", "kind", "last backup", "last verified restore", "RPO"
+        "{:<20} {:<9} {:<21} {:<21} {:>9}  {:<21} last run",
+        "job", "kind", "last backup", "last verified restore", "RPO", "next run"
     );
     for j in &r.jobs {
         let rpo = j.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into());
@@ -111,15 +119,24 @@ pub fn status(r: &StatusReport, as_json: bool) {
             (None, _) => "never".into(),
         };
         println!(
-            "{:<20} {:<9} {:<21} {:<21} {:>9}  {}",
+            "{:<20} {:<9} {:<21} {:<21} {:>9}  {:<21} {}",
             j.job,
             j.kind.as_str(),
             j.last_backup.as_deref().unwrap_or("never"),
             j.last_verified_restore.as_deref().unwrap_or("never"),
             rpo,
+            j.next_run.as_deref().unwrap_or("not scheduled"),
             last
         );
     }
+    let c = &r.check_coverage;
+    println!(
+        "check coverage: {}/{} data subsets read by passing checks in the last {} days{}",
+        c.subsets_read,
+        c.subsets,
+        c.period_days,
+        if c.complete { " (every pack read)" } else { "" }
+    );
 }
 
 fn format_age(s: i64) -> String {
@@ -175,10 +192,27 @@ pub fn check(r: &CheckReport, as_json: bool) {
         "check {verdict}{}: {}",
         r.read_data_subset
             .as_ref()
-            .map(|s| format!(" (data subset {s})"))
+            .map(|s| format!(
+                " (data subset {s}{})",
+                if r.rotating { ", rotating" } else { "" }
+            ))
             .unwrap_or_default(),
         r.detail
     );
+    println!(
+        "coverage: {}/{} subsets read by passing checks in the last {} days{}",
+        r.coverage.subsets_read,
+        r.coverage.subsets,
+        r.coverage.period_days,
+        if r.coverage.complete {
+            " (every pack read)"
+        } else {
+            ""
+        }
+    );
+    if !r.passed {
+        println!("the repository is flagged until a check passes");
+    }
 }
 
 pub fn rebuild(r: &RebuildReport, as_json: bool) {
@@ -209,5 +243,128 @@ pub fn config(r: &ConfigReport, as_json: bool) {
             j.what,
             j.source
         );
+    }
+}
+
+pub fn schedule(r: &ScheduleReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("schedules from {}", r.sources.join(", "));
+    if r.lines.is_empty() {
+        println!("  (no schedule lines: nothing runs)");
+    }
+    for l in &r.lines {
+        println!(
+            "{}:{}  {}  {}  [{}]",
+            l.file, l.line, l.when, l.task, l.zone
+        );
+        if l.next_runs.is_empty() {
+            println!("    never (no date matches)");
+        }
+        for (local, utc) in l.next_runs_local.iter().zip(&l.next_runs) {
+            println!("    {local}   {utc}");
+        }
+    }
+}
+
+pub fn restore_test(r: &RestoreTestReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    if let Some(kit) = &r.from_kit {
+        println!("restore test from the recovery kit {kit} alone");
+    }
+    let e = &r.encryption;
+    println!(
+        "encryption of {}: {}",
+        e.repository,
+        if e.passed { "proven" } else { "NOT PROVEN" }
+    );
+    for c in &e.checks {
+        println!("  {} {:<24} {}", mark(c), c.name, c.detail);
+    }
+    for t in &r.tests {
+        println!(
+            "{} {}: {}  RTO {}  RPO {}",
+            if t.passed { "PASSED" } else { "FAILED" },
+            t.job,
+            t.snapshot_id.as_deref().map(short).unwrap_or("-"),
+            t.rto_seconds
+                .map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into()),
+            t.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into())
+        );
+        for c in &t.checks {
+            println!("  {} {:<16} {}", mark(c), c.name, c.detail);
+        }
+    }
+}
+
+pub fn run_due(r: &RunDueReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    if r.tasks.is_empty() && r.interrupted.is_none() {
+        println!("nothing is due");
+    }
+    for t in &r.tasks {
+        println!(
+            "{:<28} {:<11} {:<9} {:.1}s{}",
+            t.task,
+            t.status.as_str(),
+            t.trigger.as_str(),
+            t.duration_ms as f64 / 1000.0,
+            t.error
+                .as_ref()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(sig) = &r.interrupted {
+        println!("stopped by {sig}");
+    }
+}
+
+fn mark(c: &Check) -> &'static str {
+    match (c.passed, c.skipped) {
+        (_, true) => "-",
+        (true, false) => "ok",
+        (false, false) => "!!",
+    }
+}
+
+pub fn report(r: &ReportOutcome, as_json: bool) {
+    match (&r.output, as_json) {
+        (None, _) => print!("{}", r.text),
+        (Some(_), true) => json(r),
+        (Some(out), false) => println!(
+            "report {} ({}) written to {out}: {} open problem(s); content SHA-256 {}",
+            r.month, r.format, r.problems, r.sha256
+        ),
+    }
+}
+
+pub fn kit_export(r: &ExportReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!(
+        "recovery kit written to {} ({} bytes): {}",
+        r.output,
+        r.bytes,
+        r.files.join(", ")
+    );
+    println!("keep it off this machine, and the passphrase somewhere else than the kit");
+}
+
+pub fn kit_open(r: &OpenReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("kit unsealed into {}: {}", r.into, r.files.join(", "));
+    println!("config: {}", r.config);
+    if let Some(p) = &r.config_problem {
+        println!("note: the config does not load on this machine yet: {p}");
     }
 }

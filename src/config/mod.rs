@@ -31,7 +31,69 @@ pub struct Config {
     pub retention: Retention,
     /// Schedule file globs, already resolved against the config's folder.
     pub schedule_files: Option<Vec<String>>,
+    /// `[schedule] grace`: how late a missed run is still caught up (else per-task defaults).
+    pub schedule_grace: Option<std::time::Duration>,
+    /// `[retention] after_backup`: the daemon forgets right after a successful backup.
+    pub retention_after_backup: bool,
+    /// `[notify]`: where to report task outcomes (jobs may add their own).
+    pub notify: Notify,
+    /// `[metrics] textfile`: the Prometheus textfile written after each task.
+    pub metrics_textfile: Option<PathBuf>,
+    pub check: CheckPolicy,
+    /// Where restore tests put their scratch folders (default: beside the catalog).
+    pub restore_work_dir: Option<PathBuf>,
     pub jobs: BTreeMap<String, Job>,
+}
+
+/// Notification targets. URLs may hold tokens: they are never logged or sent in payloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub ping_url: Option<String>,
+    pub webhook: Option<String>,
+    pub webhook_token_file: Option<PathBuf>,
+    pub topic: Option<String>,
+    pub timeout: std::time::Duration,
+    pub retries: u32,
+}
+
+impl Notify {
+    pub fn is_empty(&self) -> bool {
+        self.ping_url.is_none() && self.webhook.is_none()
+    }
+}
+
+/// Parse a duration such as `90s`, `30m`, `6h`, `2d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "min" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+/// `[check]`: every pack is read once per `period_days`, in `subsets` rotating parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckPolicy {
+    pub period_days: u32,
+    pub subsets: u32,
+}
+
+impl Default for CheckPolicy {
+    fn default() -> Self {
+        CheckPolicy {
+            period_days: 30,
+            subsets: 30,
+        }
+    }
 }
 
 /// Where the restic repository is and how restic gets its password.
@@ -73,6 +135,8 @@ pub struct Job {
     /// postgres/mariadb: one database (else all); sqlite: the database file in the container.
     pub database: Option<String>,
     pub retention: Option<Retention>,
+    /// The job's own notification targets (in addition to the global ones).
+    pub notify: Option<Notify>,
     /// Where the job was defined, for `config check`.
     pub origin: JobOrigin,
 }
@@ -223,12 +287,57 @@ impl Validator<'_> {
                 ));
             }
         };
-        let retention = raw.retention.unwrap_or_default();
-        let schedule_files = raw.schedule.and_then(|s| s.files).map(|v| {
+        let (retention, retention_after_backup) =
+            raw.retention.map(|r| r.split()).unwrap_or_default();
+        let (files, grace) = match raw.schedule {
+            Some(s) => (s.files, s.grace),
+            None => (None, None),
+        };
+        let schedule_files = files.map(|v| {
             v.iter()
                 .map(|g| self.resolve(g.get_ref()).display().to_string())
                 .collect()
         });
+        let schedule_grace = match grace {
+            Some(g) => Some(self.duration(&g, "schedule.grace")?),
+            None => None,
+        };
+        let notify = match &raw.notify {
+            Some(n) => self.notify(n, "notify")?,
+            None => Notify::default(),
+        };
+        let metrics_textfile = match raw.metrics.and_then(|m| m.textfile) {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(self
+                    .err(&p, "metrics.textfile is empty")
+                    .hint("give a file path, e.g. \"/var/lib/node_exporter/omk-backup.prom\", or remove the key"));
+            }
+            Some(p) => Some(self.resolve(p.get_ref())),
+            None => None,
+        };
+        let mut check = CheckPolicy::default();
+        if let Some(c) = raw.check {
+            if let Some(d) = c.period_days {
+                if !(1..=3650).contains(d.get_ref()) {
+                    return Err(self
+                        .err(&d, "check.period_days must be between 1 and 3650")
+                        .hint("the days within which every pack is read once, e.g. 30"));
+                }
+                check.period_days = *d.get_ref() as u32;
+            }
+            if let Some(n) = c.subsets {
+                if !(1..=10_000).contains(n.get_ref()) {
+                    return Err(self
+                        .err(&n, "check.subsets must be between 1 and 10000")
+                        .hint("how many checks it takes to read every pack once, e.g. 30 for daily checks over 30 days"));
+                }
+                check.subsets = *n.get_ref() as u32;
+            }
+        }
+        let restore_work_dir = raw
+            .restore_test
+            .and_then(|r| r.work_dir)
+            .map(|w| self.resolve(w.get_ref()));
         let mut jobs = BTreeMap::new();
         for (name, job) in raw.jobs.unwrap_or_default() {
             if let Err(why) = validate_job_name(name.get_ref()) {
@@ -245,7 +354,59 @@ impl Validator<'_> {
             repository,
             retention,
             schedule_files,
+            schedule_grace,
+            retention_after_backup,
+            notify,
+            metrics_textfile,
+            check,
+            restore_work_dir,
             jobs,
+        })
+    }
+
+    fn duration(&self, v: &Spanned<String>, key: &str) -> Result<std::time::Duration, ConfigError> {
+        parse_duration(v.get_ref()).ok_or_else(|| {
+            self.err(v, format!("{key}: `{}` is not a duration", v.get_ref()))
+                .hint("write a number with a unit: 90s, 30m, 6h, 2d")
+        })
+    }
+
+    fn notify(&self, n: &raw::RawNotify, key: &str) -> Result<Notify, ConfigError> {
+        for (field, url) in [("ping_url", &n.ping_url), ("webhook", &n.webhook)] {
+            if let Some(u) = url {
+                let v = u.get_ref();
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(self
+                        .err(
+                            u,
+                            format!("{key}.{field} is not an http:// or https:// URL"),
+                        )
+                        .hint("e.g. https://hc-ping.com/<uuid> or https://ntfy.sh/<topic>"));
+                }
+            }
+        }
+        let webhook_token_file = match &n.webhook_token_file {
+            Some(f) => {
+                let path = self.resolve(f.get_ref());
+                read_password_file(&path).map_err(|e| {
+                    self.err(f, format!("{key}.webhook_token_file: {e}"))
+                        .hint("the file must be readable by this user and hold the token on its first line")
+                })?;
+                Some(path)
+            }
+            None => None,
+        };
+        let timeout = match &n.timeout {
+            Some(t) => self.duration(t, &format!("{key}.timeout"))?,
+            None => std::time::Duration::from_secs(10),
+        };
+        Ok(Notify {
+            ping_url: n.ping_url.as_ref().map(|u| u.get_ref().clone()),
+            webhook: n.webhook.as_ref().map(|u| u.get_ref().clone()),
+            webhook_token_file,
+            topic: n.topic.clone(),
+            timeout,
+            retries: n.retries.unwrap_or(2).min(10),
         })
     }
 
@@ -317,6 +478,10 @@ impl Validator<'_> {
             password_file: None,
             database: j.database.as_ref().map(|d| d.get_ref().clone()),
             retention: j.retention.clone(),
+            notify: match &j.notify {
+                Some(n) => Some(self.notify(n.get_ref(), &format!("jobs.{name}.notify"))?),
+                None => None,
+            },
             origin: JobOrigin::Config { line },
         };
         if let Some(pf) = &j.password_file {

@@ -11,8 +11,12 @@ pub struct RawConfig {
     pub catalog: Option<RawCatalog>,
     pub docker: Option<RawDocker>,
     pub repository: Option<Spanned<RawRepository>>,
-    pub retention: Option<Retention>,
+    pub retention: Option<RawRetention>,
     pub schedule: Option<RawSchedule>,
+    pub notify: Option<RawNotify>,
+    pub metrics: Option<RawMetrics>,
+    pub check: Option<RawCheck>,
+    pub restore_test: Option<RawRestoreTest>,
     pub jobs: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
@@ -40,10 +44,84 @@ pub struct RawRepository {
     pub cache_dir: Option<Spanned<String>>,
 }
 
+/// `[check]`: rotating `--read-data-subset` coverage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub period_days: Option<Spanned<i64>>,
+    pub subsets: Option<Spanned<i64>>,
+}
+
+/// `[restore_test]`: where scratch restores go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestoreTest {
+    pub work_dir: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {
     pub files: Option<Vec<Spanned<String>>>,
+    /// How late a missed run may still be caught up, e.g. "6h" (else per-task defaults).
+    pub grace: Option<Spanned<String>>,
+}
+
+/// `[retention]`: restic's keep rules, plus when the daemon applies them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<String>,
+    /// The daemon applies retention to a job right after its successful backup.
+    pub after_backup: Option<bool>,
+}
+
+impl RawRetention {
+    pub fn split(self) -> (Retention, bool) {
+        (
+            Retention {
+                keep_last: self.keep_last,
+                keep_hourly: self.keep_hourly,
+                keep_daily: self.keep_daily,
+                keep_weekly: self.keep_weekly,
+                keep_monthly: self.keep_monthly,
+                keep_yearly: self.keep_yearly,
+                keep_within: self.keep_within,
+            },
+            self.after_backup.unwrap_or(false),
+        )
+    }
+}
+
+/// `[notify]` (global) or a job's `notify = { ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// healthchecks-style base URL: `/start`, success (the URL itself), `/fail`.
+    pub ping_url: Option<Spanned<String>>,
+    /// Generic JSON POST (ntfy, Gotify and the like).
+    pub webhook: Option<Spanned<String>>,
+    /// A file holding a bearer token for the webhook (never in the config text).
+    pub webhook_token_file: Option<Spanned<String>>,
+    /// ntfy's topic when the webhook is ntfy's root URL (JSON publishing).
+    pub topic: Option<String>,
+    /// Per-attempt timeout, e.g. "10s".
+    pub timeout: Option<Spanned<String>>,
+    /// Attempts after the first (default 2).
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Prometheus node-exporter textfile to write after each task.
+    pub textfile: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +136,7 @@ pub struct RawJob {
     pub password_file: Option<Spanned<String>>,
     pub database: Option<Spanned<String>>,
     pub retention: Option<Retention>,
+    pub notify: Option<Spanned<RawNotify>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -164,3 +164,139 @@ fn select_jobs_refuses_unknown_names() {
     let e = c.select_jobs(&["nope".into()]).unwrap_err();
     assert!(e.to_string().contains("no job named `nope`") && e.to_string().contains("photos"));
 }
+
+#[test]
+fn scheduler_keys_parse() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("tok"), "t\n").unwrap();
+    let c = f
+        .parse(&format!(
+            "{BASE}[schedule]\nfiles = [\"s/*.cron\"]\ngrace = \"90m\"\n[retention]\nkeep_last = 2\nafter_backup = true\n[metrics]\ntextfile = \"m.prom\"\n[notify]\nping_url = \"https://hc-ping.com/x\"\nwebhook = \"http://ntfy.local\"\nwebhook_token_file = \"tok\"\ntopic = \"b\"\ntimeout = \"5s\"\nretries = 1\n[jobs.a]\nkind = \"files\"\npaths = [\"data\"]\nnotify = {{ ping_url = \"https://hc-ping.com/y\" }}\n"
+        ))
+        .unwrap();
+    assert_eq!(c.schedule_grace, Some(std::time::Duration::from_secs(5400)));
+    assert!(c.retention_after_backup);
+    assert_eq!(c.retention.keep_last, Some(2));
+    assert_eq!(c.metrics_textfile, Some(f.dir.path().join("m.prom")));
+    assert_eq!(c.notify.retries, 1);
+    assert_eq!(c.notify.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(c.notify.topic.as_deref(), Some("b"));
+    assert_eq!(
+        c.jobs["a"].notify.as_ref().unwrap().ping_url.as_deref(),
+        Some("https://hc-ping.com/y")
+    );
+    assert_eq!(c.jobs["a"].notify.as_ref().unwrap().retries, 2);
+}
+
+#[test]
+fn scheduler_key_errors_point_at_the_place() {
+    let f = Fixture::new();
+    let cases: &[(&str, &str, (usize, usize))] = &[
+        (
+            &format!("{BASE}[schedule]\ngrace = \"soon\"\n"),
+            "schedule.grace: `soon` is not a duration",
+            (5, 9),
+        ),
+        (
+            &format!("{BASE}[schedule]\nevery = 1\n"),
+            "unknown field `every`",
+            (5, 1),
+        ),
+        (
+            &format!("{BASE}[notify]\nping_url = \"hc-ping.com/x\"\n"),
+            "notify.ping_url is not an http:// or https:// URL",
+            (5, 12),
+        ),
+        (
+            &format!("{BASE}[notify]\nwebhook = \"http://x\"\ntimeout = \"1 fortnight\"\n"),
+            "notify.timeout",
+            (6, 11),
+        ),
+        (
+            &format!("{BASE}[notify]\nwebhook = \"http://x\"\nwebhook_token_file = \"nope\"\n"),
+            "notify.webhook_token_file: cannot read",
+            (6, 22),
+        ),
+        (
+            &format!("{BASE}[metrics]\ntextfile = \"\"\n"),
+            "metrics.textfile is empty",
+            (5, 12),
+        ),
+        (
+            &format!("{BASE}[retention]\nafter_backup = \"yes\"\n"),
+            "invalid type",
+            (5, 16),
+        ),
+        (
+            &format!(
+                "{BASE}[jobs.a]\nkind = \"files\"\npaths = [\"data\"]\nnotify = {{ webhook = \"ftp://x\" }}\n"
+            ),
+            "jobs.a.notify.webhook is not an http",
+            (7, 22),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (text, fragment, pos) in cases {
+        let e = f.parse(text).expect_err(text);
+        if !e.message.contains(fragment) || e.position != Some(*pos) || e.hint.is_none() {
+            wrong.push(format!(
+                "{text:?}: want {fragment:?} at {pos:?}, got {e} at {:?}",
+                e.position
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn durations() {
+    for (s, secs) in [
+        ("90s", 90),
+        ("30m", 1800),
+        ("6h", 21600),
+        ("2d", 172800),
+        ("45", 45),
+    ] {
+        assert_eq!(
+            parse_duration(s),
+            Some(std::time::Duration::from_secs(secs)),
+            "{s}"
+        );
+    }
+    for bad in ["", "h", "6w", "-1h", "1.5h"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn deploy_example_config_uses_only_known_keys() {
+    let text = include_str!("../../deploy/omk-backup.example.toml");
+    let parsed: Result<raw::RawConfig, _> = toml::from_str(text);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+}
+
+#[test]
+fn check_policy_and_restore_work_dir() {
+    let f = Fixture::new();
+    let c = f.parse(BASE).unwrap();
+    assert_eq!(c.check, CheckPolicy::default());
+    assert_eq!(c.restore_work_dir, None);
+    let c = f
+        .parse(&format!(
+            "{BASE}[check]\nperiod_days = 7\nsubsets = 7\n\n[restore_test]\nwork_dir = \"scratch\"\n"
+        ))
+        .unwrap();
+    assert_eq!(
+        c.check,
+        CheckPolicy {
+            period_days: 7,
+            subsets: 7
+        }
+    );
+    assert_eq!(c.restore_work_dir, Some(f.dir.path().join("scratch")));
+    let e = f
+        .parse(&format!("{BASE}[check]\nsubsets = 0\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("check.subsets") && e.contains(":5:"), "{e}");
+}

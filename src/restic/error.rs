@@ -39,6 +39,8 @@ pub enum ResticError {
         code: Option<i32>,
         stderr: String,
     },
+    #[error("restic could not restore every file: {problems}")]
+    RestoreIncomplete { problems: String },
     #[error("`restic {command}` answered something unexpected: {detail}")]
     Protocol { command: String, detail: String },
     #[error("`restic {command}` was interrupted")]
@@ -129,9 +131,91 @@ pub fn tail(text: &str, n: usize) -> String {
     }
 }
 
+/// Condense a failed `restic restore`'s stderr (0.14 retries a missing pack with
+/// back-off and repeats it per blob) into what a person needs: which packs are missing,
+/// which files could not be restored and why. `None` when it recognises nothing.
+pub fn restore_problems(stderr: &str) -> Option<String> {
+    let mut missing: Vec<String> = Vec::new();
+    let mut files: Vec<String> = Vec::new();
+    // `Failed` keeps the tail joined by " | "; accept both forms.
+    for line in stderr.lines().flat_map(|l| l.split(" | ")).map(str::trim) {
+        if line.contains("no such file or directory")
+            && let Some(i) = line.find("/data/")
+        {
+            let id: String = line[i + 6..]
+                .chars()
+                .skip(3)
+                .take_while(|c| c.is_ascii_hexdigit())
+                .collect();
+            if id.len() == 64 && !missing.iter().any(|m| m.starts_with(&id[..10])) {
+                missing.push(format!("{} (data/{}/{})", &id[..10], &id[..2], id));
+            }
+        }
+        let Some(rest) = line.strip_prefix("ignoring error for ") else {
+            continue;
+        };
+        let Some((path, why)) = rest.split_once(": ") else {
+            continue;
+        };
+        if why.starts_with("UtimesNano") || why.starts_with("lchown") {
+            continue;
+        }
+        let why = if why.contains("ciphertext verification failed") {
+            "damaged data (ciphertext verification failed)".to_string()
+        } else if why.contains("no such file or directory") && why.contains("/data/") {
+            "its pack is missing".to_string()
+        } else {
+            why.chars().take(160).collect()
+        };
+        let entry = format!("{path}: {why}");
+        if !files.contains(&entry) {
+            files.push(entry);
+        }
+    }
+    if missing.is_empty() && files.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    if !missing.is_empty() {
+        out.push(format!(
+            "{} pack file(s) missing from the repository: {}",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    if !files.is_empty() {
+        let more = files.len().saturating_sub(8);
+        let mut list = files.into_iter().take(8).collect::<Vec<_>>().join("; ");
+        if more > 0 {
+            list.push_str(&format!("; and {more} more"));
+        }
+        out.push(format!("not restored: {list}"));
+    }
+    Some(out.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_problems_condense_014_and_018() {
+        let s014 = "Load(<data/1831b4f029>, 500100, 0) returned error, retrying after 1.58s: open /r/data/18/1831b4f029643200f101502f8d82c415286af21c101da306a3014272c5bb3b29: no such file or directory\n\
+Load(<data/1831b4f029>, 500100, 0) returned error, retrying after 2.3s: open /r/data/18/1831b4f029643200f101502f8d82c415286af21c101da306a3014272c5bb3b29: no such file or directory\n\
+ignoring error for /d/big.bin: StreamPack: open /r/data/18/1831b4f029643200f101502f8d82c415286af21c101da306a3014272c5bb3b29: no such file or directory\n\
+ignoring error for /d/big.bin: UtimesNano: no such file or directory\nFatal: There were 2 errors\n";
+        let got = restore_problems(s014).unwrap();
+        assert_eq!(
+            got,
+            "1 pack file(s) missing from the repository: 1831b4f029 (data/18/1831b4f029643200f101502f8d82c415286af21c101da306a3014272c5bb3b29); not restored: /d/big.bin: its pack is missing"
+        );
+        let s018 = "ignoring error for /d/big.bin: decrypting blob <data/fbdf4781> from 26e26fa4 failed: ciphertext verification failed\nignoring error for /d/big.bin: lchown /x: no such file or directory\nFatal: There were 2 errors\n";
+        assert_eq!(
+            restore_problems(s018).unwrap(),
+            "not restored: /d/big.bin: damaged data (ciphertext verification failed)"
+        );
+        assert_eq!(restore_problems("Fatal: boom\n"), None);
+    }
 
     #[test]
     fn classifies_014_texts_and_017_codes() {

@@ -392,7 +392,16 @@ impl Restic {
             args.push(p.display().to_string());
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run_unlocking(&argv).await.map(|_| ())
+        match self.run_unlocking(&argv).await {
+            Err(ResticError::Failed { stderr, .. })
+                if error::restore_problems(&stderr).is_some() =>
+            {
+                Err(ResticError::RestoreIncomplete {
+                    problems: error::restore_problems(&stderr).unwrap_or_default(),
+                })
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     /// Stream one file of a snapshot (`restic dump`): the caller reads the child's stdout.
@@ -417,6 +426,66 @@ impl Restic {
             &text,
             &self.url,
         ))
+    }
+
+    /// The same restic and repository, with another password file (the encryption proof
+    /// opens the repository with a deliberately wrong password).
+    pub fn with_password_file(&self, file: &Path) -> Restic {
+        Restic {
+            password: PasswordSource::File(file.to_path_buf()),
+            may_unlock: false,
+            ..self.clone()
+        }
+    }
+
+    /// Back up a small in-memory value as one file (`backup --stdin`).
+    pub async fn backup_bytes(
+        &self,
+        filename: &str,
+        tags: &[String],
+        bytes: &[u8],
+    ) -> Result<BackupDone, ResticError> {
+        use tokio::io::AsyncWriteExt;
+        let mut b = self.backup_stdin(filename, tags)?;
+        if let Some(stdin) = b.stdin.as_mut()
+            && let Err(e) = stdin.write_all(bytes).await
+        {
+            b.abort().await;
+            return Err(protocol("backup --stdin", e));
+        }
+        b.finish().await
+    }
+
+    /// One file of a snapshot, read whole (`restic dump`; small files only).
+    pub async fn dump_bytes(&self, snapshot: &str, path: &str) -> Result<Vec<u8>, ResticError> {
+        self.run(&["dump", snapshot, path]).await
+    }
+
+    /// A snapshot's start time (RFC 3339, from the first line of `ls --json`) and its
+    /// nodes.
+    pub async fn ls_with_time(
+        &self,
+        snapshot: &str,
+    ) -> Result<(Option<String>, Vec<LsNode>), ResticError> {
+        let out = self.run_unlocking(&["ls", "--json", snapshot]).await?;
+        let text = String::from_utf8_lossy(&out);
+        let mut time = None;
+        let mut nodes = Vec::new();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v.get("struct_type").and_then(|t| t.as_str()) == Some("snapshot") {
+                time = v.get("time").and_then(|t| t.as_str()).map(str::to_string);
+                continue;
+            }
+            if let Ok(n) = serde_json::from_value::<LsNode>(v)
+                && n.struct_type.as_deref().is_none_or(|t| t == "node")
+            {
+                nodes.push(n);
+            }
+        }
+        Ok((time, nodes))
     }
 
     /// List a snapshot's files (`restic ls --json`).

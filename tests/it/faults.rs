@@ -60,6 +60,9 @@ fn stale_lock_of_a_killed_restic_is_cleared_once() {
                 .map(|d| d.count() > 0)
                 .unwrap_or(false)
         });
+        // Let restic finish writing the lock: restic ignores a half-written lock, which
+        // would leave nothing stale to clear. It then blocks reading its stdin.
+        std::thread::sleep(std::time::Duration::from_secs(1));
         kill9(held.id());
         let _ = held.wait();
         assert_eq!(

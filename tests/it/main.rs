@@ -6,5 +6,7 @@ mod util;
 
 mod backup_restore;
 mod bad_input;
+mod daemon;
 mod faults;
 mod secrets;
+mod verify;

@@ -1,0 +1,152 @@
+//! The Prometheus textfile (node-exporter's textfile collector): per-job figures from the
+//! catalog, written atomically (a temp file in the same folder, then rename) so the
+//! collector never reads half a file.
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::domain::RunStatus;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Render the metrics for every configured job at `now_ms`.
+pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let metrics = [
+        (
+            "omk_backup_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the job's last successful backup.",
+        ),
+        (
+            "omk_backup_last_duration_seconds",
+            "gauge",
+            "Duration of the job's last backup attempt.",
+        ),
+        (
+            "omk_backup_last_bytes",
+            "gauge",
+            "Bytes processed by the job's last successful backup attempt.",
+        ),
+        (
+            "omk_backup_last_status",
+            "gauge",
+            "Last backup attempt: 0 success, 1 failed, 2 interrupted, 3 skipped, 4 running.",
+        ),
+        (
+            "omk_backup_rpo_seconds",
+            "gauge",
+            "Age of the job's newest good backup (recovery point objective).",
+        ),
+        (
+            "omk_backup_last_verified_restore_timestamp_seconds",
+            "gauge",
+            "Unix time of the job's last verified restore test.",
+        ),
+    ];
+    let mut rows: Vec<Vec<(String, f64)>> = vec![Vec::new(); metrics.len()];
+    for job in config.jobs.keys() {
+        let m = catalog.job_metrics(job)?;
+        let label = format!("job=\"{}\"", escape(job));
+        if let Some(t) = m.last_success_ms {
+            rows[0].push((label.clone(), t as f64 / 1000.0));
+            rows[4].push((label.clone(), ((now_ms - t).max(0) / 1000) as f64));
+        }
+        if let Some(d) = m.last_duration_ms {
+            rows[1].push((label.clone(), d as f64 / 1000.0));
+        }
+        if let Some(b) = m.last_bytes {
+            rows[2].push((label.clone(), b as f64));
+        }
+        if let Some(s) = m.last_status {
+            let code = match s {
+                RunStatus::Success => 0,
+                RunStatus::Failed => 1,
+                RunStatus::Interrupted => 2,
+                RunStatus::Skipped => 3,
+                RunStatus::Running => 4,
+            };
+            rows[3].push((label.clone(), code as f64));
+        }
+        if let Some(t) = m.last_verified_restore_ms {
+            rows[5].push((label, t as f64 / 1000.0));
+        }
+    }
+    for ((name, kind, help), values) in metrics.iter().zip(rows) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (label, v) in values {
+            let _ = writeln!(out, "{name}{{{label}}} {v}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
+        now_ms as f64 / 1000.0
+    );
+    Ok(out)
+}
+
+/// Write `text` to `path` atomically: temp file beside it, fsync, rename.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Render and write the textfile the config names, if any. Errors are the caller's to
+/// log: metrics never fail a task.
+pub fn update(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result<()> {
+    let Some(path) = &config.metrics_textfile else {
+        return Ok(());
+    };
+    let text = render(config, catalog, now_ms)?;
+    write_atomic(path, &text).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write the metrics textfile {}: {e}; check [metrics] textfile and that its folder exists and is writable",
+            path.display()
+        )
+    })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("omk.prom");
+        write_atomic(&p, "a 1\n").unwrap();
+        write_atomic(&p, "a 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a 2\n");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(write_atomic(&d.path().join("missing/x.prom"), "x").is_err());
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}
