@@ -6,7 +6,7 @@
 //! repository, restic missing) stop the run instead of failing every job the same way.
 
 use super::{Ctx, Globals, Reporter, now_ms};
-use crate::catalog::SnapshotRow;
+use crate::catalog::{DumpRow, SnapshotRow};
 use crate::config::Job;
 use crate::domain::{JobKind, RunStatus, SnapshotState, job_tag, run_tag};
 use crate::exit::Outcome;
@@ -44,6 +44,8 @@ struct Made {
     bytes: u64,
     files: u64,
     data_added: u64,
+    /// Database jobs: the dump's digest and fingerprint.
+    dump: Option<DumpRow>,
 }
 
 pub async fn run(
@@ -110,7 +112,12 @@ pub async fn run(
                     state: SnapshotState::Good,
                     note: None,
                 })?;
-                let detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
+                let mut detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
+                if let Some(d) = &m.dump {
+                    ctx.catalog.insert_dump(d)?;
+                    detail["sha256"] = d.sha256.clone().into();
+                    detail["dump_bytes"] = d.bytes.into();
+                }
                 ctx.catalog.finish_step(
                     step,
                     RunStatus::Success,
@@ -198,6 +205,7 @@ async fn backup_job(
                     bytes: done.summary.total_bytes_processed,
                     files: done.summary.total_files_processed,
                     data_added: done.summary.data_added,
+                    dump: None,
                 }),
                 Err(ResticError::SourceUnreadable {
                     snapshot_id,
@@ -221,10 +229,42 @@ async fn backup_job(
                 Err(e) => Err(e.into()),
             }
         }
-        kind => anyhow::bail!(
-            "{}: {kind} jobs need the Docker module, which this build does not have yet",
-            job.name
-        ),
+        kind => {
+            let docker = ctx.docker().await?;
+            match super::dump::dump_job(&docker, restic, job, &tags).await {
+                Ok(d) => {
+                    let snapshot_id = restic.full_id(&d.backup.snapshot_id).await?;
+                    let fingerprint = serde_json::to_string(&d.fingerprint)?;
+                    Ok(Made {
+                        bytes: d.bytes,
+                        files: d.backup.summary.total_files_processed,
+                        data_added: d.backup.summary.data_added,
+                        dump: Some(DumpRow {
+                            snapshot_id: snapshot_id.clone(),
+                            job: job.name.clone(),
+                            engine: kind.as_str().to_string(),
+                            filename: d.filename,
+                            sha256: d.sha256,
+                            bytes: d.bytes as i64,
+                            fingerprint: Some(fingerprint),
+                        }),
+                        snapshot_id,
+                    })
+                }
+                Err(f) => {
+                    discard(
+                        ctx,
+                        restic,
+                        job,
+                        run_id,
+                        f.snapshot_id.as_deref(),
+                        "the dump did not complete",
+                    )
+                    .await;
+                    Err(f.error)
+                }
+            }
+        }
     }
 }
 

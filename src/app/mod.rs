@@ -5,6 +5,7 @@
 //! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
 
 pub mod backup;
+pub mod dump;
 pub mod maintain;
 pub mod query;
 pub mod reconcile;
@@ -12,6 +13,7 @@ pub mod restore;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
+use crate::docker::Docker;
 use crate::exit::Outcome;
 use crate::lock::{self, RunLock};
 use crate::restic::{BackupStatus, Restic};
@@ -99,6 +101,18 @@ impl Ctx {
         };
         reconcile::after_crash(&mut ctx, reporter).await?;
         Ok(ctx)
+    }
+
+    /// Docker through the configured host (`[docker] host`, `$DOCKER_HOST`, the socket).
+    pub async fn docker(&self) -> anyhow::Result<Docker> {
+        Docker::connect(self.config.docker_host.as_deref())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to Docker (set [docker] host in {} or $DOCKER_HOST)",
+                    self.config.file.display()
+                )
+            })
     }
 
     /// restic bound to the repository; it may clear stale restic locks when we hold ours.
