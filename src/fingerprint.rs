@@ -42,6 +42,8 @@ struct Tuples {
     in_str: bool,
     esc: bool,
     depth: i32,
+    /// The statement's `;` was seen: ignore the rest of the line.
+    done: bool,
 }
 
 impl Counter {
@@ -96,23 +98,25 @@ impl Counter {
         self.line_len += part.len();
     }
 
-    /// MariaDB: once the head holds "INSERT INTO `t` VALUES ", start counting tuples.
+    /// MariaDB: once the head holds "INSERT INTO `t` VALUES", start counting tuples
+    /// (mariadb-dump 10.11 puts each tuple on its own line; older ones one long line).
     fn maybe_start_insert(&mut self) {
         const P: &[u8] = b"INSERT INTO `";
         if !self.head.starts_with(P) {
             return;
         }
-        let Some(end) = find(&self.head[P.len()..], b"` VALUES ") else {
+        let Some(end) = find(&self.head[P.len()..], b"` VALUES") else {
             return;
         };
         let table = String::from_utf8_lossy(&self.head[P.len()..P.len() + end]).into_owned();
-        let after = P.len() + end + b"` VALUES ".len();
+        let after = P.len() + end + b"` VALUES".len();
         let rest = self.head[after..].to_vec();
         self.insert = Some(Tuples {
             table,
             in_str: false,
             esc: false,
             depth: 0,
+            done: false,
         });
         self.count_tuples(&rest);
     }
@@ -121,6 +125,9 @@ impl Counter {
         let Some(t) = &mut self.insert else { return };
         let mut n = 0u64;
         for &b in data {
+            if t.done {
+                break;
+            }
             if t.in_str {
                 if t.esc {
                     t.esc = false;
@@ -140,6 +147,7 @@ impl Counter {
                     t.depth += 1;
                 }
                 b')' => t.depth -= 1,
+                b';' if t.depth == 0 => t.done = true,
                 _ => {}
             }
         }
@@ -152,7 +160,11 @@ impl Counter {
         let line = trim_cr(&head);
         let complete = self.line_len == head.len();
         self.line_len = 0;
-        if self.insert.take().is_some() {
+        if let Some(t) = &self.insert {
+            // A statement spans lines until its `;`.
+            if t.done {
+                self.insert = None;
+            }
             return;
         }
         match self.engine {
@@ -327,6 +339,10 @@ mod tests {
                 &[("a.e", 0), ("b.t", 3)],
             ),
             ("INSERT INTO `p` VALUES (POINT(1,2)),(NULL);\n", &[("p", 2)]),
+            (
+                "USE `m`;\nINSERT INTO `t` VALUES\n(1,'a;b'),\n(2,'(\\n)');\nINSERT INTO `u` VALUES\n(3);\n/*!40000 ALTER TABLE `t` ENABLE KEYS */;\n",
+                &[("m.t", 2), ("m.u", 1)],
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(

@@ -53,9 +53,11 @@ impl<E: Into<anyhow::Error>> From<E> for DumpFailed {
     }
 }
 
-/// The file name inside the snapshot.
+/// The file name inside the snapshot: `<job>.sql` at the root. (restic 0.18.0 fails a
+/// `--stdin-filename` with a folder, "unable to save snapshot: open /job: no such file
+/// or directory", while 0.14 accepts it: keep it flat so both work.)
 pub fn filename(job: &Job) -> String {
-    format!("{}/{}.sql", job.name, job.name)
+    format!("{}.sql", job.name)
 }
 
 /// The command that dumps `job` in `container` (argv holds no secret).

@@ -6,5 +6,7 @@ mod util;
 
 mod backup_restore;
 mod bad_input;
+mod dock;
+mod docker_dumps;
 mod faults;
 mod secrets;
