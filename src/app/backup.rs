@@ -196,10 +196,40 @@ async fn backup_job(
         JobKind::Files => {
             let name = job.name.clone();
             let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
-            match restic
+            // Quiesce first (journaled), and resume as soon as restic is done, whatever
+            // it answered.
+            let quiesced = match &job.quiesce {
+                Some(q) => {
+                    let docker = ctx.docker().await?;
+                    let qd =
+                        super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
+                    Some((docker, qd))
+                }
+                None => None,
+            };
+            let backed_up = restic
                 .backup_paths(&job.paths, &job.exclude, &tags, &mut progress)
-                .await
-            {
+                .await;
+            let mut window_ms = None;
+            if let Some((docker, qd)) = quiesced {
+                match super::quiesce::resume(ctx, &docker, qd, reporter).await {
+                    Ok(w) => window_ms = w,
+                    Err(e) => {
+                        if let Ok(done) = &backed_up {
+                            // The data is safe; the failure is the container's.
+                            return Err(e.context(format!(
+                                "{}: restic made snapshot {} but the container was not resumed",
+                                job.name, done.snapshot_id
+                            )));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            if let Some(w) = window_ms {
+                tracing::info!("{}: quiesce window {w} ms", job.name);
+            }
+            match backed_up {
                 Ok(done) => Ok(Made {
                     snapshot_id: restic.full_id(&done.snapshot_id).await?,
                     bytes: done.summary.total_bytes_processed,

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod dump;
 pub mod maintain;
 pub mod query;
+pub mod quiesce;
 pub mod reconcile;
 pub mod restore;
 
@@ -51,6 +52,8 @@ pub struct Ctx {
     pub config: Config,
     pub catalog: Catalog,
     pub lock: Option<RunLock>,
+    /// Containers a crashed run left quiesced, resumed when the lock was taken.
+    pub recovered: Vec<quiesce::Recovered>,
 }
 
 /// The current time in the catalog's unit.
@@ -84,6 +87,7 @@ impl Ctx {
             config,
             catalog,
             lock: None,
+            recovered: Vec::new(),
         })
     }
 
@@ -98,8 +102,16 @@ impl Ctx {
             config,
             catalog,
             lock: Some(lock),
+            recovered: Vec::new(),
         };
         reconcile::after_crash(&mut ctx, reporter).await?;
+        // Containers left paused/stopped by a crashed run come back first. Docker being
+        // unreachable must not block commands that do not need it: warn, and leave the
+        // journal open for the next command or `omk-backup recover`.
+        match quiesce::recover(&ctx, reporter).await {
+            Ok(done) => ctx.recovered = done,
+            Err(e) => reporter.note(&format!("warning: {e:#}")),
+        }
         Ok(ctx)
     }
 

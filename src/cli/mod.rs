@@ -78,6 +78,8 @@ enum Command {
         #[arg(long, value_name = "K/N")]
         read_data_subset: Option<String>,
     },
+    /// Resume containers a crashed run left paused or stopped
+    Recover,
     /// Catalog maintenance
     Catalog {
         #[command(subcommand)]
@@ -190,6 +192,11 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             } else {
                 Outcome::Failed
             })
+        }
+        Command::Recover => {
+            let rep = app::quiesce::run_recover(g, r).await?;
+            output::recover(&rep, json);
+            Ok(rep.outcome())
         }
         Command::Catalog {
             action: CatalogAction::Rebuild,

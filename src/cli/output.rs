@@ -3,6 +3,7 @@
 use crate::app::backup::{BackupReport, short};
 use crate::app::maintain::{CheckReport, ForgetReport, RebuildReport};
 use crate::app::query::{ConfigReport, SnapshotView, StatusReport};
+use crate::app::quiesce::RecoverReport;
 use crate::app::restore::RestoreReport;
 use serde::Serialize;
 
@@ -208,6 +209,18 @@ pub fn config(r: &ConfigReport, as_json: bool) {
             j.kind.as_str(),
             j.what,
             j.source
+        );
+    }
+}
+
+pub fn recover(r: &RecoverReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    for c in &r.containers {
+        println!(
+            "{}  {}  ({}, run {}): {}",
+            c.action, c.container, c.job, c.run_id, c.detail
         );
     }
 }

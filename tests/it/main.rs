@@ -8,5 +8,6 @@ mod backup_restore;
 mod bad_input;
 mod dock;
 mod docker_dumps;
+mod docker_quiesce;
 mod faults;
 mod secrets;
