@@ -54,7 +54,8 @@ pub async fn run(
     init: bool,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BackupReport> {
-    let ctx = Ctx::open_locked(g, reporter).await?;
+    let mut ctx = Ctx::open_locked(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     let jobs: Vec<Job> = ctx
         .config
         .select_jobs(names)?
@@ -145,7 +146,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = format!("{e:#}");
                 ctx.catalog
                     .finish_step(step, RunStatus::Failed, None, Some(&msg), finished)?;
                 reporter.note(&format!("{}: FAILED: {msg}", job.name));

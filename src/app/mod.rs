@@ -5,6 +5,7 @@
 //! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
 
 pub mod backup;
+pub mod discover;
 pub mod dump;
 pub mod maintain;
 pub mod query;
@@ -113,6 +114,14 @@ impl Ctx {
             Err(e) => reporter.note(&format!("warning: {e:#}")),
         }
         Ok(ctx)
+    }
+
+    /// Add jobs from container labels (when a Docker host is configured). A Docker
+    /// failure is a warning here: the jobs that need Docker fail on their own, clearly.
+    pub async fn discover_jobs(&mut self, reporter: &dyn Reporter) {
+        if let Err(e) = discover::merge(&mut self.config, reporter).await {
+            reporter.note(&format!("warning: label discovery skipped: {e:#}"));
+        }
     }
 
     /// Docker through the configured host (`[docker] host`, `$DOCKER_HOST`, the socket).

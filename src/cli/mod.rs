@@ -208,7 +208,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
         Command::Config {
             action: ConfigAction::Check,
         } => {
-            let rep = app::query::config_check(g)?;
+            let rep = app::query::config_check(g, r).await?;
             output::config(&rep, json);
             Ok(Outcome::Ok)
         }

@@ -77,7 +77,7 @@ fn sqlite_dump_roundtrip_through_haproxy_nginx_and_socket() {
     ];
     for (i, host) in hosts.iter().enumerate() {
         env.write_config(&format!(
-            "[docker]\nhost = \"{host}\"\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
+            "[docker]\nhost = \"{host}\"\ndiscover = false\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
             db.name
         ));
         let args: &[&str] = if i == 0 {
@@ -113,7 +113,7 @@ fn postgres_dump_roundtrip_failures_and_restic_dying() {
     std::fs::write(env.path("pgpw"), format!("{pw}\n")).unwrap();
     let jobs = |extra: &str| {
         format!(
-            "[docker]\nhost = \"{}\"\n\n[retention]\nkeep_last = 1\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{c}\"\npassword_file = \"pgpw\"\n\n[jobs.pgone]\nkind = \"postgres\"\ncontainer = \"{c}\"\ndatabase = \"app\"\n{extra}",
+            "[docker]\nhost = \"{}\"\ndiscover = false\n\n[retention]\nkeep_last = 1\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{c}\"\npassword_file = \"pgpw\"\n\n[jobs.pgone]\nkind = \"postgres\"\ncontainer = \"{c}\"\ndatabase = \"app\"\n{extra}",
             proxy(),
             c = pg.name
         )
@@ -247,7 +247,7 @@ fn mariadb_dump_roundtrip_with_the_containers_own_root_password() {
     );
     let env = Env::new(&restic);
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n",
         proxy(),
         m.name
     ));
@@ -323,7 +323,7 @@ fn a_proxy_refusing_exec_is_named_with_the_setting_that_allows_it() {
     let env = Env::new(&restic);
     let strict = StrictProxy::start(env.dir.path());
     env.write_config(&format!(
-        "[docker]\nhost = \"tcp://127.0.0.1:{}\"\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
+        "[docker]\nhost = \"tcp://127.0.0.1:{}\"\ndiscover = false\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
         strict.port, db.name
     ));
     let r = env.run(&["backup", "--init"]).code(1);

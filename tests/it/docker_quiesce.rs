@@ -15,7 +15,7 @@ fn env_with(container: &str, mode: &str, restic: &std::path::Path) -> Env {
 
 fn quiesce_config(container: &str, mode: &str) -> String {
     format!(
-        "[docker]\nhost = \"{}\"\n\n[retention]\nkeep_last = 3\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{container}\", mode = \"{mode}\" }}\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[retention]\nkeep_last = 3\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{container}\", mode = \"{mode}\" }}\n",
         proxy()
     )
 }
