@@ -232,6 +232,47 @@ fn postgres_dump_roundtrip_failures_and_restic_dying() {
         !pg.sh("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done")
             .contains("pg_dumpall")
     });
+
+    // The database's dump process is killed mid-dump (restic is slow to start, so the
+    // dump blocks on a full pipe): the job fails with the exit code, no snapshot.
+    let slow = env.path("slow-restic");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" --stdin \"*) sleep 5 ;; esac\nexec {} \"$@\"\n",
+            restic.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["+x"])
+        .arg(&slow)
+        .status()
+        .unwrap();
+    let child = env
+        .cmd(&["--json", "backup", "pg"])
+        .env("OMK_BACKUP_RESTIC", &slow)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let find = "for p in /proc/[0-9]*; do if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^pg_dumpall'; then echo ${p#/proc/}; fi; done";
+    wait_until(30, "pg_dumpall in the container", || {
+        !pg.sh(find).is_empty()
+    });
+    pg.sh(&format!("kill -9 {}", pg.sh(find)));
+    let r = Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.all());
+    let err = job(&r.json(), "pg")["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("exited with code 137") || err.contains("cut"),
+        "{err}"
+    );
+    let after_kill = env
+        .restic_cmd(&["snapshots", "--json", "--tag", "omk:job=pg"])
+        .json();
+    assert_eq!(before, after_kill, "no new snapshot");
+    assert_eq!(pg.status(), "running");
 }
 
 #[test]
