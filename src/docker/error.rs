@@ -88,7 +88,7 @@ pub fn proxy_hint(method: &str, path: &str) -> String {
     } else if p.starts_with("/exec/") || p.ends_with("/exec") {
         (
             "EXEC=1 and POST=1 (plus CONTAINERS=1)",
-            "POST %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/exec, POST %API_PREFIX_EXEC%/%EXEC_ID%/start, GET %API_PREFIX_EXEC%/%EXEC_ID%/json",
+            "POST %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/exec, POST %API_PREFIX_EXEC%/[0-9a-f]+/start, GET %API_PREFIX_EXEC%/[0-9a-f]+/json",
         )
     } else if p.starts_with("/containers/") && method == "POST" {
         (
@@ -101,10 +101,7 @@ pub fn proxy_hint(method: &str, path: &str) -> String {
             "GET %API_PREFIX_CONTAINERS%/json, GET %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/json",
         )
     } else if p.starts_with("/images") {
-        (
-            "IMAGES=1",
-            "GET %API_PREFIX_IMAGES%/%IMAGE_ID_OR_REFERENCE%/json",
-        )
+        ("IMAGES=1", "GET %API_PREFIX_IMAGES%/.+/json")
     } else {
         ("(not an endpoint omk-backup needs)", "-")
     };
