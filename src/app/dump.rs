@@ -318,3 +318,88 @@ async fn stop_dump(docker: &Docker, container: &str, pid: Option<u32>) {
         tracing::warn!("could not stop the dump (pid {pid}) in container {container}: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JobOrigin;
+
+    fn job(kind: JobKind, password_file: Option<std::path::PathBuf>) -> Job {
+        Job {
+            name: "db".into(),
+            kind,
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            quiesce: None,
+            container: Some("db".into()),
+            user: None,
+            password_file,
+            database: Some("/data/app.db".into()),
+            retention: None,
+            origin: JobOrigin::Config { line: 1 },
+        }
+    }
+
+    fn container(env: &[&str]) -> ContainerInfo {
+        ContainerInfo {
+            id: "id".into(),
+            name: "db".into(),
+            status: "running".into(),
+            image: "x".into(),
+            labels: Default::default(),
+            env_names: env.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_argv() {
+        let dir = tempfile::tempdir().unwrap();
+        let pf = dir.path().join("pw");
+        std::fs::write(&pf, "s3cr3t-value\n").unwrap();
+        for kind in [JobKind::Postgres, JobKind::Mariadb] {
+            let spec = dump_spec(&job(kind, Some(pf.clone())), &container(&[])).unwrap();
+            assert!(
+                !spec.cmd.join(" ").contains("s3cr3t"),
+                "{kind}: {:?}",
+                spec.cmd
+            );
+            assert!(
+                spec.env.iter().any(|e| e.ends_with("=s3cr3t-value")),
+                "{kind}"
+            );
+            assert!(!format!("{spec:?}").contains("s3cr3t"), "Debug redacts");
+        }
+        // MariaDB without a password file: the container's own variable, by name.
+        let spec = dump_spec(
+            &job(JobKind::Mariadb, None),
+            &container(&["MARIADB_ROOT_PASSWORD"]),
+        )
+        .unwrap();
+        assert!(spec.cmd[2].contains("MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\""));
+        assert!(spec.env.is_empty());
+        let spec = dump_spec(
+            &job(JobKind::Mariadb, None),
+            &container(&["MYSQL_ROOT_PASSWORD"]),
+        )
+        .unwrap();
+        assert!(spec.cmd[2].contains("\"$MYSQL_ROOT_PASSWORD\""));
+    }
+
+    #[test]
+    fn dump_commands() {
+        let pg = dump_spec(&job(JobKind::Postgres, None), &container(&[])).unwrap();
+        assert!(pg.cmd.contains(&"pg_dump".to_string()));
+        assert!(
+            pg.cmd.contains(&"/data/app.db".to_string()),
+            "database → pg_dump --dbname"
+        );
+        let mut all = job(JobKind::Postgres, None);
+        all.database = None;
+        let pg = dump_spec(&all, &container(&[])).unwrap();
+        assert!(pg.cmd.contains(&"pg_dumpall".to_string()));
+        let lite = dump_spec(&job(JobKind::Sqlite, None), &container(&[])).unwrap();
+        assert!(lite.cmd[2].contains("sqlite3 -readonly"));
+        assert_eq!(lite.cmd.last().unwrap(), "/data/app.db");
+        assert_eq!(filename(&all), "db.sql");
+    }
+}
