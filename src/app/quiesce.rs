@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 /// How often a transient Docker error is retried when resuming.
 const RESUME_TRIES: u32 = 5;
 
-/// A container we may have quiesced; give it back to [`resume`].
+/// A container we may have quiesced; give it back to [`resume`]. If it is dropped
+/// without that (a panic, a cancelled future), its `Drop` resumes the container on a
+/// helper thread; the journal stays open and the next recovery closes it.
 #[derive(Debug)]
 pub struct Quiesced {
     journal: i64,
@@ -31,6 +33,30 @@ pub struct Quiesced {
     mode: QuiesceMode,
     touched: bool,
     since: Instant,
+    docker: Docker,
+}
+
+impl Drop for Quiesced {
+    fn drop(&mut self) {
+        if !self.touched {
+            return;
+        }
+        let (docker, id, mode) = (self.docker.clone(), self.container_id.clone(), self.mode);
+        let worker = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(resume_with_retries(&docker, &id, mode)).is_ok(),
+                Err(_) => false,
+            }
+        });
+        let ok = worker.join().unwrap_or(false);
+        tracing::warn!(
+            "container {} was still quiesced when its guard was dropped; resumed: {ok}",
+            self.name
+        );
+    }
 }
 
 /// Quiesce `q.container` for `job` (a no-op, journaled, when it is not running).
@@ -66,6 +92,7 @@ pub async fn quiesce(
         mode: q.mode,
         touched: false,
         since: Instant::now(),
+        docker: docker.clone(),
     };
     if info.status != "running" {
         let note = format!("was {} before the run: left as it was", info.status);
@@ -111,12 +138,14 @@ pub async fn quiesce(
 pub async fn resume(
     ctx: &Ctx,
     docker: &Docker,
-    q: Quiesced,
+    mut q: Quiesced,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<i64>> {
     if !q.touched {
         return Ok(None);
     }
+    // From here on this function owns the outcome: the guard stands down.
+    q.touched = false;
     match resume_with_retries(docker, &q.container_id, q.mode).await {
         Ok(()) => {
             let window = q.since.elapsed().as_millis() as i64;
