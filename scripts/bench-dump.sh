@@ -54,19 +54,36 @@ now() { date +%s.%N; }
 docker exec "$c" pg_dumpall -U postgres > /dev/null
 
 t0=$(now)
+# /usr/bin/time's maximum RSS is the largest process of the tree (restic); omk-backup's
+# own peak is VmHWM from /proc, read until it exits.
 OMK_BACKUP_RESTIC="$restic" /usr/bin/time -v -o "$work/time.txt" \
-  "$bin" --config "$work/omk.toml" --json backup bench > "$work/omk.json"
+  "$bin" --config "$work/omk.toml" --json backup bench > "$work/omk.json" &
+tpid=$!
+hwm=0
+while kill -0 "$tpid" 2>/dev/null; do
+  opid=$(pgrep -P "$tpid" -x omk-backup || true)
+  if [ -n "$opid" ]; then
+    v=$(awk '/VmHWM/ {print $2}' "/proc/$opid/status" 2>/dev/null || echo 0)
+    [ -n "$v" ] && [ "$v" -gt "$hwm" ] && hwm=$v
+  fi
+  sleep 0.1
+done
+wait "$tpid"
 t1=$(now)
 docker exec "$c" pg_dumpall -U postgres | \
-  RESTIC_REPOSITORY="$work/repo-bare" "$restic" backup -q --stdin --stdin-filename bench.sql
+  RESTIC_REPOSITORY="$work/repo-bare" /usr/bin/time -v -o "$work/time-bare.txt" \
+  "$restic" backup -q --stdin --stdin-filename bench.sql
 t2=$(now)
 
 omk=$(echo "$t1 - $t0" | bc -l); bare=$(echo "$t2 - $t1" | bc -l)
 rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt")
+rss_bare=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time-bare.txt")
 bytes=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["bytes"])' "$work/omk.json")
 printf 'restic:        %s\n' "$("$restic" version | head -1)"
 printf 'dump size:     %s bytes (%.2f GiB), database %s\n' "$bytes" "$(echo "$bytes / 1073741824" | bc -l)" "$size"
 printf 'omk-backup:    %.1f s (through %s)\n' "$omk" "$proxy"
 printf 'bare pipeline: %.1f s (docker exec | restic backup --stdin)\n' "$bare"
 printf 'ratio:         %.2f\n' "$(echo "$omk / $bare" | bc -l)"
-printf 'omk-backup peak RSS: %s KiB\n' "$rss"
+printf 'omk-backup peak RSS (VmHWM): %s KiB\n' "$hwm"
+printf 'largest process of omk-backup'"'"'s tree (restic): %s KiB; bare restic: %s KiB\n' "$rss" "$rss_bare"
+printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
