@@ -105,14 +105,15 @@ impl Ctx {
             lock: Some(lock),
             recovered: Vec::new(),
         };
-        reconcile::after_crash(&mut ctx, reporter).await?;
-        // Containers left paused/stopped by a crashed run come back first. Docker being
-        // unreachable must not block commands that do not need it: warn, and leave the
-        // journal open for the next command or `omk-backup recover`.
+        // Containers left paused/stopped by a crashed run come back first, before
+        // anything that may fail (restic, the catalog). Docker being unreachable must
+        // not block commands that do not need it: warn, and leave the journal open for
+        // the next command or `omk-backup recover`.
         match quiesce::recover(&ctx, reporter).await {
             Ok(done) => ctx.recovered = done,
             Err(e) => reporter.note(&format!("warning: {e:#}")),
         }
+        reconcile::after_crash(&mut ctx, reporter).await?;
         Ok(ctx)
     }
 

@@ -287,13 +287,32 @@ fn mariadb_dump_roundtrip_with_the_containers_own_root_password() {
         b"CREATE DATABASE app; USE app; CREATE TABLE items (id int primary key, v text); INSERT INTO items VALUES (1, 'a (b)'), (2, 'it''s'), (3, 'x),(y'); INSERT INTO items SELECT seq + 10, md5(seq) FROM seq_1_to_5000; CREATE TABLE empty (x int);",
     );
     let env = Env::new(&restic);
+    let wrong = format!("wrong-{}", unique());
+    std::fs::write(env.path("wrongpw"), format!("{wrong}\n")).unwrap();
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{c}\"\n\n[jobs.mariabad]\nkind = \"mariadb\"\ncontainer = \"{c}\"\npassword_file = \"wrongpw\"\n",
         proxy(),
-        m.name
+        c = m.name
     ));
     let r = env.run(&["--json", "backup", "--init"]);
-    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 1, "{}", r.all());
+    let bad = job(&r.json(), "mariabad").clone();
+    assert_eq!(bad["status"], "failed");
+    assert!(
+        bad["error"].as_str().unwrap().contains("Access denied"),
+        "{bad}"
+    );
+    assert_eq!(
+        env.restic_cmd(&["snapshots", "--json", "--tag", "omk:job=mariabad"])
+            .stdout
+            .trim(),
+        "[]"
+    );
+    assert!(
+        !r.all().contains(&wrong),
+        "the wrong password is not echoed either"
+    );
+    assert_eq!(job(&r.json(), "maria")["status"], "success");
     let snap = job(&r.json(), "maria")["snapshot_id"]
         .as_str()
         .unwrap()
