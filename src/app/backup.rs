@@ -6,7 +6,7 @@
 //! repository, restic missing) stop the run instead of failing every job the same way.
 
 use super::{Ctx, Globals, Reporter, now_ms};
-use crate::catalog::SnapshotRow;
+use crate::catalog::{DumpRow, SnapshotRow};
 use crate::config::Job;
 use crate::domain::{JobKind, RunStatus, SnapshotState, job_tag, run_tag};
 use crate::exit::Outcome;
@@ -44,6 +44,8 @@ struct Made {
     bytes: u64,
     files: u64,
     data_added: u64,
+    /// Database jobs: the dump's digest and fingerprint.
+    dump: Option<DumpRow>,
 }
 
 pub async fn run(
@@ -52,7 +54,8 @@ pub async fn run(
     init: bool,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BackupReport> {
-    let ctx = Ctx::open_locked(g, reporter).await?;
+    let mut ctx = Ctx::open_locked(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     let jobs: Vec<Job> = ctx
         .config
         .select_jobs(names)?
@@ -111,7 +114,12 @@ pub async fn run(
                     state: SnapshotState::Good,
                     note: None,
                 })?;
-                let detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
+                let mut detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
+                if let Some(d) = &m.dump {
+                    ctx.catalog.insert_dump(d)?;
+                    detail["sha256"] = d.sha256.clone().into();
+                    detail["dump_bytes"] = d.bytes.into();
+                }
                 ctx.catalog.finish_step(
                     step,
                     RunStatus::Success,
@@ -139,7 +147,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = format!("{e:#}");
                 ctx.catalog
                     .finish_step(step, RunStatus::Failed, None, Some(&msg), finished)?;
                 reporter.note(&format!("{}: FAILED: {msg}", job.name));
@@ -190,15 +198,46 @@ async fn backup_job(
         JobKind::Files => {
             let name = job.name.clone();
             let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
-            match restic
+            // Quiesce first (journaled), and resume as soon as restic is done, whatever
+            // it answered.
+            let quiesced = match &job.quiesce {
+                Some(q) => {
+                    let docker = ctx.docker().await?;
+                    let qd =
+                        super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
+                    Some((docker, qd))
+                }
+                None => None,
+            };
+            let backed_up = restic
                 .backup_paths(&job.paths, &job.exclude, &tags, &mut progress)
-                .await
-            {
+                .await;
+            let mut window_ms = None;
+            if let Some((docker, qd)) = quiesced {
+                match super::quiesce::resume(ctx, &docker, qd, reporter).await {
+                    Ok(w) => window_ms = w,
+                    Err(e) => {
+                        if let Ok(done) = &backed_up {
+                            // The data is safe; the failure is the container's.
+                            return Err(e.context(format!(
+                                "{}: restic made snapshot {} but the container was not resumed",
+                                job.name, done.snapshot_id
+                            )));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            if let Some(w) = window_ms {
+                tracing::info!("{}: quiesce window {w} ms", job.name);
+            }
+            match backed_up {
                 Ok(done) => Ok(Made {
                     snapshot_id: restic.full_id(&done.snapshot_id).await?,
                     bytes: done.summary.total_bytes_processed,
                     files: done.summary.total_files_processed,
                     data_added: done.summary.data_added,
+                    dump: None,
                 }),
                 Err(ResticError::SourceUnreadable {
                     snapshot_id,
@@ -222,10 +261,42 @@ async fn backup_job(
                 Err(e) => Err(e.into()),
             }
         }
-        kind => anyhow::bail!(
-            "{}: {kind} jobs need the Docker module, which this build does not have yet",
-            job.name
-        ),
+        kind => {
+            let docker = ctx.docker().await?;
+            match super::dump::dump_job(&docker, restic, job, &tags).await {
+                Ok(d) => {
+                    let snapshot_id = restic.full_id(&d.backup.snapshot_id).await?;
+                    let fingerprint = serde_json::to_string(&d.fingerprint)?;
+                    Ok(Made {
+                        bytes: d.bytes,
+                        files: d.backup.summary.total_files_processed,
+                        data_added: d.backup.summary.data_added,
+                        dump: Some(DumpRow {
+                            snapshot_id: snapshot_id.clone(),
+                            job: job.name.clone(),
+                            engine: kind.as_str().to_string(),
+                            filename: d.filename,
+                            sha256: d.sha256,
+                            bytes: d.bytes as i64,
+                            fingerprint: Some(fingerprint),
+                        }),
+                        snapshot_id,
+                    })
+                }
+                Err(f) => {
+                    discard(
+                        ctx,
+                        restic,
+                        job,
+                        run_id,
+                        f.snapshot_id.as_deref(),
+                        "the dump did not complete",
+                    )
+                    .await;
+                    Err(f.error)
+                }
+            }
+        }
     }
 }
 

@@ -37,7 +37,8 @@ pub async fn forget(
     prune: bool,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<ForgetReport> {
-    let ctx = Ctx::open_locked(g, reporter).await?;
+    let mut ctx = Ctx::open_locked(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     let jobs: Vec<_> = ctx
         .config
         .select_jobs(names)?

@@ -6,9 +6,12 @@
 
 pub mod backup;
 pub mod daemon;
+pub mod discover;
+pub mod dump;
 pub mod kit;
 pub mod maintain;
 pub mod query;
+pub mod quiesce;
 pub mod reconcile;
 pub mod report;
 pub mod restore;
@@ -18,6 +21,7 @@ pub mod verify;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
+use crate::docker::Docker;
 use crate::exit::Outcome;
 use crate::lock::{self, RunLock};
 use crate::restic::{BackupStatus, Restic};
@@ -57,6 +61,8 @@ pub struct Ctx {
     pub config: Config,
     pub catalog: Catalog,
     pub lock: Option<RunLock>,
+    /// Containers a crashed run left quiesced, resumed when the lock was taken.
+    pub recovered: Vec<quiesce::Recovered>,
 }
 
 /// The current time in the catalog's unit.
@@ -90,6 +96,7 @@ impl Ctx {
             config,
             catalog,
             lock: None,
+            recovered: Vec::new(),
         })
     }
 
@@ -104,7 +111,16 @@ impl Ctx {
             config,
             catalog,
             lock: Some(lock),
+            recovered: Vec::new(),
         };
+        // Containers left paused/stopped by a crashed run come back first, before
+        // anything that may fail (restic, the catalog). Docker being unreachable must
+        // not block commands that do not need it: warn, and leave the journal open for
+        // the next command or `omk-backup recover`.
+        match quiesce::recover(&ctx, reporter).await {
+            Ok(done) => ctx.recovered = done,
+            Err(e) => reporter.note(&format!("warning: {e:#}")),
+        }
         reconcile::after_crash(&mut ctx, reporter).await?;
         Ok(ctx)
     }
@@ -121,6 +137,26 @@ impl Ctx {
         let mut ctx = Ctx::open_locked(g, reporter).await?;
         ctx.lock = None;
         Ok(ctx)
+    }
+
+    /// Add jobs from container labels (when a Docker host is configured). A Docker
+    /// failure is a warning here: the jobs that need Docker fail on their own, clearly.
+    pub async fn discover_jobs(&mut self, reporter: &dyn Reporter) {
+        if let Err(e) = discover::merge(&mut self.config, reporter).await {
+            reporter.note(&format!("warning: label discovery skipped: {e:#}"));
+        }
+    }
+
+    /// Docker through the configured host (`[docker] host`, `$DOCKER_HOST`, the socket).
+    pub async fn docker(&self) -> anyhow::Result<Docker> {
+        Docker::connect(self.config.docker_host.as_deref())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to Docker (set [docker] host in {} or $DOCKER_HOST)",
+                    self.config.file.display()
+                )
+            })
     }
 
     /// restic bound to the repository; it may clear stale restic locks when we hold ours.

@@ -163,8 +163,16 @@ pub struct ConfigJob {
     pub what: String,
 }
 
-pub fn config_check(g: &Globals) -> anyhow::Result<ConfigReport> {
-    let config = load_config(g)?;
+/// Validate the config and list its jobs, including those discovered from container
+/// labels when a Docker host is configured (a Docker failure is a warning here).
+pub async fn config_check(
+    g: &Globals,
+    reporter: &dyn super::Reporter,
+) -> anyhow::Result<ConfigReport> {
+    let mut config = load_config(g)?;
+    if let Err(e) = super::discover::merge(&mut config, reporter).await {
+        reporter.note(&format!("warning: label discovery skipped: {e:#}"));
+    }
     Ok(describe(&config))
 }
 

@@ -119,6 +119,8 @@ enum Command {
         #[command(subcommand)]
         action: KitAction,
     },
+    /// Resume containers a crashed run left paused or stopped
+    Recover,
     /// Catalog maintenance
     Catalog {
         #[command(subcommand)]
@@ -335,6 +337,11 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             println!("{rep}");
             Ok(Outcome::Ok)
         }
+        Command::Recover => {
+            let rep = app::quiesce::run_recover(g, r).await?;
+            output::recover(&rep, json);
+            Ok(rep.outcome())
+        }
         Command::Catalog {
             action: CatalogAction::Rebuild,
         } => {
@@ -345,7 +352,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
         Command::Config {
             action: ConfigAction::Check,
         } => {
-            let rep = app::query::config_check(g)?;
+            let rep = app::query::config_check(g, r).await?;
             output::config(&rep, json);
             Ok(Outcome::Ok)
         }

@@ -5,6 +5,7 @@ use crate::app::daemon::RunDueReport;
 use crate::app::kit::{ExportReport, OpenReport};
 use crate::app::maintain::{CheckReport, ForgetReport, RebuildReport};
 use crate::app::query::{ConfigReport, SnapshotView, StatusReport};
+use crate::app::quiesce::RecoverReport;
 use crate::app::report::ReportOutcome;
 use crate::app::restore::RestoreReport;
 use crate::app::schedule::ScheduleReport;
@@ -366,5 +367,17 @@ pub fn kit_open(r: &OpenReport, as_json: bool) {
     println!("config: {}", r.config);
     if let Some(p) = &r.config_problem {
         println!("note: the config does not load on this machine yet: {p}");
+    }
+}
+
+pub fn recover(r: &RecoverReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    for c in &r.containers {
+        println!(
+            "{}  {}  ({}, run {}): {}",
+            c.action, c.container, c.job, c.run_id, c.detail
+        );
     }
 }

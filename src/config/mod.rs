@@ -27,6 +27,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub catalog_path: PathBuf,
     pub docker_host: Option<String>,
+    /// Discover jobs from container labels (`[docker] discover`, default true).
+    pub docker_discover: bool,
     pub repository: Repository,
     pub retention: Retention,
     /// Schedule file globs, already resolved against the config's folder.
@@ -278,6 +280,7 @@ impl Validator<'_> {
             Some(p) => self.resolve(p.get_ref()),
             None => self.dir.join("catalog.db"),
         };
+        let docker_discover = raw.docker.as_ref().and_then(|d| d.discover).unwrap_or(true);
         let docker_host = raw.docker.and_then(|d| d.host).map(|h| h.into_inner());
         let repository = match raw.repository {
             Some(r) => self.repository(r)?,
@@ -351,6 +354,7 @@ impl Validator<'_> {
             dir: self.dir.to_path_buf(),
             catalog_path,
             docker_host,
+            docker_discover,
             repository,
             retention,
             schedule_files,

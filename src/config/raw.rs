@@ -30,6 +30,8 @@ pub struct RawCatalog {
 #[serde(deny_unknown_fields)]
 pub struct RawDocker {
     pub host: Option<Spanned<String>>,
+    /// Make jobs from containers labelled `omk-backup.enable=true` (default true).
+    pub discover: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,345 @@
+//! Quiesce around a files job (pause/unpause or stop/start a container) and recovery of
+//! containers a crashed run left quiesced.
+//!
+//! Invariants: the journal row is committed *before* the container is touched, and its
+//! `state_before` is recorded before we pause or stop; only a container that was
+//! `running` is quiesced (one already paused or stopped is left as it was); it is
+//! resumed as soon as restic has captured the data and on every error path. Drop does
+//! not run on SIGKILL, so recovery (at the start of every locking command and in
+//! `omk-backup recover`) resumes what the journal says is still quiesced — only when the
+//! container by that name is still the one we quiesced (same id): a recreated container
+//! is reported, never started or unpaused blindly.
+
+use super::backup::fault_point;
+use super::{Ctx, Reporter, now_ms};
+use crate::catalog::QuiesceRow;
+use crate::config::{Job, Quiesce};
+use crate::docker::{Docker, DockerError};
+use crate::domain::QuiesceMode;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// How often a transient Docker error is retried when resuming.
+const RESUME_TRIES: u32 = 5;
+
+/// A container we may have quiesced; give it back to [`resume`]. If it is dropped
+/// without that (a panic, a cancelled future), its `Drop` resumes the container on a
+/// helper thread; the journal stays open and the next recovery closes it.
+#[derive(Debug)]
+pub struct Quiesced {
+    journal: i64,
+    container_id: String,
+    name: String,
+    mode: QuiesceMode,
+    touched: bool,
+    since: Instant,
+    docker: Docker,
+}
+
+impl Drop for Quiesced {
+    fn drop(&mut self) {
+        if !self.touched {
+            return;
+        }
+        let (docker, id, mode) = (self.docker.clone(), self.container_id.clone(), self.mode);
+        let worker = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(resume_with_retries(&docker, &id, mode)).is_ok(),
+                Err(_) => false,
+            }
+        });
+        let ok = worker.join().unwrap_or(false);
+        tracing::warn!(
+            "container {} was still quiesced when its guard was dropped; resumed: {ok}",
+            self.name
+        );
+    }
+}
+
+/// Quiesce `q.container` for `job` (a no-op, journaled, when it is not running).
+pub async fn quiesce(
+    ctx: &Ctx,
+    docker: &Docker,
+    run_id: &str,
+    job: &Job,
+    q: &Quiesce,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Quiesced> {
+    let journal =
+        ctx.catalog
+            .journal_quiesce(run_id, &job.name, &q.container, q.mode.as_str(), now_ms())?;
+    let info = match docker.inspect(&q.container).await {
+        Ok(i) => i,
+        Err(e) => {
+            let msg = e.to_string();
+            ctx.catalog
+                .journal_state(journal, "failed", None, Some(&msg), now_ms())?;
+            return Err(anyhow::Error::new(e).context(format!(
+                "{}: cannot inspect the container to quiesce",
+                job.name
+            )));
+        }
+    };
+    ctx.catalog
+        .journal_before(journal, &info.id, &info.status)?;
+    let mut qd = Quiesced {
+        journal,
+        container_id: info.id.clone(),
+        name: q.container.clone(),
+        mode: q.mode,
+        touched: false,
+        since: Instant::now(),
+        docker: docker.clone(),
+    };
+    if info.status != "running" {
+        let note = format!("was {} before the run: left as it was", info.status);
+        ctx.catalog
+            .journal_state(journal, "untouched", None, Some(&note), now_ms())?;
+        reporter.note(&format!("{}: container {} {note}", job.name, q.container));
+        return Ok(qd);
+    }
+    qd.touched = true;
+    qd.since = Instant::now();
+    let done = match q.mode {
+        QuiesceMode::Pause => docker.pause(&info.id).await,
+        QuiesceMode::Stop => docker.stop(&info.id, 60).await,
+    };
+    if let Err(e) = done {
+        // A stop may have half-happened: try to bring it back before failing.
+        let msg = e.to_string();
+        let _ = resume(ctx, docker, qd, reporter).await;
+        return Err(anyhow::Error::new(e).context(format!(
+            "{}: cannot {} container {} ({msg})",
+            job.name,
+            q.mode.as_str(),
+            q.container
+        )));
+    }
+    ctx.catalog
+        .journal_state(journal, "quiesced", None, None, now_ms())?;
+    reporter.note(&format!(
+        "{}: {} container {}",
+        job.name,
+        if q.mode == QuiesceMode::Pause {
+            "paused"
+        } else {
+            "stopped"
+        },
+        q.container
+    ));
+    fault_point("exit-while-quiesced");
+    Ok(qd)
+}
+
+/// Give the container back; returns the quiesce window in milliseconds.
+pub async fn resume(
+    ctx: &Ctx,
+    docker: &Docker,
+    mut q: Quiesced,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Option<i64>> {
+    if !q.touched {
+        return Ok(None);
+    }
+    // From here on this function owns the outcome: the guard stands down.
+    q.touched = false;
+    match resume_with_retries(docker, &q.container_id, q.mode).await {
+        Ok(()) => {
+            let window = q.since.elapsed().as_millis() as i64;
+            ctx.catalog
+                .journal_state(q.journal, "resumed", Some(window), None, now_ms())?;
+            reporter.note(&format!("resumed container {} after {window} ms", q.name));
+            Ok(Some(window))
+        }
+        Err(e) => {
+            let note = format!("resume failed: {e}");
+            ctx.catalog
+                .journal_state(q.journal, "quiesced", None, Some(&note), now_ms())?;
+            Err(anyhow::Error::new(e).context(format!(
+                "container {} is still {}: run `omk-backup recover` once Docker answers",
+                q.name,
+                if q.mode == QuiesceMode::Pause {
+                    "paused"
+                } else {
+                    "stopped"
+                }
+            )))
+        }
+    }
+}
+
+async fn resume_with_retries(
+    docker: &Docker,
+    id: &str,
+    mode: QuiesceMode,
+) -> Result<(), DockerError> {
+    let mut attempt = 0;
+    loop {
+        let r = match mode {
+            QuiesceMode::Pause => docker.unpause(id).await,
+            QuiesceMode::Stop => docker.start(id).await,
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt + 1 < RESUME_TRIES => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What recovery did with one journal entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovered {
+    pub job: String,
+    pub container: String,
+    pub run_id: String,
+    /// resumed, untouched, already-running, recreated, gone, failed
+    pub action: String,
+    pub detail: String,
+}
+
+/// Resume containers that dead runs left quiesced. Without open journal entries this
+/// does not contact Docker at all.
+pub async fn recover(ctx: &Ctx, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
+    let open = ctx.catalog.open_quiesces()?;
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let docker = ctx.docker().await.map_err(|e| {
+        e.context(format!(
+            "{} container(s) may still be paused or stopped by an interrupted run",
+            open.len()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in open {
+        let r = recover_one(ctx, &docker, &row).await?;
+        reporter.note(&format!(
+            "recover: {} ({}): {} — {}",
+            r.container, r.job, r.action, r.detail
+        ));
+        out.push(r);
+    }
+    Ok(out)
+}
+
+async fn recover_one(ctx: &Ctx, docker: &Docker, row: &QuiesceRow) -> anyhow::Result<Recovered> {
+    let mk = |action: &str, detail: String| Recovered {
+        job: row.job.clone(),
+        container: row.container.clone(),
+        run_id: row.run_id.clone(),
+        action: action.into(),
+        detail,
+    };
+    let close = |state: &str, note: &str, window: Option<i64>| {
+        ctx.catalog
+            .journal_state(row.id, state, window, Some(note), now_ms())
+    };
+    let (Some(before), Some(old_id)) = (&row.state_before, &row.container_id) else {
+        let note = "the run ended before it inspected the container: never touched";
+        close("untouched", note, None)?;
+        return Ok(mk("untouched", note.into()));
+    };
+    if before != "running" {
+        let note = format!("was {before} before the run: left as it was");
+        close("untouched", &note, None)?;
+        return Ok(mk("untouched", note));
+    }
+    let info = match docker.inspect(&row.container).await {
+        Ok(i) => i,
+        Err(DockerError::NotFound { .. }) => {
+            let note = "the container no longer exists: nothing to resume";
+            close("failed", note, None)?;
+            return Ok(mk("gone", note.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if &info.id != old_id {
+        let note = format!(
+            "a different container now has this name (id {} instead of {}): not touched; check it by hand",
+            &info.id[..12.min(info.id.len())],
+            &old_id[..12.min(old_id.len())]
+        );
+        close("failed", &note, None)?;
+        return Ok(mk("recreated", note));
+    }
+    let mode = if row.mode == "stop" {
+        QuiesceMode::Stop
+    } else {
+        QuiesceMode::Pause
+    };
+    let needs = match (mode, info.status.as_str()) {
+        (_, "running") => false,
+        (QuiesceMode::Pause, "paused") => true,
+        (QuiesceMode::Stop, "exited" | "created") => true,
+        (_, other) => {
+            let note = format!(
+                "is {other}, which a {} does not explain: left as it is",
+                row.mode
+            );
+            close("failed", &note, None)?;
+            return Ok(mk("failed", note));
+        }
+    };
+    if !needs {
+        let note = "was already running again";
+        close("resumed", note, None)?;
+        return Ok(mk("already-running", note.into()));
+    }
+    match resume_with_retries(docker, &info.id, mode).await {
+        Ok(()) => {
+            let note = format!(
+                "{} after the run {} was interrupted",
+                if mode == QuiesceMode::Pause {
+                    "unpaused"
+                } else {
+                    "started"
+                },
+                row.run_id
+            );
+            close("resumed", &note, None)?;
+            Ok(mk("resumed", note))
+        }
+        Err(e) => {
+            let note = format!("resume failed: {e}");
+            ctx.catalog
+                .journal_state(row.id, "quiesced", None, Some(&note), now_ms())?;
+            Ok(mk("failed", note))
+        }
+    }
+}
+
+/// `omk-backup recover`: the report of what was resumed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverReport {
+    pub containers: Vec<Recovered>,
+}
+
+impl RecoverReport {
+    pub fn outcome(&self) -> crate::exit::Outcome {
+        super::outcome_of(&self.containers, |r| {
+            matches!(r.action.as_str(), "failed" | "recreated")
+        })
+    }
+}
+
+/// Take the lock (which already resumes what it can) and retry whatever is left, this
+/// time failing when Docker cannot be reached.
+pub async fn run_recover(
+    g: &super::Globals,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<RecoverReport> {
+    let mut ctx = Ctx::open_locked(g, reporter).await?;
+    let mut containers = std::mem::take(&mut ctx.recovered);
+    containers.extend(recover(&ctx, reporter).await?);
+    if containers.is_empty() {
+        reporter.note("no container was left paused or stopped by an interrupted run");
+    }
+    Ok(RecoverReport { containers })
+}

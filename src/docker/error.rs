@@ -1,0 +1,137 @@
+//! Errors at the Docker boundary. Each names the Engine API call (method and path) that
+//! failed, why, and what to do — in particular which socket-proxy setting allows a call
+//! the proxy refused, since least-privilege proxies answer 403 for anything not allowed.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DockerError {
+    /// The host string is not one we can reach.
+    #[error("docker host `{host}` is not usable: {detail}")]
+    BadHost { host: String, detail: String },
+
+    /// Nothing answers at the host (daemon down, proxy down, wrong address).
+    #[error(
+        "cannot reach Docker at {host} ({method} {path}): {detail}; check that dockerd (or the socket proxy) runs there, or set [docker] host / $DOCKER_HOST"
+    )]
+    Unreachable {
+        host: String,
+        method: String,
+        path: String,
+        detail: String,
+    },
+
+    /// A socket proxy (or the daemon's authz plugin) refused the call.
+    #[error(
+        "the Docker socket proxy at {host} refused {method} {path} (HTTP 403); allow it: {hint} (docs/socket-proxy.md lists every endpoint omk-backup uses)"
+    )]
+    Refused {
+        host: String,
+        method: String,
+        path: String,
+        hint: String,
+    },
+
+    /// No such container (or exec).
+    #[error("{what} not found ({method} {path}); check the name with `docker ps -a`")]
+    NotFound {
+        what: String,
+        method: String,
+        path: String,
+    },
+
+    /// The daemon answered an error we do not handle specially.
+    #[error("Docker refused {method} {path} (HTTP {status}): {message}")]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+
+    /// The connection failed or the answer was not what the API promises.
+    #[error("Docker call {method} {path} failed: {detail}")]
+    Transport {
+        method: String,
+        path: String,
+        detail: String,
+    },
+
+    /// An exec's output stream ended in the middle of a frame, or was malformed.
+    #[error("the output stream of exec {exec} was cut or malformed: {detail}")]
+    Stream { exec: String, detail: String },
+
+    /// The exec did not report an exit code in time.
+    #[error("exec {exec} did not finish within {secs} s after its output ended")]
+    ExecTimeout { exec: String, secs: u64 },
+}
+
+impl DockerError {
+    /// Worth retrying (the daemon or proxy was briefly unavailable).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Unreachable { .. } | DockerError::Transport { .. }
+        ) || matches!(self, DockerError::Api { status, .. } if *status >= 500)
+    }
+}
+
+/// Which proxy setting allows `method path`: Tecnativa/linuxserver environment variables
+/// and the CetusGuard rule, so the operator can fix the proxy without reading its code.
+pub fn proxy_hint(method: &str, path: &str) -> String {
+    let p = strip_version(path);
+    let (tecnativa, cetus) = if p == "/_ping" || p == "/version" {
+        (
+            "allowed by default (PING/VERSION=1)",
+            "GET,HEAD %API_PREFIX%/(_ping|version)",
+        )
+    } else if p.starts_with("/exec/") || p.ends_with("/exec") {
+        (
+            "EXEC=1 and POST=1 (plus CONTAINERS=1)",
+            "POST %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/exec, POST %API_PREFIX_EXEC%/[0-9a-f]+/start, GET %API_PREFIX_EXEC%/[0-9a-f]+/json",
+        )
+    } else if p.starts_with("/containers/") && method == "POST" {
+        (
+            "CONTAINERS=1 and POST=1 (linuxserver: also ALLOW_START=1, ALLOW_STOP=1 or ALLOW_RESTARTS=1)",
+            "POST %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/(pause|unpause|stop|start)",
+        )
+    } else if p.starts_with("/containers") {
+        (
+            "CONTAINERS=1",
+            "GET %API_PREFIX_CONTAINERS%/json, GET %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/json",
+        )
+    } else if p.starts_with("/images") {
+        ("IMAGES=1", "GET %API_PREFIX_IMAGES%/.+/json")
+    } else {
+        ("(not an endpoint omk-backup needs)", "-")
+    };
+    format!(
+        "Tecnativa/linuxserver docker-socket-proxy: {tecnativa}; CetusGuard: --backend-rule \"{cetus}\""
+    )
+}
+
+/// `/v1.41/containers/x/json` → `/containers/x/json`.
+pub fn strip_version(path: &str) -> &str {
+    if let Some(rest) = path.strip_prefix("/v")
+        && let Some(i) = rest.find('/')
+        && rest[..i].chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        return &rest[i..];
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_setting() {
+        assert!(proxy_hint("POST", "/containers/db/exec").contains("EXEC=1"));
+        assert!(proxy_hint("POST", "/v1.41/exec/abc/start").contains("EXEC=1"));
+        assert!(proxy_hint("POST", "/containers/db/pause").contains("POST=1"));
+        assert!(proxy_hint("GET", "/containers/json").contains("CONTAINERS=1"));
+        assert_eq!(strip_version("/v1.41/_ping"), "/_ping");
+        assert_eq!(strip_version("/version"), "/version");
+    }
+}

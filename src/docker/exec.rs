@@ -1,0 +1,480 @@
+//! Exec output streaming that works through every common socket proxy.
+//!
+//! The exec is created with bollard, but started with a hand-written HTTP/1.1
+//! `POST /exec/{id}/start` carrying `{"Detach":false,"Tty":false}` and *no* upgrade
+//! headers: haproxy ≥ 2.4 (Tecnativa, linuxserver proxies) drops `Connection: Upgrade`,
+//! which makes bollard's `start_exec` fail, while the daemon answers this plain request
+//! with `200` and the multiplexed stream as the body. That body is close-delimited when it
+//! comes from the daemon or haproxy, and `Transfer-Encoding: chunked` through nginx (it
+//! re-frames an unknown-length body for HTTP/1.1 clients): both are handled here.
+//!
+//! The stream is read incrementally with fixed buffers: memory stays flat whatever the
+//! size of the dump. stderr is kept as a bounded tail for error messages.
+
+use super::error::{DockerError, proxy_hint};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+/// Everything the start request can run over (TCP to a proxy, or the unix socket).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How many bytes of the dump's stderr we keep for the error message.
+const STDERR_TAIL: usize = 4096;
+/// The largest response head we accept.
+const MAX_HEAD: usize = 16 * 1024;
+/// The marker line our dump wrappers print first on stderr: the process id *inside* the
+/// container, so a dump can be stopped with `kill` when restic dies.
+pub const PID_MARKER: &str = "omk-pid=";
+
+/// How the response body is delimited.
+#[derive(Debug)]
+enum Body {
+    Close,
+    Length(u64),
+    Chunked { left: u64, done: bool },
+}
+
+/// The live output of an exec: stdout through [`ExecStream::next_stdout`], stderr kept
+/// as a tail.
+pub struct ExecStream {
+    exec_id: String,
+    io: BufReader<Box<dyn Io>>,
+    body: Body,
+    frame_left: usize,
+    frame_kind: u8,
+    stderr_tail: Vec<u8>,
+    first_line: Option<Vec<u8>>,
+    pid: Option<u32>,
+}
+
+impl std::fmt::Debug for ExecStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecStream")
+            .field("exec_id", &self.exec_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecStream {
+    /// Send the start request on `io` and read the response head.
+    pub(crate) async fn start(
+        host: &str,
+        io: Box<dyn Io>,
+        exec_id: &str,
+    ) -> Result<ExecStream, DockerError> {
+        let path = format!("/exec/{exec_id}/start");
+        let body = br#"{"Detach":false,"Tty":false}"#;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: omk-backup\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let transport = |detail: String| DockerError::Transport {
+            method: "POST".into(),
+            path: path.clone(),
+            detail,
+        };
+        let mut io = BufReader::with_capacity(64 * 1024, io);
+        io.get_mut()
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| transport(format!("sending the request: {e}")))?;
+        io.get_mut()
+            .write_all(body)
+            .await
+            .map_err(|e| transport(format!("sending the request: {e}")))?;
+        io.get_mut()
+            .flush()
+            .await
+            .map_err(|e| transport(format!("sending the request: {e}")))?;
+
+        let mut status: Option<u16> = None;
+        let mut body_kind = Body::Close;
+        let mut seen = 0usize;
+        loop {
+            let mut line = Vec::new();
+            let n = io
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(|e| transport(format!("reading the response: {e}")))?;
+            if n == 0 {
+                return Err(transport(
+                    "the connection closed before a complete response head".into(),
+                ));
+            }
+            seen += n;
+            if seen > MAX_HEAD {
+                return Err(transport("the response head is too large".into()));
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            if status.is_none() {
+                let code = text
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .ok_or_else(|| transport(format!("not an HTTP response: {text:?}")))?;
+                status = Some(code);
+                continue;
+            }
+            if text.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = text.split_once(':') {
+                let name = name.trim().to_ascii_lowercase();
+                let value = value.trim();
+                if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
+                    body_kind = Body::Chunked {
+                        left: 0,
+                        done: false,
+                    };
+                } else if name == "content-length"
+                    && !matches!(body_kind, Body::Chunked { .. })
+                    && let Ok(n) = value.parse()
+                {
+                    body_kind = Body::Length(n);
+                }
+            }
+        }
+        let status = status.unwrap_or(0);
+        let mut stream = ExecStream {
+            exec_id: exec_id.to_string(),
+            io,
+            body: body_kind,
+            frame_left: 0,
+            frame_kind: 0,
+            stderr_tail: Vec::new(),
+            first_line: Some(Vec::new()),
+            pid: None,
+        };
+        if status == 200 {
+            return Ok(stream);
+        }
+        // An error answer: read a bounded part of its body for the message.
+        let mut msg = vec![0u8; 2048];
+        let mut got = 0;
+        while got < msg.len() {
+            match stream.read_body(&mut msg[got..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        let message = String::from_utf8_lossy(&msg[..got]).trim().to_string();
+        Err(match status {
+            403 => DockerError::Refused {
+                host: host.to_string(),
+                method: "POST".into(),
+                hint: proxy_hint("POST", &path),
+                path,
+            },
+            404 => DockerError::NotFound {
+                what: format!("exec {exec_id}"),
+                method: "POST".into(),
+                path,
+            },
+            _ => DockerError::Api {
+                method: "POST".into(),
+                path,
+                status,
+                message,
+            },
+        })
+    }
+
+    pub fn exec_id(&self) -> &str {
+        &self.exec_id
+    }
+
+    /// The dump's process id inside the container, once its wrapper printed it.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The last few KiB of the exec's stderr (lossy UTF-8).
+    pub fn stderr_tail(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.stderr_tail).into_owned();
+        if let Some(first) = &self.first_line
+            && !first.is_empty()
+        {
+            s.push_str(&String::from_utf8_lossy(first));
+        }
+        s.trim().to_string()
+    }
+
+    /// The next piece of stdout, written to `out`: `Ok(None)` at the clean end of the
+    /// stream; an error when the stream is cut inside a frame or malformed.
+    pub async fn next_stdout(&mut self, out: &mut [u8]) -> Result<Option<usize>, DockerError> {
+        let mut scratch = [0u8; 4096];
+        loop {
+            if self.frame_left == 0 {
+                let mut h = [0u8; 8];
+                let first = self.read_body(&mut h[..1]).await.map_err(|e| self.cut(e))?;
+                if first == 0 {
+                    return Ok(None);
+                }
+                self.read_body_exact(&mut h[1..]).await?;
+                if h[0] > 2 || h[1..4] != [0, 0, 0] {
+                    return Err(DockerError::Stream {
+                        exec: self.exec_id.clone(),
+                        detail: format!(
+                            "bad frame header {h:02x?} (was the exec created with Tty?)"
+                        ),
+                    });
+                }
+                self.frame_kind = h[0];
+                self.frame_left = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+                continue;
+            }
+            if self.frame_kind == 2 {
+                let want = self.frame_left.min(scratch.len());
+                let n = self
+                    .read_body(&mut scratch[..want])
+                    .await
+                    .map_err(|e| self.cut(e))?;
+                if n == 0 {
+                    return Err(self.cut_eof());
+                }
+                self.frame_left -= n;
+                self.push_stderr(&scratch[..n]);
+                continue;
+            }
+            if out.is_empty() {
+                return Ok(Some(0));
+            }
+            let want = self.frame_left.min(out.len());
+            let n = self
+                .read_body(&mut out[..want])
+                .await
+                .map_err(|e| self.cut(e))?;
+            if n == 0 {
+                return Err(self.cut_eof());
+            }
+            self.frame_left -= n;
+            return Ok(Some(n));
+        }
+    }
+
+    fn cut(&self, e: std::io::Error) -> DockerError {
+        DockerError::Stream {
+            exec: self.exec_id.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn cut_eof(&self) -> DockerError {
+        DockerError::Stream {
+            exec: self.exec_id.clone(),
+            detail: "the connection closed in the middle of a frame".into(),
+        }
+    }
+
+    fn push_stderr(&mut self, mut data: &[u8]) {
+        if let Some(line) = &mut self.first_line {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    line.extend_from_slice(&data[..=i]);
+                    data = &data[i + 1..];
+                    let text = String::from_utf8_lossy(line).trim().to_string();
+                    let taken = self.first_line.take().unwrap_or_default();
+                    match text.strip_prefix(PID_MARKER).and_then(|p| p.parse().ok()) {
+                        Some(pid) => self.pid = Some(pid),
+                        None => self.stderr_tail.extend_from_slice(&taken),
+                    }
+                }
+                None => {
+                    line.extend_from_slice(data);
+                    if line.len() > 256 {
+                        let taken = self.first_line.take().unwrap_or_default();
+                        self.stderr_tail.extend_from_slice(&taken);
+                    }
+                    return;
+                }
+            }
+        }
+        self.stderr_tail.extend_from_slice(data);
+        if self.stderr_tail.len() > STDERR_TAIL {
+            let cut = self.stderr_tail.len() - STDERR_TAIL;
+            self.stderr_tail.drain(..cut);
+        }
+    }
+
+    async fn read_body_exact(&mut self, buf: &mut [u8]) -> Result<(), DockerError> {
+        let mut got = 0;
+        while got < buf.len() {
+            let n = self
+                .read_body(&mut buf[got..])
+                .await
+                .map_err(|e| self.cut(e))?;
+            if n == 0 {
+                return Err(self.cut_eof());
+            }
+            got += n;
+        }
+        Ok(())
+    }
+
+    /// Raw body bytes, whatever the framing; 0 at the end of the body.
+    async fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.body {
+            Body::Close => self.io.read(buf).await,
+            Body::Length(left) => {
+                if *left == 0 {
+                    return Ok(0);
+                }
+                let want = (*left).min(buf.len() as u64) as usize;
+                let n = self.io.read(&mut buf[..want]).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the body ended before its Content-Length",
+                    ));
+                }
+                *left -= n as u64;
+                Ok(n)
+            }
+            Body::Chunked { left, done } => {
+                if *done {
+                    return Ok(0);
+                }
+                if *left == 0 {
+                    let size = read_chunk_size(&mut self.io).await?;
+                    if size == 0 {
+                        // Trailers, up to the empty line.
+                        loop {
+                            let mut l = Vec::new();
+                            let n = self.io.read_until(b'\n', &mut l).await?;
+                            if n == 0 || l == b"\r\n" || l == b"\n" {
+                                break;
+                            }
+                        }
+                        *done = true;
+                        return Ok(0);
+                    }
+                    *left = size;
+                }
+                let want = (*left).min(buf.len() as u64) as usize;
+                let n = self.io.read(&mut buf[..want]).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the connection closed inside a chunk",
+                    ));
+                }
+                *left -= n as u64;
+                if *left == 0 {
+                    let mut crlf = Vec::new();
+                    self.io.read_until(b'\n', &mut crlf).await?;
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<u64> {
+    let mut line = Vec::new();
+    let n = io.read_until(b'\n', &mut line).await?;
+    if n == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the connection closed before the next chunk",
+        ));
+    }
+    let text = String::from_utf8_lossy(&line);
+    let hex = text.trim().split(';').next().unwrap_or("").trim();
+    u64::from_str_radix(hex, 16).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad chunk size line {text:?}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind, 0, 0, 0];
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for c in body.chunks(size) {
+            v.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            v.extend_from_slice(c);
+            v.extend_from_slice(b"\r\n");
+        }
+        v.extend_from_slice(b"0\r\n\r\n");
+        v
+    }
+
+    async fn collect(response: Vec<u8>) -> Result<(Vec<u8>, String, Option<u32>), DockerError> {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            let mut req = vec![0u8; 1024];
+            let _ = server.read(&mut req).await;
+            for piece in response.chunks(7) {
+                if server.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut s = ExecStream::start("test", Box::new(client), "abc").await?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 5];
+        while let Some(n) = s.next_stdout(&mut buf).await? {
+            out.extend_from_slice(&buf[..n]);
+        }
+        let _ = writer.await;
+        Ok((out, s.stderr_tail(), s.pid()))
+    }
+
+    fn body() -> Vec<u8> {
+        let mut b = frame(2, b"omk-pid=42\nwarn");
+        b.extend(frame(1, b"hello "));
+        b.extend(frame(2, b"ing\n"));
+        b.extend(frame(1, b"world\n"));
+        b
+    }
+
+    #[tokio::test]
+    async fn close_delimited_stream() {
+        let mut r =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n".to_vec();
+        r.extend(body());
+        let (out, err, pid) = collect(r).await.unwrap();
+        assert_eq!(out, b"hello world\n");
+        assert_eq!(err, "warning");
+        assert_eq!(pid, Some(42));
+    }
+
+    #[tokio::test]
+    async fn chunked_stream_through_nginx() {
+        for size in [1, 3, 8, 9, 100] {
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            r.extend(chunked(&body(), size));
+            let (out, err, _) = collect(r).await.unwrap();
+            assert_eq!(out, b"hello world\n", "chunk size {size}");
+            assert_eq!(err, "warning");
+        }
+    }
+
+    #[tokio::test]
+    async fn cut_stream_is_an_error() {
+        let mut r = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let b = body();
+        r.extend(&b[..b.len() - 3]);
+        assert!(matches!(collect(r).await, Err(DockerError::Stream { .. })));
+    }
+
+    #[tokio::test]
+    async fn refusal_names_the_endpoint() {
+        let r = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nForbidden".to_vec();
+        let e = collect(r).await.unwrap_err().to_string();
+        assert!(e.contains("POST /exec/abc/start"), "{e}");
+        assert!(e.contains("EXEC=1"), "{e}");
+    }
+}

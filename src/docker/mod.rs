@@ -1,0 +1,442 @@
+//! Docker, through the socket proxy: the only module that imports bollard and knows the
+//! Engine API. It connects (`[docker] host`, else `$DOCKER_HOST`, else the unix socket),
+//! negotiates the API version, inspects/pauses/stops/starts containers, lists labelled
+//! ones, and runs execs whose output is streamed without a protocol upgrade (see
+//! [`exec`]). Errors name the call (method and path) and, on a 403, the proxy setting
+//! that allows it.
+
+mod error;
+pub mod exec;
+
+pub use error::DockerError;
+pub use exec::{ExecStream, PID_MARKER};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::ExecConfig;
+use error::proxy_hint;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The unix socket used when nothing else is configured.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// Seconds bollard waits for one API call.
+const CALL_TIMEOUT: u64 = 120;
+
+/// Where the Engine API is.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+/// A connected, version-negotiated Docker client.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    api: bollard::Docker,
+    host: String,
+    endpoint: Endpoint,
+}
+
+/// What we need to know about a container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// running, paused, exited, created, restarting, dead, removing.
+    pub status: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// The names (never the values) of the container's environment variables.
+    pub env_names: Vec<String>,
+}
+
+impl ContainerInfo {
+    pub fn has_env(&self, name: &str) -> bool {
+        self.env_names.iter().any(|n| n == name)
+    }
+}
+
+/// A command to run in a container. `env` values may be secrets: they travel in the
+/// request body, never in argv, and `Debug` shows only their names.
+#[derive(Clone, Default)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+}
+
+impl std::fmt::Debug for ExecSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .env
+            .iter()
+            .map(|e| e.split_once('=').map(|x| x.0).unwrap_or(e))
+            .collect();
+        f.debug_struct("ExecSpec")
+            .field("cmd", &self.cmd)
+            .field("env", &names)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// An exec's state from `GET /exec/{id}/json`.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecState {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+}
+
+/// The docker host to use: the config's, else `$DOCKER_HOST`, else the unix socket.
+pub fn resolve_host(configured: Option<&str>) -> String {
+    if let Some(h) = configured.filter(|h| !h.trim().is_empty()) {
+        return h.trim().to_string();
+    }
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.trim().is_empty() => h.trim().to_string(),
+        _ => DEFAULT_HOST.to_string(),
+    }
+}
+
+impl Docker {
+    /// Connect and negotiate the API version (needs `GET /version` through the proxy).
+    pub async fn connect(configured: Option<&str>) -> Result<Docker, DockerError> {
+        let host = resolve_host(configured);
+        let bad = |detail: &str| DockerError::BadHost {
+            host: host.clone(),
+            detail: detail.to_string(),
+        };
+        let (endpoint, api) = if let Some(rest) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+        {
+            let addr = rest.trim_end_matches('/').to_string();
+            if addr.is_empty() || !addr.contains(':') {
+                return Err(bad("expected tcp://HOST:PORT"));
+            }
+            let url = format!("tcp://{addr}");
+            let api = bollard::Docker::connect_with_http(
+                &url,
+                CALL_TIMEOUT,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .map_err(|e| bad(&e.to_string()))?;
+            (Endpoint::Tcp(addr), api)
+        } else if let Some(path) = host.strip_prefix("unix://") {
+            let api = bollard::Docker::connect_with_unix(
+                &host,
+                CALL_TIMEOUT,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .map_err(|e| bad(&e.to_string()))?;
+            (Endpoint::Unix(PathBuf::from(path)), api)
+        } else {
+            return Err(bad(
+                "only tcp://HOST:PORT (a socket proxy) and unix:///path/docker.sock are supported",
+            ));
+        };
+        let mut d = Docker {
+            api,
+            host: host.clone(),
+            endpoint,
+        };
+        d.api = d
+            .api
+            .clone()
+            .negotiate_version()
+            .await
+            .map_err(|e| d.map_err("GET", "/version", "the Docker API version", e))?;
+        Ok(d)
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The negotiated API version, e.g. "1.41".
+    pub fn api_version(&self) -> String {
+        let v = self.api.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    fn map_err(&self, method: &str, path: &str, what: &str, e: BollardError) -> DockerError {
+        match e {
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => match status_code {
+                403 => DockerError::Refused {
+                    host: self.host.clone(),
+                    method: method.into(),
+                    path: path.into(),
+                    hint: proxy_hint(method, path),
+                },
+                404 => DockerError::NotFound {
+                    what: what.into(),
+                    method: method.into(),
+                    path: path.into(),
+                },
+                status => DockerError::Api {
+                    method: method.into(),
+                    path: path.into(),
+                    status,
+                    message: message.trim().to_string(),
+                },
+            },
+            other => {
+                let detail = other.to_string();
+                let mut chain = String::new();
+                let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&other);
+                while let Some(s) = src {
+                    chain.push_str(": ");
+                    chain.push_str(&s.to_string());
+                    src = s.source();
+                }
+                let full = format!("{detail}{chain}");
+                if full.contains("onnection refused")
+                    || full.contains("No such file or directory")
+                    || full.contains("client error (Connect)")
+                {
+                    DockerError::Unreachable {
+                        host: self.host.clone(),
+                        method: method.into(),
+                        path: path.into(),
+                        detail: full,
+                    }
+                } else {
+                    DockerError::Transport {
+                        method: method.into(),
+                        path: path.into(),
+                        detail: full,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inspect a container by name or id.
+    pub async fn inspect(&self, container: &str) -> Result<ContainerInfo, DockerError> {
+        let path = format!("/containers/{container}/json");
+        let r = self
+            .api
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| self.map_err("GET", &path, &format!("container `{container}`"), e))?;
+        let state = r.state.as_ref();
+        let status = state
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let config = r.config.as_ref();
+        Ok(ContainerInfo {
+            id: r.id.clone().unwrap_or_default(),
+            name: r
+                .name
+                .clone()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            status,
+            image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+            labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
+            env_names: config
+                .and_then(|c| c.env.as_ref())
+                .map(|env| {
+                    env.iter()
+                        .map(|e| e.split_once('=').map(|x| x.0).unwrap_or(e).to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Containers (running or not) carrying `label=value`.
+    pub async fn list_labelled(&self, label: &str) -> Result<Vec<ContainerInfo>, DockerError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![label.to_string()]);
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .api
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.map_err("GET", "/containers/json", "containers", e))?;
+        let mut out = Vec::new();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            out.push(self.inspect(&id).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn pause(&self, container: &str) -> Result<(), DockerError> {
+        let path = format!("/containers/{container}/pause");
+        self.api
+            .pause_container(container)
+            .await
+            .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))
+    }
+
+    pub async fn unpause(&self, container: &str) -> Result<(), DockerError> {
+        let path = format!("/containers/{container}/unpause");
+        self.api
+            .unpause_container(container)
+            .await
+            .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))
+    }
+
+    /// Stop gracefully, waiting up to `grace` seconds before the daemon kills it.
+    pub async fn stop(&self, container: &str, grace: i32) -> Result<(), DockerError> {
+        let path = format!("/containers/{container}/stop");
+        let opts = bollard::query_parameters::StopContainerOptions {
+            t: Some(grace),
+            ..Default::default()
+        };
+        match self.api.stop_container(container, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.map_err("POST", &path, &format!("container `{container}`"), e)),
+        }
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), DockerError> {
+        let path = format!("/containers/{container}/start");
+        match self.api.start_container(container, None).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.map_err("POST", &path, &format!("container `{container}`"), e)),
+        }
+    }
+
+    /// Create an exec and start it; its stdout streams from the returned value.
+    pub async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecStream, DockerError> {
+        let path = format!("/containers/{container}/exec");
+        let config = ExecConfig {
+            attach_stdin: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            cmd: Some(spec.cmd.clone()),
+            env: if spec.env.is_empty() {
+                None
+            } else {
+                Some(spec.env.clone())
+            },
+            user: spec.user.clone(),
+            ..Default::default()
+        };
+        let created = self
+            .api
+            .create_exec(container, config)
+            .await
+            .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))?;
+        let io = self
+            .raw_connection(&format!("/exec/{}/start", created.id))
+            .await?;
+        ExecStream::start(&self.host, io, &created.id).await
+    }
+
+    async fn raw_connection(&self, path: &str) -> Result<Box<dyn exec::Io>, DockerError> {
+        let unreachable = |e: std::io::Error| DockerError::Unreachable {
+            host: self.host.clone(),
+            method: "POST".into(),
+            path: path.to_string(),
+            detail: e.to_string(),
+        };
+        let connect = async {
+            match &self.endpoint {
+                Endpoint::Tcp(addr) => tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn exec::Io>),
+                Endpoint::Unix(p) => tokio::net::UnixStream::connect(p)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn exec::Io>),
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(30), connect).await {
+            Ok(r) => r.map_err(unreachable),
+            Err(_) => Err(unreachable(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out after 30 s",
+            ))),
+        }
+    }
+
+    /// An exec's state (short call: safe through proxies that cut silent connections).
+    pub async fn exec_state(&self, exec_id: &str) -> Result<ExecState, DockerError> {
+        let path = format!("/exec/{exec_id}/json");
+        let r = self
+            .api
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| self.map_err("GET", &path, &format!("exec {exec_id}"), e))?;
+        Ok(ExecState {
+            running: r.running.unwrap_or(false),
+            exit_code: r.exit_code,
+        })
+    }
+
+    /// Poll until the exec has ended and return its exit code.
+    pub async fn exec_wait(&self, exec_id: &str, within: Duration) -> Result<i64, DockerError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let st = self.exec_state(exec_id).await?;
+            if !st.running
+                && let Some(code) = st.exit_code
+            {
+                return Ok(code);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DockerError::ExecTimeout {
+                    exec: exec_id.to_string(),
+                    secs: within.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Run a short command to completion: exit code and (bounded) stdout.
+    pub async fn exec_output(
+        &self,
+        container: &str,
+        spec: &ExecSpec,
+        within: Duration,
+    ) -> Result<(i64, String, String), DockerError> {
+        let mut s = self.exec(container, spec).await?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        let read = async {
+            while let Some(n) = s.next_stdout(&mut buf).await? {
+                if out.len() < 1 << 20 {
+                    out.extend_from_slice(&buf[..n]);
+                }
+            }
+            Ok::<(), DockerError>(())
+        };
+        match tokio::time::timeout(within, read).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(DockerError::ExecTimeout {
+                    exec: s.exec_id().to_string(),
+                    secs: within.as_secs(),
+                });
+            }
+        }
+        let code = self.exec_wait(s.exec_id(), within).await?;
+        Ok((
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            s.stderr_tail(),
+        ))
+    }
+}

@@ -1,0 +1,105 @@
+//! Label discovery: labelled containers become jobs (config wins on a clash, and says
+//! so); an unreachable Docker fails only the jobs that need it.
+
+use crate::dock::*;
+use crate::util::*;
+
+#[test]
+fn labelled_containers_become_jobs_and_config_wins_a_clash() {
+    let (_, restic) = restics().pop().unwrap();
+    let u = unique();
+    let job = format!("lab-{}", &u[u.len() - 8..]);
+    let clash = format!("clash-{}", &u[u.len() - 8..]);
+    let job_label = format!("omk-backup.job={job}");
+    let clash_label = format!("omk-backup.job={clash}");
+    let labelled = Container::run(
+        "lab",
+        &[
+            "--label",
+            "omk-backup.enable=true",
+            "--label",
+            "omk-backup.kind=sqlite",
+            "--label",
+            "omk-backup.database=/data/app.db",
+            "--label",
+            &job_label,
+        ],
+        "OMK_TEST_IMAGE_SQLITE",
+    );
+    labelled.wait_for(60, "test -s /data/app.db");
+    let other = Container::run(
+        "clash",
+        &[
+            "--label",
+            "omk-backup.enable=true",
+            "--label",
+            "omk-backup.kind=sqlite",
+            "--label",
+            "omk-backup.database=/data/app.db",
+            "--label",
+            &clash_label,
+        ],
+        "OMK_TEST_IMAGE_SQLITE",
+    );
+    let env = Env::new(&restic);
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\n\n[jobs.{clash}]\nkind = \"files\"\npaths = [\"data\"]\n",
+        proxy()
+    ));
+    let r = env.run(&["--json", "config", "check"]).ok();
+    let jobs = r.json()["jobs"].as_array().unwrap().clone();
+    let mine = jobs
+        .iter()
+        .find(|j| j["job"] == job.as_str())
+        .unwrap_or_else(|| panic!("{job} discovered: {jobs:?}"));
+    assert_eq!(mine["kind"], "sqlite");
+    assert!(
+        mine["source"].as_str().unwrap().contains(&labelled.name),
+        "{mine}"
+    );
+    let configured = jobs.iter().find(|j| j["job"] == clash.as_str()).unwrap();
+    assert_eq!(configured["kind"], "files", "the config wins");
+    let r = env.run(&["config", "check"]).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "job `{clash}` from the labels of container {}",
+            other.name
+        )) && r.stderr.contains("already defines it"),
+        "{}",
+        r.stderr
+    );
+    let b = env.run(&["--json", "backup", "--init", &job]);
+    assert_eq!(b.code, 0, "{}", b.all());
+    assert_eq!(
+        env.sql(&format!("SELECT count(*) FROM dumps WHERE job = '{job}'")),
+        "1"
+    );
+}
+
+#[test]
+fn unreachable_docker_fails_only_the_jobs_that_need_it() {
+    let (_, restic) = restics().pop().unwrap();
+    let env = Env::new(&restic);
+    env.write_config(
+        "[docker]\nhost = \"tcp://127.0.0.1:1\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n\n[jobs.db]\nkind = \"postgres\"\ncontainer = \"nowhere\"\n",
+    );
+    env.run(&["config", "check"]).ok();
+    let r = env.run(&["--json", "backup", "--init"]).code(1);
+    let j = r.json();
+    let by = |n: &str| {
+        j["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["job"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("files1")["status"], "success", "{j}");
+    assert_eq!(by("db")["status"], "failed");
+    let e = by("db")["error"].as_str().unwrap().to_string();
+    assert!(
+        e.contains("cannot reach Docker at tcp://127.0.0.1:1"),
+        "{e}"
+    );
+}
