@@ -39,12 +39,13 @@ impl From<SnapshotRow> for SnapshotView {
 /// Open the catalog for reading; if a crashed run is pending and nobody holds the lock,
 /// reconcile it first so what we show is true.
 async fn open_fresh(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx> {
-    let ctx = Ctx::open(g)?;
-    if ctx.catalog.running_runs()?.is_empty() || !lock::is_free(&ctx.config.catalog_path) {
-        return Ok(ctx);
+    let mut ctx = Ctx::open(g)?;
+    if !ctx.catalog.running_runs()?.is_empty() && lock::is_free(&ctx.config.catalog_path) {
+        drop(ctx);
+        ctx = Ctx::open_locked(g, reporter).await?;
     }
-    drop(ctx);
-    Ctx::open_locked(g, reporter).await
+    ctx.discover_jobs(reporter).await;
+    Ok(ctx)
 }
 
 pub async fn snapshots(
