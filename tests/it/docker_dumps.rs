@@ -190,6 +190,10 @@ fn postgres_dump_roundtrip_failures_and_restic_dying() {
         assert_eq!(job(&f, failed)["status"], "skipped", "{f}");
     }
 
+    // The dump must outgrow the socket buffers between the daemon, the proxy and us (a few
+    // MB on loopback), or it ends before anyone can kill it.
+    pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"INSERT INTO items SELECT g, md5(g::text) FROM generate_series(20001, 600000) g\"");
+
     // restic dies (SIGKILL) after reading part of the stream: no hang, the job fails,
     // no snapshot, the dump in the container is stopped, the database still runs.
     env.write_config(&jobs(""));
@@ -242,7 +246,7 @@ fn postgres_dump_roundtrip_failures_and_restic_dying() {
     std::fs::write(
         &slow,
         format!(
-            "#!/bin/sh\ncase \" $* \" in *\" --stdin \"*) sleep 5 ;; esac\nexec {} \"$@\"\n",
+            "#!/bin/sh\ncase \" $* \" in *\" --stdin \"*) sleep 15 ;; esac\nexec {} \"$@\"\n",
             restic.display()
         ),
     )
