@@ -127,15 +127,16 @@ impl Ctx {
 
     /// Open without taking the run lock (a running backup does not block readers or a
     /// restore); but if a crashed run is pending and nobody holds the lock, take it
-    /// briefly and reconcile first, so what we show is true.
+    /// briefly and reconcile first, so what we show is true. Label-discovered jobs are
+    /// merged in.
     pub async fn open_reconciled(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Ctx> {
-        let ctx = Ctx::open(g)?;
-        if ctx.catalog.running_runs()?.is_empty() || !lock::is_free(&ctx.config.catalog_path) {
-            return Ok(ctx);
+        let mut ctx = Ctx::open(g)?;
+        if !ctx.catalog.running_runs()?.is_empty() && lock::is_free(&ctx.config.catalog_path) {
+            drop(ctx);
+            ctx = Ctx::open_locked(g, reporter).await?;
+            ctx.lock = None;
         }
-        drop(ctx);
-        let mut ctx = Ctx::open_locked(g, reporter).await?;
-        ctx.lock = None;
+        ctx.discover_jobs(reporter).await;
         Ok(ctx)
     }
 
