@@ -34,19 +34,7 @@ pub fn error(e: &anyhow::Error, as_json: bool) {
 }
 
 fn human_bytes(b: Option<i64>) -> String {
-    let Some(b) = b else { return "-".into() };
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
+    b.map(crate::report::bytes).unwrap_or_else(|| "-".into())
 }
 
 pub fn backup(r: &BackupReport, as_json: bool) {
