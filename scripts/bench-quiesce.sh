@@ -45,7 +45,7 @@ for i in $(seq 1 "$runs"); do
     RESTIC_REPOSITORY="$work/repo-omk" "$restic" init >/dev/null
     s=$(ms); RESTIC_REPOSITORY="$work/repo-bare" "$restic" backup -q "$work/data" >/dev/null; e=$(ms)
     bare+=($((e - s)))
-    OMK_BACKUP_CONFIG="$work/omk.toml" OMK_BACKUP_RESTIC="$restic" "$bin" -q backup
+    OMK_BACKUP_CONFIG="$work/omk.toml" OMK_BACKUP_RESTIC="$restic" "$bin" -q backup >/dev/null
     w=$(sqlite3 "$work/catalog.db" "SELECT window_ms FROM quiesce_journal ORDER BY id DESC LIMIT 1")
     state=$(/usr/bin/docker inspect -f '{{.State.Status}}' "$c")
     [ "$state" = running ] || { echo "container left $state" >&2; exit 1; }
