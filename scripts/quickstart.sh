@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: back up a sample folder into a local restic
 # repository with a local SQLite catalog, list the snapshots, restore the latest into a
-# folder and compare. Everything lives in ./demo (safe to rerun: each run adds a backup).
+# folder and compare, then prove it with a restore test. Everything lives in ./demo
+# (safe to rerun: each run adds a backup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -56,5 +57,7 @@ echo "== restore latest"
 rm -rf "$demo/restored"
 "$bin" restore latest --job sample --target "$demo/restored"
 diff -r "$demo/sample" "$demo/restored$demo/sample" && echo "restored data matches the sample folder"
+echo "== restore-test (scratch restore, compared with the source; encryption proof)"
+"$bin" restore-test
 echo "== status"
 "$bin" status
