@@ -7,9 +7,11 @@
 
 mod error;
 pub mod exec;
+pub mod scratch;
 
 pub use error::DockerError;
 pub use exec::{ExecStream, PID_MARKER};
+pub use scratch::{ContainerState, ScratchSpec};
 
 use bollard::errors::Error as BollardError;
 use bollard::models::ExecConfig;

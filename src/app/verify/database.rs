@@ -1,0 +1,968 @@
+//! Restore tests of database jobs in scratch containers.
+//!
+//! For the newest good snapshot of a postgres / mariadb / sqlite job: start a scratch
+//! container `omk-restore-<job>-<run>` from the *source container's image* (by image id),
+//! isolated (network `none`, `no-new-privileges`, `CapDrop ALL` plus only what the
+//! engine's entrypoint needs, memory/CPU/pids limits, the image's volumes on tmpfs, no
+//! binds, no ports, a fresh random password in the create body only); wait until the
+//! engine answers; stream `restic dump` into it as a one-entry tar through `PUT
+//! /containers/{name}/archive` (no exec stdin: haproxy proxies cannot carry it), hashing
+//! the bytes on the way (they must match the SHA-256 and size recorded at dump time);
+//! load the dump with errors fatal; recount rows per table and compare with the
+//! fingerprint recorded at dump time. The scratch container is always removed: at the
+//! end, on failure, on error (a guard), on SIGTERM/SIGINT, and by [`remove_leftovers`]
+//! at the next locking command after a crash.
+
+use super::{Check, Running, pick};
+use crate::app::{Ctx, Reporter};
+use crate::config::Job;
+use crate::docker::{Docker, DockerError, ExecSpec, ScratchSpec};
+use crate::domain::JobKind;
+use crate::fingerprint::Fingerprint;
+use crate::restic::Restic;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// The label every scratch container carries (and leftovers are found by).
+pub const SCRATCH_LABEL: &str = "omk-backup.scratch";
+/// The label naming the run that made a scratch container.
+pub const RUN_LABEL: &str = "omk-backup.run";
+/// Where the dump is put in the scratch container (its writable layer: `PUT archive`
+/// cannot write into a tmpfs mount).
+const DROP_DIR: &str = "/tmp";
+/// The scratch Postgres superuser: a name no source cluster is likely to have, so a
+/// `pg_dumpall` dump's `CREATE ROLE postgres` succeeds with errors fatal.
+const PG_SCRATCH_SUPERUSER: &str = "omk_restore";
+/// Limits of a scratch container.
+const MEMORY_BYTES: i64 = 2 << 30;
+const NANO_CPUS: i64 = 1_000_000_000;
+const PIDS_LIMIT: i64 = 512;
+/// How long the engine may take to accept connections.
+const READY_WITHIN: Duration = Duration::from_secs(180);
+/// How long loading the dump may take.
+const RESTORE_WITHIN: Duration = Duration::from_secs(6 * 3600);
+/// Short queries (row counts).
+const QUERY_WITHIN: Duration = Duration::from_secs(600);
+
+/// The scratch container's name: `omk-restore-<job>-<run>`, with characters Docker (and
+/// the proxy rule `omk-restore-[a-zA-Z0-9_.-]+`) accept.
+pub fn scratch_name(job: &str, run_id: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    format!("omk-restore-{}-{}", clean(job), clean(run_id))
+}
+
+/// Removes the scratch container when dropped (error paths, panics, cancellation) on a
+/// helper thread; the normal path calls [`Guard::remove`].
+struct Guard {
+    docker: Docker,
+    name: String,
+    done: bool,
+}
+
+impl Guard {
+    async fn remove(mut self) -> Result<(), DockerError> {
+        self.done = true;
+        remove_with_retries(&self.docker, &self.name).await
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (docker, name) = (self.docker.clone(), self.name.clone());
+        let worker = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(remove_with_retries(&docker, &name)).is_ok(),
+                Err(_) => false,
+            }
+        });
+        let ok = worker.join().unwrap_or(false);
+        if !ok {
+            tracing::warn!(
+                "could not remove the scratch container {}: the next locking command retries",
+                self.name
+            );
+        }
+    }
+}
+
+async fn remove_with_retries(docker: &Docker, name: &str) -> Result<(), DockerError> {
+    let mut last = None;
+    for i in 0..3 {
+        match docker.remove_force(name).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(300 * (i + 1))).await;
+    }
+    Err(last.unwrap_or(DockerError::Transport {
+        method: "DELETE".into(),
+        path: format!("/containers/{name}"),
+        detail: "unknown".into(),
+    }))
+}
+
+/// Remove scratch containers left by our own runs (killed mid-test). Called with the
+/// run lock held, so none of this catalog's runs is alive; containers of runs this
+/// catalog does not know belong to another installation and are left alone.
+pub async fn remove_leftovers(ctx: &Ctx, reporter: &dyn Reporter) -> anyhow::Result<usize> {
+    let docker = ctx.docker().await?;
+    let found = docker.list_labelled(&format!("{SCRATCH_LABEL}=1")).await?;
+    let mut removed = 0;
+    for c in found {
+        let Some(run) = c.labels.get(RUN_LABEL) else {
+            continue;
+        };
+        if ctx.catalog.run(run)?.is_none() {
+            continue;
+        }
+        reporter.note(&format!(
+            "removing scratch container {} (left behind by interrupted run {run})",
+            c.name
+        ));
+        remove_with_retries(&docker, &c.name).await?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// What differs between engines.
+struct Profile {
+    env: Vec<String>,
+    caps: Vec<&'static str>,
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    /// Succeeds once the engine accepts connections.
+    ready: ExecSpec,
+}
+
+fn random_password() -> String {
+    let mut b = [0u8; 24];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+fn sh(script: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "sh".to_string(),
+        "-c".into(),
+        script.into(),
+        "omk-restore".into(),
+    ];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// MariaDB client commands with the root password from the container's environment
+/// (by variable name: the value never reaches argv).
+const MARIA_PWD: &str = "MYSQL_PWD=\"${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}\"; export MYSQL_PWD; if command -v mariadb >/dev/null 2>&1; then c=mariadb; else c=mysql; fi; ";
+
+fn profile(job: &Job, password: &str) -> Profile {
+    let exec = |cmd: Vec<String>, env: Vec<String>| ExecSpec {
+        cmd,
+        env,
+        user: None,
+    };
+    match job.kind {
+        JobKind::Postgres => Profile {
+            env: vec![
+                format!("POSTGRES_PASSWORD={password}"),
+                format!("POSTGRES_USER={}", pg_superuser(job)),
+                format!(
+                    "POSTGRES_DB={}",
+                    job.database.clone().unwrap_or_else(|| "postgres".into())
+                ),
+            ],
+            // The entrypoint chowns the (tmpfs) data folder and its socket folder to
+            // `postgres`, then drops to that user with setpriv (docs/restore-tests.md).
+            caps: vec!["CHOWN", "SETUID", "SETGID"],
+            entrypoint: None,
+            cmd: None,
+            // TCP on loopback: the entrypoint's temporary init server listens on the
+            // unix socket only, so this is the real server.
+            ready: exec(
+                vec![
+                    "pg_isready".into(),
+                    "-q".into(),
+                    "-h".into(),
+                    "127.0.0.1".into(),
+                ],
+                vec![],
+            ),
+        },
+        JobKind::Mariadb => Profile {
+            env: vec![
+                format!("MARIADB_ROOT_PASSWORD={password}"),
+                format!("MYSQL_ROOT_PASSWORD={password}"),
+            ],
+            caps: vec!["CHOWN", "SETUID", "SETGID"],
+            entrypoint: None,
+            cmd: None,
+            // TCP: the temporary init server runs with --skip-networking.
+            ready: exec(
+                sh(
+                    &format!(
+                        "{MARIA_PWD}if command -v mariadb-admin >/dev/null 2>&1; then a=mariadb-admin; else a=mysqladmin; fi; exec $a --protocol=tcp -h127.0.0.1 -uroot ping"
+                    ),
+                    &[],
+                ),
+                vec![],
+            ),
+        },
+        // An app image that holds a SQLite file: do not run the app; keep a shell alive.
+        _ => Profile {
+            env: vec![],
+            caps: vec![],
+            entrypoint: Some(sh("trap 'exit 0' TERM INT; while :; do sleep 1; done", &[])),
+            cmd: Some(vec![]),
+            ready: exec(sh("command -v sqlite3 >/dev/null", &[]), vec![]),
+        },
+    }
+}
+
+fn pg_superuser(job: &Job) -> String {
+    // A single-database dump (pg_dump) sets owners to the dumping role: restore as that
+    // role. A cluster dump (pg_dumpall) creates its roles itself.
+    if job.database.is_some() {
+        job.user.clone().unwrap_or_else(|| "postgres".into())
+    } else {
+        PG_SCRATCH_SUPERUSER.into()
+    }
+}
+
+/// Run the restore test of one database job; checks are pushed onto `t`.
+pub(super) async fn test(
+    ctx: &Ctx,
+    restic: &Restic,
+    job: &Job,
+    run_id: &str,
+    t: &mut Running,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let started = Instant::now();
+    let work = test_inner(ctx, restic, job, run_id, t, reporter, started);
+    tokio::select! {
+        r = work => r,
+        _ = term.recv() => Err(anyhow::anyhow!("restore test of `{}` interrupted by SIGTERM; its scratch container was removed", job.name)),
+        _ = int.recv() => Err(anyhow::anyhow!("restore test of `{}` interrupted by SIGINT; its scratch container was removed", job.name)),
+    }
+}
+
+async fn test_inner(
+    ctx: &Ctx,
+    restic: &Restic,
+    job: &Job,
+    run_id: &str,
+    t: &mut Running,
+    reporter: &dyn Reporter,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let Some((snap, _)) = pick(ctx, job, t)? else {
+        return Ok(());
+    };
+    let Some(dump) = ctx.catalog.dump(&snap)? else {
+        t.checks.push(Check::new(
+            "dump-digest",
+            false,
+            format!(
+                "the catalog holds no digest of snapshot {} (made before digests, or found by `catalog rebuild`): its completeness cannot be proven; run `omk-backup backup {}` for a fresh dump",
+                short(&snap),
+                job.name
+            ),
+        ));
+        return Ok(());
+    };
+    let fingerprint: Option<Fingerprint> = dump
+        .fingerprint
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok());
+    let Some(source) = job.container.as_deref() else {
+        t.checks.push(Check::new(
+            "scratch-container",
+            false,
+            format!(
+                "{}: no container configured, so no image to restore into",
+                job.name
+            ),
+        ));
+        return Ok(());
+    };
+    let docker = match ctx.docker().await {
+        Ok(d) => d,
+        Err(e) => {
+            t.checks
+                .push(Check::new("scratch-container", false, format!("{e:#}")));
+            return Ok(());
+        }
+    };
+    let image = match docker.container_state(source).await {
+        Ok(s) => s.image_id,
+        Err(e) => {
+            t.checks.push(Check::new(
+                "scratch-container",
+                false,
+                format!("cannot read the image of container `{source}`: {e}; the scratch container starts from the source container's image, so the source must exist (it may be stopped)"),
+            ));
+            return Ok(());
+        }
+    };
+    let volumes = match docker.image_volumes(&image).await {
+        Ok(v) => v,
+        Err(e) => {
+            t.checks
+                .push(Check::new("scratch-container", false, e.to_string()));
+            return Ok(());
+        }
+    };
+    let password = random_password();
+    let prof = profile(job, &password);
+    let name = scratch_name(&job.name, run_id);
+    let mut labels = HashMap::new();
+    labels.insert(SCRATCH_LABEL.to_string(), "1".to_string());
+    labels.insert(RUN_LABEL.to_string(), run_id.to_string());
+    labels.insert("omk-backup.job".to_string(), job.name.clone());
+    let spec = ScratchSpec {
+        name: name.clone(),
+        image: image.clone(),
+        env: prof.env.clone(),
+        labels,
+        entrypoint: prof.entrypoint.clone(),
+        cmd: prof.cmd.clone(),
+        tmpfs: volumes.clone(),
+        cap_add: prof.caps.iter().map(|c| c.to_string()).collect(),
+        memory_bytes: MEMORY_BYTES,
+        nano_cpus: NANO_CPUS,
+        pids_limit: PIDS_LIMIT,
+    };
+    // A container of the same name from an earlier attempt of this run id: replace it.
+    let _ = docker.remove_force(&name).await;
+    reporter.note(&format!("{}: starting scratch container {name}", job.name));
+    if let Err(e) = docker.start_scratch(&spec).await {
+        t.checks.push(Check::new(
+            "scratch-container",
+            false,
+            format!(
+                "cannot start a scratch container from image {}: {e}",
+                short_image(&image)
+            ),
+        ));
+        return Ok(());
+    }
+    let guard = Guard {
+        docker: docker.clone(),
+        name: name.clone(),
+        done: false,
+    };
+    t.checks.push(Check::new(
+        "scratch-container",
+        true,
+        format!(
+            "{name} from image {} (network none, no-new-privileges, capabilities: {}, {} MiB, {} CPU, {} pids, tmpfs: {})",
+            short_image(&image),
+            if prof.caps.is_empty() { "none".to_string() } else { prof.caps.join(",") },
+            MEMORY_BYTES >> 20,
+            NANO_CPUS as f64 / 1e9,
+            PIDS_LIMIT,
+            if volumes.is_empty() { "-".to_string() } else { volumes.join(",") }
+        ),
+    ));
+    let result = run_in_scratch(
+        &docker,
+        restic,
+        job,
+        &name,
+        &snap,
+        &dump,
+        fingerprint,
+        &prof,
+        t,
+    )
+    .await;
+    // Verified (or not) before the clean-up: RTO ends at the verified restore.
+    let elapsed = started.elapsed().as_secs_f64();
+    let removed = guard.remove().await;
+    result?;
+    if let Err(e) = removed {
+        t.checks.push(Check::new(
+            "cleanup",
+            false,
+            format!("the scratch container {name} could not be removed: {e}; the next locking omk-backup command retries"),
+        ));
+    }
+    if t.checks.iter().all(|c| c.passed) {
+        t.rto_seconds = Some((elapsed * 1000.0).round() / 1000.0);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_in_scratch(
+    docker: &Docker,
+    restic: &Restic,
+    job: &Job,
+    name: &str,
+    snap: &str,
+    dump: &crate::catalog::DumpRow,
+    fingerprint: Option<Fingerprint>,
+    prof: &Profile,
+    t: &mut Running,
+) -> anyhow::Result<()> {
+    // 1. The engine answers.
+    let ready_start = Instant::now();
+    if let Err(why) = wait_ready(docker, name, &prof.ready).await {
+        t.checks.push(Check::new("engine-ready", false, why));
+        return Ok(());
+    }
+    t.checks.push(Check::new(
+        "engine-ready",
+        true,
+        format!(
+            "{} accepted connections after {:.1} s",
+            job.kind,
+            ready_start.elapsed().as_secs_f64()
+        ),
+    ));
+
+    // 2. The dump goes in, hashed on the way.
+    let file = dump.filename.trim_start_matches('/').to_string();
+    let expected = u64::try_from(dump.bytes).unwrap_or(0);
+    let mut child = restic.dump(snap, &format!("/{file}"))?;
+    let Some(mut out) = child.stdout.take() else {
+        anyhow::bail!("restic dump has no stdout");
+    };
+    let mut hasher = Sha256::new();
+    let put = docker
+        .put_file(name, DROP_DIR, &file, expected, &mut out, |c| {
+            hasher.update(c)
+        })
+        .await;
+    // Bytes beyond the recorded size mean the stored dump is not the recorded one.
+    let mut extra = 0u64;
+    if put.is_ok() {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match out.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    extra += n as u64;
+                    hasher.update(&buf[..n]);
+                }
+            }
+        }
+    }
+    drop(out);
+    let dumped = restic.finish_dump(child).await;
+    let digest = hex::encode(hasher.finalize());
+    match (&put, &dumped) {
+        (Err(DockerError::ShortSource { got, .. }), _) => {
+            t.checks.push(Check::new(
+                "dump-digest",
+                false,
+                format!(
+                    "the snapshot's {file} has {got} bytes, but {expected} were recorded at dump time: the stored dump is truncated{}",
+                    dumped.as_ref().err().map(|e| format!(" (restic: {e})")).unwrap_or_default()
+                ),
+            ));
+            return Ok(());
+        }
+        (Err(e), _) => {
+            t.checks.push(Check::new(
+                "dump-delivery",
+                false,
+                format!("cannot copy the dump into {name}: {e}"),
+            ));
+            return Ok(());
+        }
+        (Ok(()), Err(e)) => {
+            t.checks.push(Check::new(
+                "dump-digest",
+                false,
+                format!(
+                    "restic could not read {file} from snapshot {}: {e}",
+                    short(snap)
+                ),
+            ));
+            return Ok(());
+        }
+        (Ok(()), Ok(())) => {}
+    }
+    if extra > 0 || digest != dump.sha256 {
+        t.checks.push(Check::new(
+            "dump-digest",
+            false,
+            format!(
+                "the snapshot's {file} ({} bytes) has SHA-256 {}, but {} ({expected} bytes) was recorded at dump time: the stored dump is not the one that was made",
+                expected + extra,
+                &digest[..16],
+                &dump.sha256[..16.min(dump.sha256.len())]
+            ),
+        ));
+        return Ok(());
+    }
+    t.checks.push(Check::new(
+        "dump-digest",
+        true,
+        format!(
+            "{expected} bytes streamed from the repository into the scratch container; SHA-256 {}… matches the dump's",
+            &digest[..16]
+        ),
+    ));
+
+    // 3. Load it, errors fatal.
+    let path = format!("{DROP_DIR}/{file}");
+    let restore = restore_spec(job, &path);
+    let load_start = Instant::now();
+    match run_long(docker, name, &restore, RESTORE_WITHIN).await {
+        Ok((0, _)) => t.checks.push(Check::new(
+            "restore",
+            true,
+            format!(
+                "loaded with errors fatal in {:.1} s",
+                load_start.elapsed().as_secs_f64()
+            ),
+        )),
+        Ok((code, tail)) => {
+            t.checks.push(Check::new(
+                "restore",
+                false,
+                format!(
+                    "loading the dump failed (exit code {code}){}",
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", last_lines(&tail, 5))
+                    }
+                ),
+            ));
+            return Ok(());
+        }
+        Err(e) => {
+            t.checks.push(Check::new(
+                "restore",
+                false,
+                format!("loading the dump failed: {e}"),
+            ));
+            return Ok(());
+        }
+    }
+
+    // 4. Same rows per table as at dump time.
+    let Some(fp) = fingerprint else {
+        t.checks.push(Check::new(
+            "fingerprint",
+            false,
+            "no content fingerprint was recorded at dump time: rows cannot be compared",
+        ));
+        return Ok(());
+    };
+    match count_rows(docker, name, job).await {
+        Ok(restored) => t.checks.push(compare(job.kind, &fp, &restored)),
+        Err(e) => t.checks.push(Check::new(
+            "fingerprint",
+            false,
+            format!("cannot count the restored rows: {e:#}"),
+        )),
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..8.min(id.len())]
+}
+
+fn short_image(id: &str) -> String {
+    let s = id.trim_start_matches("sha256:");
+    format!("sha256:{}", &s[..12.min(s.len())])
+}
+
+fn last_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+async fn wait_ready(docker: &Docker, name: &str, ready: &ExecSpec) -> Result<(), String> {
+    let deadline = Instant::now() + READY_WITHIN;
+    let mut last: String;
+    loop {
+        match docker.container_state(name).await {
+            Ok(s) if s.status != "running" => {
+                return Err(format!(
+                    "the scratch container {name} is {} (exit code {}) instead of running: the engine did not start with these limits; run the image by hand with the same settings (docs/restore-tests.md) to see why",
+                    s.status,
+                    s.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "?".into())
+                ));
+            }
+            Err(e) => return Err(format!("cannot inspect {name}: {e}")),
+            Ok(_) => {}
+        }
+        match docker
+            .exec_output(name, ready, Duration::from_secs(30))
+            .await
+        {
+            Ok((0, _, _)) => return Ok(()),
+            Ok((code, _, err)) => last = format!("exit code {code}: {}", last_lines(&err, 2)),
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the engine in {name} did not accept connections within {} s (last answer: {last})",
+                READY_WITHIN.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The command that loads the dump at `path` with errors fatal.
+fn restore_spec(job: &Job, path: &str) -> ExecSpec {
+    match job.kind {
+        JobKind::Postgres => ExecSpec {
+            cmd: vec![
+                "psql".into(),
+                "-X".into(),
+                "-q".into(),
+                "-v".into(),
+                "ON_ERROR_STOP=1".into(),
+                "--username".into(),
+                pg_superuser(job),
+                "--no-password".into(),
+                "--dbname".into(),
+                job.database.clone().unwrap_or_else(|| "postgres".into()),
+                "-f".into(),
+                path.into(),
+            ],
+            env: Vec::new(),
+            user: None,
+        },
+        JobKind::Mariadb => ExecSpec {
+            cmd: sh(
+                &format!("{MARIA_PWD}exec $c -uroot --binary-mode < \"$1\""),
+                &[path],
+            ),
+            env: Vec::new(),
+            user: None,
+        },
+        _ => ExecSpec {
+            cmd: sh(
+                "rm -f \"$1\"; exec sqlite3 -bail \"$1\" < \"$2\"",
+                &[SQLITE_RESTORED, path],
+            ),
+            env: Vec::new(),
+            user: None,
+        },
+    }
+}
+
+const SQLITE_RESTORED: &str = "/tmp/omk-restored.db";
+
+/// An exec that may run long and silently: read its output while it comes; if a proxy
+/// cuts the silent stream, wait for the exit code by polling.
+async fn run_long(
+    docker: &Docker,
+    name: &str,
+    spec: &ExecSpec,
+    within: Duration,
+) -> Result<(i64, String), DockerError> {
+    let mut s = docker.exec(name, spec).await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match s.next_stdout(&mut buf).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    if let Ok(Err(e)) = &read {
+        tracing::debug!("the restore's output stream ended early ({e}); polling its state");
+    }
+    let code = docker.exec_wait(s.exec_id(), within).await?;
+    Ok((code, s.stderr_tail()))
+}
+
+async fn query(docker: &Docker, name: &str, spec: &ExecSpec) -> anyhow::Result<String> {
+    let (code, out, err) = docker.exec_output(name, spec, QUERY_WITHIN).await?;
+    if code != 0 {
+        anyhow::bail!(
+            "{:?} exited with {code}: {}",
+            spec.cmd.first(),
+            last_lines(&err, 3)
+        );
+    }
+    Ok(out)
+}
+
+/// Rows per table in the restored database, keyed like the fingerprint.
+async fn count_rows(
+    docker: &Docker,
+    name: &str,
+    job: &Job,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    let parse = |text: &str, prefix: &str, sep: char, out: &mut BTreeMap<String, u64>| {
+        for line in text.lines() {
+            if let Some((k, v)) = line.rsplit_once(sep)
+                && let Ok(n) = v.trim().parse::<u64>()
+            {
+                out.insert(format!("{prefix}{k}"), n);
+            }
+        }
+    };
+    match job.kind {
+        JobKind::Postgres => {
+            let su = pg_superuser(job);
+            let psql = |db: &str, sql: &str| ExecSpec {
+                cmd: vec![
+                    "psql".into(),
+                    "-X".into(),
+                    "-At".into(),
+                    "-F".into(),
+                    "|".into(),
+                    "-v".into(),
+                    "ON_ERROR_STOP=1".into(),
+                    "--username".into(),
+                    su.clone(),
+                    "--no-password".into(),
+                    "--dbname".into(),
+                    db.into(),
+                    "-c".into(),
+                    sql.into(),
+                ],
+                env: Vec::new(),
+                user: None,
+            };
+            const COUNTS: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
+            match &job.database {
+                Some(db) => {
+                    let text = query(docker, name, &psql(db, COUNTS)).await?;
+                    parse(&text, "", '|', &mut out);
+                }
+                None => {
+                    let dbs = query(
+                        docker,
+                        name,
+                        &psql(
+                            "postgres",
+                            "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template0' ORDER BY 1",
+                        ),
+                    )
+                    .await?;
+                    for db in dbs.lines().map(str::trim).filter(|d| !d.is_empty()) {
+                        let text = query(docker, name, &psql(db, COUNTS)).await?;
+                        parse(&text, &format!("{db}."), '|', &mut out);
+                    }
+                }
+            }
+        }
+        JobKind::Mariadb => {
+            const GEN: &str = "SET SESSION group_concat_max_len = 16777216; SELECT GROUP_CONCAT(CONCAT('SELECT ', QUOTE(CONCAT(table_schema, '.', table_name)), ', COUNT(*) FROM `', REPLACE(table_schema, '`', '``'), '`.`', REPLACE(table_name, '`', '``'), '`') SEPARATOR ' UNION ALL ') FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')";
+            let spec = ExecSpec {
+                cmd: sh(
+                    &format!(
+                        "{MARIA_PWD}q=$($c -uroot -N -B -e \"$1\") || exit $?; if [ -z \"$q\" ] || [ \"$q\" = NULL ]; then exit 0; fi; exec $c -uroot -N -B -e \"$q\""
+                    ),
+                    &[GEN],
+                ),
+                env: Vec::new(),
+                user: None,
+            };
+            let text = query(docker, name, &spec).await?;
+            parse(&text, "", '\t', &mut out);
+        }
+        _ => {
+            let list = ExecSpec {
+                cmd: vec![
+                    "sqlite3".into(),
+                    "-bail".into(),
+                    SQLITE_RESTORED.into(),
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1".into(),
+                ],
+                env: Vec::new(),
+                user: None,
+            };
+            let names = query(docker, name, &list).await?;
+            let parts: Vec<String> = names
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|t| {
+                    format!(
+                        "SELECT '{}', count(*) FROM \"{}\"",
+                        t.replace('\'', "''"),
+                        t.replace('"', "\"\"")
+                    )
+                })
+                .collect();
+            if !parts.is_empty() {
+                let spec = ExecSpec {
+                    cmd: vec![
+                        "sqlite3".into(),
+                        "-bail".into(),
+                        "-separator".into(),
+                        "|".into(),
+                        SQLITE_RESTORED.into(),
+                        parts.join(" UNION ALL "),
+                    ],
+                    env: Vec::new(),
+                    user: None,
+                };
+                let text = query(docker, name, &spec).await?;
+                parse(&text, "", '|', &mut out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tables the engine maintains itself: not compared.
+fn system_table(kind: JobKind, key: &str) -> bool {
+    match kind {
+        JobKind::Mariadb => {
+            let db = key.split('.').next().unwrap_or("");
+            ["mysql", "information_schema", "performance_schema", "sys"].contains(&db)
+        }
+        JobKind::Sqlite => key.starts_with("sqlite_"),
+        _ => false,
+    }
+}
+
+/// Compare the restored row counts with the fingerprint.
+pub fn compare(kind: JobKind, fp: &Fingerprint, restored: &BTreeMap<String, u64>) -> Check {
+    let mut problems = Vec::new();
+    let mut tables = 0;
+    let mut rows = 0u64;
+    for (table, &want) in fp.tables.iter().filter(|(k, _)| !system_table(kind, k)) {
+        tables += 1;
+        rows += want;
+        match restored.get(table) {
+            None => problems.push(format!("{table}: missing (dumped with {want} rows)")),
+            Some(&got) if got != want => {
+                problems.push(format!("{table}: {got} rows restored, {want} dumped"))
+            }
+            _ => {}
+        }
+    }
+    for (table, &got) in restored {
+        if got > 0 && !fp.tables.contains_key(table) && !system_table(kind, table) {
+            problems.push(format!(
+                "{table}: {got} rows restored but not in the dump's fingerprint"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Check::new(
+            "fingerprint",
+            true,
+            format!("{tables} tables, {rows} rows: the same per table as at dump time"),
+        )
+    } else {
+        let n = problems.len();
+        problems.truncate(20);
+        Check::new(
+            "fingerprint",
+            false,
+            format!(
+                "{n} table(s) differ from the dump's fingerprint: {}",
+                problems.join("; ")
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_proxy_rule() {
+        assert_eq!(
+            scratch_name("immich db", "20261127T2345Z-ab12"),
+            "omk-restore-immich-db-20261127T2345Z-ab12"
+        );
+    }
+
+    #[test]
+    fn comparison_lists_mismatches() {
+        let fp = Fingerprint {
+            engine: "mariadb".into(),
+            tables: [
+                ("app.a".to_string(), 3),
+                ("app.b".to_string(), 5),
+                ("mysql.user".to_string(), 2),
+            ]
+            .into_iter()
+            .collect(),
+            rows: 10,
+        };
+        let mut got: BTreeMap<String, u64> = [("app.a".to_string(), 3), ("app.b".to_string(), 5)]
+            .into_iter()
+            .collect();
+        let c = compare(JobKind::Mariadb, &fp, &got);
+        assert!(c.passed, "{}", c.detail);
+        got.insert("app.b".into(), 2);
+        got.insert("app.c".into(), 1);
+        let c = compare(JobKind::Mariadb, &fp, &got);
+        assert!(!c.passed);
+        assert!(
+            c.detail.contains("app.b: 2 rows restored, 5 dumped"),
+            "{}",
+            c.detail
+        );
+        assert!(c.detail.contains("app.c"), "{}", c.detail);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_argv() {
+        let job = Job {
+            name: "m".into(),
+            kind: JobKind::Mariadb,
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            quiesce: None,
+            container: Some("db".into()),
+            user: None,
+            password_file: None,
+            database: None,
+            retention: None,
+            notify: None,
+            origin: crate::config::JobOrigin::Config { line: 1 },
+        };
+        for kind in [JobKind::Postgres, JobKind::Mariadb, JobKind::Sqlite] {
+            let j = Job {
+                kind,
+                ..job.clone()
+            };
+            let p = profile(&j, "topsecret123");
+            assert!(!p.ready.cmd.join(" ").contains("topsecret123"));
+            assert!(
+                !restore_spec(&j, "/tmp/x.sql")
+                    .cmd
+                    .join(" ")
+                    .contains("topsecret123")
+            );
+        }
+    }
+}
