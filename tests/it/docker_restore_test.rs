@@ -1,0 +1,196 @@
+//! Restore tests of database jobs in scratch containers, against a real dockerd through
+//! the least-privilege haproxy proxy: a passing test per engine (with the stable
+//! `--json` fields), the scratch container's isolation as Docker reports it, a cut dump
+//! failing, leftovers of a killed run removed at the next start, passwords kept out of
+//! output and argv, and `restore --into-container` on the plain socket.
+
+use crate::dock::*;
+use crate::util::*;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn restic18() -> std::path::PathBuf {
+    restics()
+        .into_iter()
+        .find(|(v, _)| *v == "0.18")
+        .map(|(_, p)| p)
+        .unwrap()
+}
+
+fn test_of<'a>(report: &'a serde_json::Value, job: &str) -> &'a serde_json::Value {
+    report["tests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tests in {report}"))
+        .iter()
+        .find(|t| t["job"] == job)
+        .unwrap_or_else(|| panic!("no test of {job} in {report}"))
+}
+
+fn check<'a>(test: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    test["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {test}"))
+}
+
+/// Our scratch containers (by label), as `docker ps -a` names.
+fn scratch_containers() -> Vec<String> {
+    docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=omk-backup.scratch=1",
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .filter(|l| !l.is_empty())
+    .collect()
+}
+
+/// While `f` runs, catch the first scratch container and record its inspect JSON and
+/// the argv of every process in it.
+fn watching<T>(f: impl FnOnce() -> T) -> (T, Option<serde_json::Value>, String) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<(Option<serde_json::Value>, String)>> = Arc::default();
+    let (s2, seen2) = (stop.clone(), seen.clone());
+    let watcher = std::thread::spawn(move || {
+        while !s2.load(Ordering::Relaxed) {
+            for name in scratch_containers() {
+                let o = docker(&["inspect", &name]);
+                if o.status.success() {
+                    let mut g = seen2.lock().unwrap();
+                    if g.0.is_none() {
+                        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                        g.0 = Some(v[0].clone());
+                    }
+                    let ps = docker(&[
+                        "exec",
+                        &name,
+                        "sh",
+                        "-c",
+                        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done",
+                    ]);
+                    g.1.push_str(&String::from_utf8_lossy(&ps.stdout));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let g = seen.lock().unwrap();
+    (out, g.0.clone(), g.1.clone())
+}
+
+#[test]
+fn restore_tests_per_engine_in_isolated_scratch_containers() {
+    let restic = restic18();
+    let pgpw = format!("pgpw-{}", unique());
+    let mariapw = format!("mariapw-{}", unique());
+    let pg = postgres(&pgpw);
+    pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 5000) g; CREATE TABLE empty (x int);\"");
+    let maria = mariadb(&mariapw);
+    maria.sh("MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb -uroot -e \"CREATE DATABASE shop; USE shop; CREATE TABLE shop.orders (id int primary key, note varchar(40)); INSERT INTO shop.orders SELECT seq, CONCAT('o', seq) FROM seq_1_to_3000;\"");
+    let lite = sqlite();
+    let env = Env::new(&restic);
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
+        proxy(),
+        pg.name,
+        maria.name,
+        lite.name
+    ));
+    env.run(&["--json", "backup", "--init"]).ok();
+
+    let (r, inspect, argv) = watching(|| env.run(&["--json", "restore-test", "pg", "maria", "lite"]));
+    let r = r.ok();
+    let report = r.json();
+    for job in ["pg", "maria", "lite"] {
+        let t = test_of(&report, job);
+        assert_eq!(t["passed"], true, "{job}: {t}");
+        assert!(t["rto_seconds"].as_f64().unwrap() > 0.0, "{t}");
+        for name in ["scratch-container", "engine-ready", "dump-digest", "restore", "fingerprint"] {
+            let c = check(t, name);
+            assert_eq!(c["passed"], true, "{job}/{name}: {c}");
+            assert!(c["detail"].is_string());
+        }
+    }
+    assert!(
+        check(test_of(&report, "pg"), "fingerprint")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("5000 rows"),
+        "{report}"
+    );
+    assert!(
+        check(test_of(&report, "maria"), "fingerprint")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3000 rows"),
+        "{report}"
+    );
+    // Recorded in the catalog like the files tests.
+    assert_eq!(
+        env.sql("SELECT count(*) FROM restore_tests WHERE passed = 1 AND rto_ms > 0 AND rpo_seconds >= 0"),
+        "3"
+    );
+    assert_eq!(
+        env.sql("SELECT count(*) FROM steps WHERE kind = 'restore-test' AND status = 'success'"),
+        "3"
+    );
+    // Always removed.
+    assert!(scratch_containers().is_empty(), "{:?}", scratch_containers());
+
+    // Isolation as Docker reports it.
+    let i = inspect.expect("a scratch container was seen while the tests ran");
+    let name = i["Name"].as_str().unwrap();
+    assert!(name.starts_with("/omk-restore-"), "{name}");
+    let hc = &i["HostConfig"];
+    assert_eq!(hc["NetworkMode"], "none", "{hc}");
+    assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
+    assert!(hc["Memory"].as_i64().unwrap() > 0);
+    assert!(hc["NanoCpus"].as_i64().unwrap() > 0);
+    assert!(hc["PidsLimit"].as_i64().unwrap() > 0);
+    assert_eq!(hc["Privileged"], false);
+    assert!(hc["Binds"].is_null() || hc["Binds"] == serde_json::json!([]), "{hc}");
+    assert!(
+        hc["PortBindings"].is_null() || hc["PortBindings"] == serde_json::json!({}),
+        "{hc}"
+    );
+    for m in i["Mounts"].as_array().unwrap() {
+        assert_ne!(m["Type"], "bind", "{m}");
+        assert_ne!(m["Type"], "volume", "no anonymous volume: {m}");
+    }
+    assert_eq!(i["Config"]["Labels"]["omk-backup.scratch"], "1");
+    assert!(i["Config"]["Labels"]["omk-backup.run"].is_string());
+
+    // Passwords: never in the output, the catalog, or any argv in the scratch container.
+    for pw in [&pgpw, &mariapw] {
+        assert!(!r.all().contains(pw.as_str()));
+        assert!(!String::from_utf8_lossy(&env.catalog_bytes()).contains(pw.as_str()));
+    }
+    let scratch_pw: Vec<&str> = i["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .filter_map(|e| {
+            e.strip_prefix("POSTGRES_PASSWORD=")
+                .or_else(|| e.strip_prefix("MARIADB_ROOT_PASSWORD="))
+        })
+        .collect();
+    for pw in &scratch_pw {
+        assert!(pw.len() >= 32, "a random password");
+        assert!(!r.all().contains(pw));
+        assert!(!argv.contains(pw), "password in argv: {argv}");
+    }
+    assert!(!argv.is_empty());
+}
