@@ -125,10 +125,11 @@ impl Ctx {
         // Scratch containers of restore tests a killed run left behind. Only when the
         // config has database jobs (others may have no Docker at all); a failure here
         // must not block the command.
-        if ctx.config.jobs.values().any(|j| j.kind.is_database()) {
-            if let Err(e) = verify::database::remove_leftovers(&ctx, reporter).await {
-                tracing::warn!("could not look for leftover scratch containers: {e:#}");
-            }
+        if (ctx.config.docker_host.is_some()
+            || ctx.config.jobs.values().any(|j| j.kind.is_database()))
+            && let Err(e) = verify::database::remove_leftovers(&ctx, reporter).await
+        {
+            tracing::warn!("could not look for leftover scratch containers: {e:#}");
         }
         Ok(ctx)
     }

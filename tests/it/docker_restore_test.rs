@@ -109,14 +109,21 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     ));
     env.run(&["--json", "backup", "--init"]).ok();
 
-    let (r, inspect, argv) = watching(|| env.run(&["--json", "restore-test", "pg", "maria", "lite"]));
+    let (r, inspect, argv) =
+        watching(|| env.run(&["--json", "restore-test", "pg", "maria", "lite"]));
     let r = r.ok();
     let report = r.json();
     for job in ["pg", "maria", "lite"] {
         let t = test_of(&report, job);
         assert_eq!(t["passed"], true, "{job}: {t}");
         assert!(t["rto_seconds"].as_f64().unwrap() > 0.0, "{t}");
-        for name in ["scratch-container", "engine-ready", "dump-digest", "restore", "fingerprint"] {
+        for name in [
+            "scratch-container",
+            "engine-ready",
+            "dump-digest",
+            "restore",
+            "fingerprint",
+        ] {
             let c = check(t, name);
             assert_eq!(c["passed"], true, "{job}/{name}: {c}");
             assert!(c["detail"].is_string());
@@ -146,7 +153,11 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
         "3"
     );
     // Always removed.
-    assert!(scratch_containers().is_empty(), "{:?}", scratch_containers());
+    assert!(
+        scratch_containers().is_empty(),
+        "{:?}",
+        scratch_containers()
+    );
 
     // Isolation as Docker reports it.
     let i = inspect.expect("a scratch container was seen while the tests ran");
@@ -160,7 +171,10 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     assert!(hc["NanoCpus"].as_i64().unwrap() > 0);
     assert!(hc["PidsLimit"].as_i64().unwrap() > 0);
     assert_eq!(hc["Privileged"], false);
-    assert!(hc["Binds"].is_null() || hc["Binds"] == serde_json::json!([]), "{hc}");
+    assert!(
+        hc["Binds"].is_null() || hc["Binds"] == serde_json::json!([]),
+        "{hc}"
+    );
     assert!(
         hc["PortBindings"].is_null() || hc["PortBindings"] == serde_json::json!({}),
         "{hc}"
@@ -193,4 +207,216 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
         assert!(!argv.contains(pw), "password in argv: {argv}");
     }
     assert!(!argv.is_empty());
+}
+
+/// `restic backup --stdin` of `data` as `pg.sql`, tagged like omk-backup's; returns the
+/// snapshot id.
+fn backup_bytes_as(env: &Env, data: &[u8], run: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(&env.restic)
+        .args([
+            "backup",
+            "--json",
+            "--stdin",
+            "--stdin-filename",
+            "pg.sql",
+            "--tag",
+            "omk:job=pg",
+            "--tag",
+            &format!("omk:run={run}"),
+        ])
+        .env("RESTIC_REPOSITORY", env.repo())
+        .env("RESTIC_PASSWORD_FILE", env.path("password"))
+        .env("RESTIC_CACHE_DIR", env.path(".cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message_type"] == "summary")
+        .unwrap();
+    summary["snapshot_id"].as_str().unwrap().to_string()
+}
+
+/// Register `snap` in the catalog as the job's newest good snapshot, with this digest.
+fn register(env: &Env, snap: &str, run: &str, sha: &str, bytes: usize, fp: &str) {
+    env.sql(&format!(
+        "INSERT INTO snapshots (snapshot_id, job, run_id, time, bytes, state) VALUES ('{snap}', 'pg', '{run}', CAST(strftime('%s','now') AS INTEGER) * 1000 + 1, {bytes}, 'good'); \
+         INSERT INTO dumps (snapshot_id, job, engine, filename, sha256, bytes, fingerprint) VALUES ('{snap}', 'pg', 'postgres', 'pg.sql', '{sha}', {bytes}, '{}')",
+        fp.replace('\'', "''")
+    ));
+}
+
+#[test]
+fn cut_dumps_fail_and_scratch_containers_never_stay() {
+    use sha2::{Digest, Sha256};
+    let restic = restic18();
+    let pw = format!("pgpw-{}", unique());
+    let pg = postgres(&pw);
+    pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\"");
+    let env = Env::new(&restic);
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\n",
+        proxy(),
+        pg.name
+    ));
+    env.run(&["--json", "backup", "--init"]).ok();
+    let full_snap = env.sql("SELECT snapshot_id FROM snapshots WHERE job = 'pg'");
+    let run = env.sql("SELECT run_id FROM snapshots WHERE job = 'pg'");
+    let row = env.sql(&format!(
+        "SELECT sha256 || '|' || bytes || '|' || fingerprint FROM dumps WHERE snapshot_id = '{full_snap}'"
+    ));
+    let mut parts = row.splitn(3, '|');
+    let (sha, bytes, fp) = (
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+        parts.next().unwrap().to_string(),
+    );
+    let full = env.restic_cmd(&["dump", &full_snap, "/pg.sql"]).ok();
+    assert_eq!(full.stdout.len(), bytes);
+    // The first half, cut at a line end (the worst case: every line parses).
+    let raw = full.stdout.as_bytes();
+    let cut = raw[..raw.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let half = &raw[..cut];
+
+    // 1. The repository holds half of what the catalog says was dumped (storage lost
+    //    or swapped data): the digest check fails before anything is loaded.
+    let snap_a = backup_bytes_as(&env, half, &run);
+    register(&env, &snap_a, &run, &sha, bytes, &fp);
+    let a = env.run(&["--json", "restore-test", "pg"]).code(1).json();
+    let t = test_of(&a, "pg");
+    assert_eq!(t["passed"], false);
+    assert!(t["rto_seconds"].is_null());
+    let c = check(t, "dump-digest");
+    assert_eq!(c["passed"], false, "{t}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("has {cut} bytes, but {bytes} were recorded")),
+        "{c}"
+    );
+
+    // 2. The dump itself was cut while its digest and fingerprint were taken over what
+    //    streamed (what omk-backup would record if a dump tool exited 0 half-way): digest
+    //    and row counts agree with the half, but the dump tool's end marker is missing.
+    let mut counter = omk_backup::fingerprint::Counter::new(omk_backup::domain::JobKind::Postgres);
+    counter.feed(half);
+    let half_fp = serde_json::to_string(&counter.finish()).unwrap();
+    let snap_b = backup_bytes_as(&env, half, &run);
+    register(
+        &env,
+        &snap_b,
+        &run,
+        &hex::encode(Sha256::digest(half)),
+        half.len(),
+        &half_fp,
+    );
+    let b = env.run(&["--json", "restore-test", "pg"]).code(1).json();
+    let t = test_of(&b, "pg");
+    assert_eq!(t["passed"], false, "{t}");
+    assert_eq!(check(t, "dump-digest")["passed"], true, "{t}");
+    let c = check(t, "dump-complete");
+    assert_eq!(c["passed"], false, "{t}");
+    assert!(c["detail"].as_str().unwrap().contains("cut short"), "{c}");
+    assert!(
+        scratch_containers().is_empty(),
+        "{:?}",
+        scratch_containers()
+    );
+
+    // Back to the real dump for the rest.
+    env.sql(&format!(
+        "DELETE FROM dumps WHERE snapshot_id IN ('{snap_a}', '{snap_b}'); DELETE FROM snapshots WHERE snapshot_id IN ('{snap_a}', '{snap_b}')"
+    ));
+
+    // 3. SIGTERM mid-test: the scratch container goes with the process.
+    let wait_for_scratch = |child: &mut std::process::Child| {
+        wait_until(120, "a scratch container", || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "omk-backup ended early"
+            );
+            !scratch_containers().is_empty()
+        });
+    };
+    let mut child = env
+        .cmd(&["--json", "restore-test", "pg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_scratch(&mut child);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = Run::from_output(child.wait_with_output().unwrap());
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.all().contains("SIGTERM"), "{}", out.all());
+    assert!(
+        scratch_containers().is_empty(),
+        "{:?}",
+        scratch_containers()
+    );
+
+    // 4. SIGKILL mid-test leaves the container; the next locking command removes it,
+    //    but not a labelled container of a run this catalog does not know.
+    let foreign = Container::run(
+        "foreign",
+        &[
+            "--label",
+            "omk-backup.scratch=1",
+            "--label",
+            "omk-backup.run=19990101T000000Z-0000",
+        ],
+        "OMK_TEST_IMAGE_SQLITE",
+    );
+    let mut child = env
+        .cmd(&["--json", "restore-test", "pg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(120, "our scratch container", || {
+        scratch_containers()
+            .iter()
+            .any(|n| n.starts_with("omk-restore-pg-"))
+    });
+    kill9(child.id());
+    let _ = child.wait();
+    let left: Vec<String> = scratch_containers()
+        .into_iter()
+        .filter(|n| n.starts_with("omk-restore-pg-"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let next = env.run(&["backup", "pg"]).ok();
+    assert!(
+        next.stderr
+            .contains(&format!("removing scratch container {}", left[0])),
+        "{}",
+        next.all()
+    );
+    assert_eq!(scratch_containers(), vec![foreign.name.clone()]);
+    drop(foreign);
+
+    // And a normal run passes again, with the real dump.
+    let ok = env.run(&["--json", "restore-test", "pg"]).ok().json();
+    assert_eq!(test_of(&ok, "pg")["passed"], true, "{ok}");
+    assert!(!env.run(&["snapshots"]).all().contains(&pw));
 }

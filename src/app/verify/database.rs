@@ -357,7 +357,15 @@ async fn test_inner(
     // A container of the same name from an earlier attempt of this run id: replace it.
     let _ = docker.remove_force(&name).await;
     reporter.note(&format!("{}: starting scratch container {name}", job.name));
+    // The guard exists before the create call: a signal or error at any point after it
+    // removes whatever was created (removing a missing container is fine).
+    let guard = Guard {
+        docker: docker.clone(),
+        name: name.clone(),
+        done: false,
+    };
     if let Err(e) = docker.start_scratch(&spec).await {
+        let _ = guard.remove().await;
         t.checks.push(Check::new(
             "scratch-container",
             false,
@@ -368,11 +376,6 @@ async fn test_inner(
         ));
         return Ok(());
     }
-    let guard = Guard {
-        docker: docker.clone(),
-        name: name.clone(),
-        done: false,
-    };
     t.checks.push(Check::new(
         "scratch-container",
         true,
@@ -451,9 +454,11 @@ async fn run_in_scratch(
         anyhow::bail!("restic dump has no stdout");
     };
     let mut hasher = Sha256::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL);
     let put = docker
         .put_file(name, DROP_DIR, &file, expected, &mut out, |c| {
-            hasher.update(c)
+            hasher.update(c);
+            keep_tail(&mut tail, c);
         })
         .await;
     // Bytes beyond the recorded size mean the stored dump is not the recorded one.
@@ -466,6 +471,7 @@ async fn run_in_scratch(
                 Ok(n) => {
                     extra += n as u64;
                     hasher.update(&buf[..n]);
+                    keep_tail(&mut tail, &buf[..n]);
                 }
             }
         }
@@ -528,6 +534,26 @@ async fn run_in_scratch(
         ),
     ));
 
+    // The dump tool's own end marker: a dump cut short (and recorded as if whole) ends
+    // without it, whatever its digest says.
+    let (complete, marker) = ends_complete(job.kind, &tail);
+    if !complete {
+        t.checks.push(Check::new(
+            "dump-complete",
+            false,
+            format!(
+                "the dump does not end with {marker:?}: it was cut short when it was made (it ends with {:?}); it cannot restore the whole database — fix the dump and back up again",
+                String::from_utf8_lossy(&tail[tail.len().saturating_sub(60)..])
+            ),
+        ));
+        return Ok(());
+    }
+    t.checks.push(Check::new(
+        "dump-complete",
+        true,
+        format!("the dump ends with {marker:?}"),
+    ));
+
     // 3. Load it, errors fatal.
     let path = format!("{DROP_DIR}/{file}");
     let restore = restore_spec(job, &path);
@@ -584,6 +610,45 @@ async fn run_in_scratch(
         )),
     }
     Ok(())
+}
+
+/// Bytes of the dump's end kept to find its end marker.
+const TAIL: usize = 512;
+
+fn keep_tail(tail: &mut Vec<u8>, chunk: &[u8]) {
+    tail.extend_from_slice(&chunk[chunk.len().saturating_sub(TAIL)..]);
+    if tail.len() > TAIL {
+        tail.drain(..tail.len() - TAIL);
+    }
+}
+
+/// Whether a dump ends with its tool's completion marker (pg_dump / pg_dumpall:
+/// `-- PostgreSQL database [cluster ]dump complete`; mariadb-dump/mysqldump: `-- Dump
+/// completed on ...`; sqlite3 `.dump`: `COMMIT;`), and the marker looked for.
+pub fn ends_complete(kind: JobKind, tail: &[u8]) -> (bool, &'static str) {
+    let text = String::from_utf8_lossy(tail);
+    let end = text.trim_end();
+    match kind {
+        JobKind::Postgres => {
+            let last = end
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && *l != "--")
+                .unwrap_or("");
+            (
+                last.starts_with("-- PostgreSQL database") && last.ends_with("dump complete"),
+                "-- PostgreSQL database dump complete",
+            )
+        }
+        JobKind::Mariadb => (
+            end.lines()
+                .last()
+                .is_some_and(|l| l.starts_with("-- Dump completed")),
+            "-- Dump completed",
+        ),
+        _ => (end.ends_with("COMMIT;"), "COMMIT;"),
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -895,6 +960,37 @@ pub fn compare(kind: JobKind, fp: &Fingerprint, restored: &BTreeMap<String, u64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_markers() {
+        let pg = b"COPY x FROM stdin;\n1\n\\.\n\n--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+        assert!(ends_complete(JobKind::Postgres, pg).0);
+        assert!(
+            ends_complete(
+                JobKind::Postgres,
+                b"--\n-- PostgreSQL database dump complete\n--\n\n"
+            )
+            .0
+        );
+        assert!(!ends_complete(JobKind::Postgres, b"COPY x FROM stdin;\n1\n2\n").0);
+        assert!(
+            ends_complete(
+                JobKind::Mariadb,
+                b"UNLOCK TABLES;\n-- Dump completed on 2026-11-27 23:50:00\n"
+            )
+            .0
+        );
+        assert!(!ends_complete(JobKind::Mariadb, b"INSERT INTO `t` VALUES (1),\n(2),\n").0);
+        assert!(ends_complete(JobKind::Sqlite, b"INSERT INTO t VALUES(1);\nCOMMIT;\n").0);
+        assert!(!ends_complete(JobKind::Sqlite, b"INSERT INTO t VALUES(1);\n").0);
+        let mut tail = Vec::new();
+        for _ in 0..100 {
+            keep_tail(&mut tail, b"0123456789");
+        }
+        keep_tail(&mut tail, b"COMMIT;\n");
+        assert_eq!(tail.len(), TAIL);
+        assert!(ends_complete(JobKind::Sqlite, &tail).0);
+    }
 
     #[test]
     fn names_fit_the_proxy_rule() {
