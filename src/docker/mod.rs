@@ -270,7 +270,12 @@ impl Docker {
         let mut out = Vec::new();
         for c in list {
             let Some(id) = c.id else { continue };
-            out.push(self.inspect(&id).await?);
+            // Removed between the list and the inspect (another run's clean-up): skip.
+            match self.inspect(&id).await {
+                Ok(info) => out.push(info),
+                Err(DockerError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

@@ -206,44 +206,65 @@ impl Docker {
         let io = self.raw_connection(&path).await?;
         let mut io = BufReader::new(io);
         let send = |e: std::io::Error| transport(format!("sending the archive: {e}"));
-        io.get_mut()
-            .write_all(head.as_bytes())
-            .await
-            .map_err(send)?;
-        io.get_mut().write_all(&header).await.map_err(send)?;
-        let mut left = size;
-        let mut buf = vec![0u8; 256 * 1024];
-        while left > 0 {
-            let want = (left.min(buf.len() as u64)) as usize;
-            let n = data
-                .read(&mut buf[..want])
+        // The daemon may answer and close as soon as it read the file and the first
+        // end-of-archive block: a failed write after every file byte went out is fine
+        // when the answer is 200.
+        let mut data_written = false;
+        let sent: Result<(), DockerError> = async {
+            io.get_mut()
+                .write_all(head.as_bytes())
                 .await
-                .map_err(|e| transport(format!("reading the file to send: {e}")))?;
-            if n == 0 {
-                return Err(DockerError::ShortSource {
-                    path: path.clone(),
-                    expected: size,
-                    got: size - left,
-                });
+                .map_err(send)?;
+            io.get_mut().write_all(&header).await.map_err(send)?;
+            let mut left = size;
+            let mut buf = vec![0u8; 256 * 1024];
+            while left > 0 {
+                let want = (left.min(buf.len() as u64)) as usize;
+                let n = data
+                    .read(&mut buf[..want])
+                    .await
+                    .map_err(|e| transport(format!("reading the file to send: {e}")))?;
+                if n == 0 {
+                    return Err(DockerError::ShortSource {
+                        path: path.clone(),
+                        expected: size,
+                        got: size - left,
+                    });
+                }
+                on_chunk(&buf[..n]);
+                io.get_mut().write_all(&buf[..n]).await.map_err(send)?;
+                left -= n as u64;
             }
-            on_chunk(&buf[..n]);
-            io.get_mut().write_all(&buf[..n]).await.map_err(send)?;
-            left -= n as u64;
+            data_written = true;
+            let zeros = vec![0u8; pad + 1024];
+            io.get_mut().write_all(&zeros).await.map_err(send)?;
+            io.get_mut().flush().await.map_err(send)?;
+            Ok(())
         }
-        let zeros = vec![0u8; pad + 1024];
-        io.get_mut().write_all(&zeros).await.map_err(send)?;
-        io.get_mut().flush().await.map_err(send)?;
+        .await;
+        if let Err(e @ DockerError::ShortSource { .. }) = sent {
+            return Err(e);
+        }
 
-        // The response: status line, headers, a short body.
+        // The response (also after a failed send: the daemon may have answered early
+        // with the reason): status line, headers, a short body.
         let mut line = String::new();
-        io.read_line(&mut line)
-            .await
-            .map_err(|e| transport(format!("reading the response: {e}")))?;
+        let read = io.read_line(&mut line).await;
         let status = line
             .split_whitespace()
             .nth(1)
-            .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| transport(format!("not an HTTP response: {:?}", line.trim())))?;
+            .and_then(|c| c.parse::<u16>().ok());
+        let status = match (status, sent) {
+            (Some(200), Err(e)) if !data_written => return Err(e),
+            (Some(s), _) => s,
+            (None, Err(e)) => return Err(e),
+            (None, Ok(())) => {
+                return Err(transport(match read {
+                    Err(e) => format!("reading the response: {e}"),
+                    Ok(_) => format!("not an HTTP response: {:?}", line.trim()),
+                }));
+            }
+        };
         let mut rest = Vec::new();
         let _ = (&mut io).take(16 * 1024).read_to_end(&mut rest).await;
         if status == 200 {

@@ -53,15 +53,27 @@ fn scratch_containers() -> Vec<String> {
     .collect()
 }
 
+/// Our scratch containers whose name starts with `prefix` (tests run in parallel: each
+/// uses its own job names).
+fn ours(prefix: &str) -> Vec<String> {
+    scratch_containers()
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
 /// While `f` runs, catch the first scratch container and record its inspect JSON and
 /// the argv of every process in it.
-fn watching<T>(f: impl FnOnce() -> T) -> (T, Option<serde_json::Value>, String) {
+fn watching<T>(
+    prefix: &'static str,
+    f: impl FnOnce() -> T,
+) -> (T, Option<serde_json::Value>, String) {
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<(Option<serde_json::Value>, String)>> = Arc::default();
     let (s2, seen2) = (stop.clone(), seen.clone());
     let watcher = std::thread::spawn(move || {
         while !s2.load(Ordering::Relaxed) {
-            for name in scratch_containers() {
+            for name in ours(prefix) {
                 let o = docker(&["inspect", &name]);
                 if o.status.success() {
                     let mut g = seen2.lock().unwrap();
@@ -101,7 +113,7 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     let lite = sqlite();
     let env = Env::new(&restic);
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.epg]\nkind = \"postgres\"\ncontainer = \"{}\"\n\n[jobs.emaria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n\n[jobs.elite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
         proxy(),
         pg.name,
         maria.name,
@@ -109,11 +121,12 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     ));
     env.run(&["--json", "backup", "--init"]).ok();
 
-    let (r, inspect, argv) =
-        watching(|| env.run(&["--json", "restore-test", "pg", "maria", "lite"]));
+    let (r, inspect, argv) = watching("omk-restore-e", || {
+        env.run(&["--json", "restore-test", "epg", "emaria", "elite"])
+    });
     let r = r.ok();
     let report = r.json();
-    for job in ["pg", "maria", "lite"] {
+    for job in ["epg", "emaria", "elite"] {
         let t = test_of(&report, job);
         assert_eq!(t["passed"], true, "{job}: {t}");
         assert!(t["rto_seconds"].as_f64().unwrap() > 0.0, "{t}");
@@ -130,14 +143,14 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
         }
     }
     assert!(
-        check(test_of(&report, "pg"), "fingerprint")["detail"]
+        check(test_of(&report, "epg"), "fingerprint")["detail"]
             .as_str()
             .unwrap()
             .contains("5000 rows"),
         "{report}"
     );
     assert!(
-        check(test_of(&report, "maria"), "fingerprint")["detail"]
+        check(test_of(&report, "emaria"), "fingerprint")["detail"]
             .as_str()
             .unwrap()
             .contains("3000 rows"),
@@ -154,9 +167,9 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     );
     // Always removed.
     assert!(
-        scratch_containers().is_empty(),
+        ours("omk-restore-e").is_empty(),
         "{:?}",
-        scratch_containers()
+        ours("omk-restore-e")
     );
 
     // Isolation as Docker reports it.
@@ -219,9 +232,9 @@ fn backup_bytes_as(env: &Env, data: &[u8], run: &str) -> String {
             "--json",
             "--stdin",
             "--stdin-filename",
-            "pg.sql",
+            "cutpg.sql",
             "--tag",
-            "omk:job=pg",
+            "omk:job=cutpg",
             "--tag",
             &format!("omk:run={run}"),
         ])
@@ -252,8 +265,8 @@ fn backup_bytes_as(env: &Env, data: &[u8], run: &str) -> String {
 /// Register `snap` in the catalog as the job's newest good snapshot, with this digest.
 fn register(env: &Env, snap: &str, run: &str, sha: &str, bytes: usize, fp: &str) {
     env.sql(&format!(
-        "INSERT INTO snapshots (snapshot_id, job, run_id, time, bytes, state) VALUES ('{snap}', 'pg', '{run}', CAST(strftime('%s','now') AS INTEGER) * 1000 + 1, {bytes}, 'good'); \
-         INSERT INTO dumps (snapshot_id, job, engine, filename, sha256, bytes, fingerprint) VALUES ('{snap}', 'pg', 'postgres', 'pg.sql', '{sha}', {bytes}, '{}')",
+        "INSERT INTO snapshots (snapshot_id, job, run_id, time, bytes, state) VALUES ('{snap}', 'cutpg', '{run}', CAST(strftime('%s','now') AS INTEGER) * 1000 + 1, {bytes}, 'good'); \
+         INSERT INTO dumps (snapshot_id, job, engine, filename, sha256, bytes, fingerprint) VALUES ('{snap}', 'cutpg', 'postgres', 'cutpg.sql', '{sha}', {bytes}, '{}')",
         fp.replace('\'', "''")
     ));
 }
@@ -267,13 +280,13 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
     pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\"");
     let env = Env::new(&restic);
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.cutpg]\nkind = \"postgres\"\ncontainer = \"{}\"\n",
         proxy(),
         pg.name
     ));
     env.run(&["--json", "backup", "--init"]).ok();
-    let full_snap = env.sql("SELECT snapshot_id FROM snapshots WHERE job = 'pg'");
-    let run = env.sql("SELECT run_id FROM snapshots WHERE job = 'pg'");
+    let full_snap = env.sql("SELECT snapshot_id FROM snapshots WHERE job = 'cutpg'");
+    let run = env.sql("SELECT run_id FROM snapshots WHERE job = 'cutpg'");
     let row = env.sql(&format!(
         "SELECT sha256 || '|' || bytes || '|' || fingerprint FROM dumps WHERE snapshot_id = '{full_snap}'"
     ));
@@ -283,7 +296,7 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
         parts.next().unwrap().parse::<usize>().unwrap(),
         parts.next().unwrap().to_string(),
     );
-    let full = env.restic_cmd(&["dump", &full_snap, "/pg.sql"]).ok();
+    let full = env.restic_cmd(&["dump", &full_snap, "/cutpg.sql"]).ok();
     assert_eq!(full.stdout.len(), bytes);
     // The first half, cut at a line end (the worst case: every line parses).
     let raw = full.stdout.as_bytes();
@@ -298,8 +311,8 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
     //    or swapped data): the digest check fails before anything is loaded.
     let snap_a = backup_bytes_as(&env, half, &run);
     register(&env, &snap_a, &run, &sha, bytes, &fp);
-    let a = env.run(&["--json", "restore-test", "pg"]).code(1).json();
-    let t = test_of(&a, "pg");
+    let a = env.run(&["--json", "restore-test", "cutpg"]).code(1).json();
+    let t = test_of(&a, "cutpg");
     assert_eq!(t["passed"], false);
     assert!(t["rto_seconds"].is_null());
     let c = check(t, "dump-digest");
@@ -327,17 +340,17 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
         half.len(),
         &half_fp,
     );
-    let b = env.run(&["--json", "restore-test", "pg"]).code(1).json();
-    let t = test_of(&b, "pg");
+    let b = env.run(&["--json", "restore-test", "cutpg"]).code(1).json();
+    let t = test_of(&b, "cutpg");
     assert_eq!(t["passed"], false, "{t}");
     assert_eq!(check(t, "dump-digest")["passed"], true, "{t}");
     let c = check(t, "dump-complete");
     assert_eq!(c["passed"], false, "{t}");
     assert!(c["detail"].as_str().unwrap().contains("cut short"), "{c}");
     assert!(
-        scratch_containers().is_empty(),
+        ours("omk-restore-cutpg-").is_empty(),
         "{:?}",
-        scratch_containers()
+        ours("omk-restore-cutpg-")
     );
 
     // Back to the real dump for the rest.
@@ -352,11 +365,11 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
                 child.try_wait().unwrap().is_none(),
                 "omk-backup ended early"
             );
-            !scratch_containers().is_empty()
+            !ours("omk-restore-cutpg-").is_empty()
         });
     };
     let mut child = env
-        .cmd(&["--json", "restore-test", "pg"])
+        .cmd(&["--json", "restore-test", "cutpg"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -370,9 +383,9 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(out.all().contains("SIGTERM"), "{}", out.all());
     assert!(
-        scratch_containers().is_empty(),
+        ours("omk-restore-cutpg-").is_empty(),
         "{:?}",
-        scratch_containers()
+        ours("omk-restore-cutpg-")
     );
 
     // 4. SIGKILL mid-test leaves the container; the next locking command removes it,
@@ -388,7 +401,7 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
         "OMK_TEST_IMAGE_SQLITE",
     );
     let mut child = env
-        .cmd(&["--json", "restore-test", "pg"])
+        .cmd(&["--json", "restore-test", "cutpg"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -396,27 +409,114 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
     wait_until(120, "our scratch container", || {
         scratch_containers()
             .iter()
-            .any(|n| n.starts_with("omk-restore-pg-"))
+            .any(|n| n.starts_with("omk-restore-cutpg-"))
     });
     kill9(child.id());
     let _ = child.wait();
     let left: Vec<String> = scratch_containers()
         .into_iter()
-        .filter(|n| n.starts_with("omk-restore-pg-"))
+        .filter(|n| n.starts_with("omk-restore-cutpg-"))
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
-    let next = env.run(&["backup", "pg"]).ok();
+    let next = env.run(&["-v", "backup", "cutpg"]).ok();
     assert!(
         next.stderr
             .contains(&format!("removing scratch container {}", left[0])),
         "{}",
         next.all()
     );
-    assert_eq!(scratch_containers(), vec![foreign.name.clone()]);
+    assert!(
+        ours("omk-restore-cutpg-").is_empty(),
+        "{:?}",
+        ours("omk-restore-cutpg-")
+    );
+    assert!(
+        scratch_containers().contains(&foreign.name),
+        "a foreign run's container stays"
+    );
     drop(foreign);
 
     // And a normal run passes again, with the real dump.
-    let ok = env.run(&["--json", "restore-test", "pg"]).ok().json();
-    assert_eq!(test_of(&ok, "pg")["passed"], true, "{ok}");
+    let ok = env.run(&["--json", "restore-test", "cutpg"]).ok().json();
+    assert_eq!(test_of(&ok, "cutpg")["passed"], true, "{ok}");
     assert!(!env.run(&["snapshots"]).all().contains(&pw));
+}
+
+#[test]
+fn restore_into_a_running_container_needs_confirmation_and_the_socket() {
+    let restic = restic18();
+    let pw = format!("pgpw-{}", unique());
+    let pg = postgres(&pw);
+    pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 7000) g;\"");
+    let env = Env::new(&restic);
+    let config = |host: &str| {
+        format!(
+            "[docker]\nhost = \"{host}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\n",
+            pg.name
+        )
+    };
+    env.write_config(&config(&proxy()));
+    env.run(&["--json", "backup", "--init"]).ok();
+    // The disaster: a fresh container of the same image, with its own password.
+    let fresh = postgres(&format!("fresh-{}", unique()));
+
+    // No confirmation: a usage error, nothing touched.
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--job",
+            "pg",
+            "--into-container",
+            &fresh.name,
+        ])
+        .code(2);
+    assert!(
+        r.stderr.contains("--yes-overwrite-live-database"),
+        "{}",
+        r.all()
+    );
+    let q = "psql -U postgres -d app -tAc \"SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM items\"";
+    assert!(
+        fresh.exec(&["sh", "-c", q]).status.code() != Some(0),
+        "no app database yet"
+    );
+
+    // Through the least-privilege proxy: refused, and the message names the rule.
+    let args = [
+        "--json",
+        "restore",
+        "latest",
+        "--job",
+        "pg",
+        "--into-container",
+        &fresh.name,
+        "--yes-overwrite-live-database",
+    ];
+    let r = env.run(&args).code(1);
+    assert!(r.all().contains("403"), "{}", r.all());
+    assert!(
+        r.all()
+            .contains(&format!("PUT /containers/{}/archive", fresh.name)),
+        "{}",
+        r.all()
+    );
+
+    // On the plain socket: loaded, checked, the drop file removed.
+    env.write_config(&config(&need("OMK_TEST_DOCKER_SOCKET")));
+    let r = env.run(&args).ok();
+    let rep = r.json();
+    assert_eq!(rep["passed"], true, "{rep}");
+    for name in ["dump-digest", "dump-complete", "restore", "fingerprint"] {
+        let c = rep["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {rep}"));
+        assert_eq!(c["passed"], true, "{c}");
+    }
+    assert_eq!(fresh.sh(q), pg.sh(q));
+    assert_eq!(fresh.sh("ls /tmp | grep -c omk-restore || true"), "0");
+    assert!(!r.all().contains(&pw));
 }

@@ -172,7 +172,7 @@ fn sh(script: &str, args: &[&str]) -> Vec<String> {
 
 /// MariaDB client commands with the root password from the container's environment
 /// (by variable name: the value never reaches argv).
-const MARIA_PWD: &str = "MYSQL_PWD=\"${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}\"; export MYSQL_PWD; if command -v mariadb >/dev/null 2>&1; then c=mariadb; else c=mysql; fi; ";
+const MARIA_PWD: &str = "MYSQL_PWD=\"${MYSQL_PWD:-${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}}\"; export MYSQL_PWD; if command -v mariadb >/dev/null 2>&1; then c=mariadb; else c=mysql; fi; ";
 
 fn profile(job: &Job, password: &str) -> Profile {
     let exec = |cmd: Vec<String>, env: Vec<String>| ExecSpec {
@@ -448,115 +448,17 @@ async fn run_in_scratch(
 
     // 2. The dump goes in, hashed on the way.
     let file = dump.filename.trim_start_matches('/').to_string();
-    let expected = u64::try_from(dump.bytes).unwrap_or(0);
-    let mut child = restic.dump(snap, &format!("/{file}"))?;
-    let Some(mut out) = child.stdout.take() else {
-        anyhow::bail!("restic dump has no stdout");
-    };
-    let mut hasher = Sha256::new();
-    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL);
-    let put = docker
-        .put_file(name, DROP_DIR, &file, expected, &mut out, |c| {
-            hasher.update(c);
-            keep_tail(&mut tail, c);
-        })
-        .await;
-    // Bytes beyond the recorded size mean the stored dump is not the recorded one.
-    let mut extra = 0u64;
-    if put.is_ok() {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match out.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    extra += n as u64;
-                    hasher.update(&buf[..n]);
-                    keep_tail(&mut tail, &buf[..n]);
-                }
-            }
-        }
-    }
-    drop(out);
-    let dumped = restic.finish_dump(child).await;
-    let digest = hex::encode(hasher.finalize());
-    match (&put, &dumped) {
-        (Err(DockerError::ShortSource { got, .. }), _) => {
-            t.checks.push(Check::new(
-                "dump-digest",
-                false,
-                format!(
-                    "the snapshot's {file} has {got} bytes, but {expected} were recorded at dump time: the stored dump is truncated{}",
-                    dumped.as_ref().err().map(|e| format!(" (restic: {e})")).unwrap_or_default()
-                ),
-            ));
-            return Ok(());
-        }
-        (Err(e), _) => {
-            t.checks.push(Check::new(
-                "dump-delivery",
-                false,
-                format!("cannot copy the dump into {name}: {e}"),
-            ));
-            return Ok(());
-        }
-        (Ok(()), Err(e)) => {
-            t.checks.push(Check::new(
-                "dump-digest",
-                false,
-                format!(
-                    "restic could not read {file} from snapshot {}: {e}",
-                    short(snap)
-                ),
-            ));
-            return Ok(());
-        }
-        (Ok(()), Ok(())) => {}
-    }
-    if extra > 0 || digest != dump.sha256 {
-        t.checks.push(Check::new(
-            "dump-digest",
-            false,
-            format!(
-                "the snapshot's {file} ({} bytes) has SHA-256 {}, but {} ({expected} bytes) was recorded at dump time: the stored dump is not the one that was made",
-                expected + extra,
-                &digest[..16],
-                &dump.sha256[..16.min(dump.sha256.len())]
-            ),
-        ));
+    let delivered = deliver(docker, restic, job.kind, name, snap, dump, &file).await?;
+    let ok = delivered.iter().all(|c| c.passed);
+    t.checks.extend(delivered);
+    if !ok {
         return Ok(());
     }
-    t.checks.push(Check::new(
-        "dump-digest",
-        true,
-        format!(
-            "{expected} bytes streamed from the repository into the scratch container; SHA-256 {}… matches the dump's",
-            &digest[..16]
-        ),
-    ));
-
-    // The dump tool's own end marker: a dump cut short (and recorded as if whole) ends
-    // without it, whatever its digest says.
-    let (complete, marker) = ends_complete(job.kind, &tail);
-    if !complete {
-        t.checks.push(Check::new(
-            "dump-complete",
-            false,
-            format!(
-                "the dump does not end with {marker:?}: it was cut short when it was made (it ends with {:?}); it cannot restore the whole database — fix the dump and back up again",
-                String::from_utf8_lossy(&tail[tail.len().saturating_sub(60)..])
-            ),
-        ));
-        return Ok(());
-    }
-    t.checks.push(Check::new(
-        "dump-complete",
-        true,
-        format!("the dump ends with {marker:?}"),
-    ));
 
     // 3. Load it, errors fatal.
     let path = format!("{DROP_DIR}/{file}");
-    let restore = restore_spec(job, &path);
+    let target = Target::scratch(job);
+    let restore = restore_spec(job, &path, &target);
     let load_start = Instant::now();
     match run_long(docker, name, &restore, RESTORE_WITHIN).await {
         Ok((0, _)) => t.checks.push(Check::new(
@@ -601,7 +503,7 @@ async fn run_in_scratch(
         ));
         return Ok(());
     };
-    match count_rows(docker, name, job).await {
+    match count_rows(docker, name, job, &target).await {
         Ok(restored) => t.checks.push(compare(job.kind, &fp, &restored)),
         Err(e) => t.checks.push(Check::new(
             "fingerprint",
@@ -610,6 +512,133 @@ async fn run_in_scratch(
         )),
     }
     Ok(())
+}
+
+/// Stream `file` of snapshot `snap` into `name:/tmp/<file>` (archive PUT), hashing it on
+/// the way; checks `dump-digest` (size and SHA-256 as recorded at dump time) and
+/// `dump-complete` (the dump tool's end marker). The last check failing means: do not
+/// load it.
+#[allow(clippy::too_many_arguments)]
+pub async fn deliver(
+    docker: &Docker,
+    restic: &Restic,
+    kind: JobKind,
+    name: &str,
+    snap: &str,
+    dump: &crate::catalog::DumpRow,
+    dest: &str,
+) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let file = dump.filename.trim_start_matches('/');
+    let expected = u64::try_from(dump.bytes).unwrap_or(0);
+    let mut child = restic.dump(snap, &format!("/{file}"))?;
+    let Some(mut out) = child.stdout.take() else {
+        anyhow::bail!("restic dump has no stdout");
+    };
+    let mut hasher = Sha256::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL);
+    let put = docker
+        .put_file(name, DROP_DIR, dest, expected, &mut out, |c| {
+            hasher.update(c);
+            keep_tail(&mut tail, c);
+        })
+        .await;
+    // Bytes beyond the recorded size mean the stored dump is not the recorded one.
+    let mut extra = 0u64;
+    if put.is_ok() {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match out.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    extra += n as u64;
+                    hasher.update(&buf[..n]);
+                    keep_tail(&mut tail, &buf[..n]);
+                }
+            }
+        }
+    }
+    drop(out);
+    let dumped = restic.finish_dump(child).await;
+    let digest = hex::encode(hasher.finalize());
+    let restic_failed = |e: &crate::restic::ResticError| {
+        Check::new(
+            "dump-digest",
+            false,
+            format!(
+                "restic could not read {file} from snapshot {}: {e}",
+                short(snap)
+            ),
+        )
+    };
+    match (&put, &dumped) {
+        (Err(DockerError::ShortSource { .. }), Err(e)) | (Ok(()), Err(e)) => {
+            checks.push(restic_failed(e));
+            return Ok(checks);
+        }
+        (Err(DockerError::ShortSource { got, .. }), Ok(())) => {
+            checks.push(Check::new(
+                "dump-digest",
+                false,
+                format!(
+                    "the snapshot's {file} has {got} bytes, but {expected} were recorded at dump time: the stored dump is truncated"
+                ),
+            ));
+            return Ok(checks);
+        }
+        (Err(e), _) => {
+            checks.push(Check::new(
+                "dump-delivery",
+                false,
+                format!("cannot copy the dump into {name}: {e}"),
+            ));
+            return Ok(checks);
+        }
+        (Ok(()), Ok(())) => {}
+    }
+    if extra > 0 || digest != dump.sha256 {
+        checks.push(Check::new(
+            "dump-digest",
+            false,
+            format!(
+                "the snapshot's {file} ({} bytes) has SHA-256 {}, but {} ({expected} bytes) was recorded at dump time: the stored dump is not the one that was made",
+                expected + extra,
+                &digest[..16],
+                &dump.sha256[..16.min(dump.sha256.len())]
+            ),
+        ));
+        return Ok(checks);
+    }
+    checks.push(Check::new(
+        "dump-digest",
+        true,
+        format!(
+            "{expected} bytes streamed from the repository into {name}:{DROP_DIR}/{dest}; SHA-256 {}… matches the dump's",
+            &digest[..16]
+        ),
+    ));
+
+    // The dump tool's own end marker: a dump cut short (and recorded as if whole) ends
+    // without it, whatever its digest says.
+    let (complete, marker) = ends_complete(kind, &tail);
+    if !complete {
+        checks.push(Check::new(
+            "dump-complete",
+            false,
+            format!(
+                "the dump does not end with {marker:?}: it was cut short when it was made (it ends with {:?}); it cannot restore the whole database — fix the dump and back up again",
+                String::from_utf8_lossy(&tail[tail.len().saturating_sub(60)..])
+            ),
+        ));
+        return Ok(checks);
+    }
+    checks.push(Check::new(
+        "dump-complete",
+        true,
+        format!("the dump ends with {marker:?}"),
+    ));
+
+    Ok(checks)
 }
 
 /// Bytes of the dump's end kept to find its end marker.
@@ -700,43 +729,84 @@ async fn wait_ready(docker: &Docker, name: &str, ready: &ExecSpec) -> Result<(),
     }
 }
 
+/// Where a dump is loaded: the scratch container, or (`restore --into-container`) a
+/// live one. Secrets travel in `env` (exec `Env`), never argv.
+#[derive(Clone)]
+pub struct Target {
+    /// Postgres role or MariaDB user the load and the counts run as.
+    pub db_user: String,
+    /// SQLite: the database file to create.
+    pub sqlite_path: String,
+    pub env: Vec<String>,
+    /// The exec's user (None: the image's).
+    pub exec_user: Option<String>,
+    /// A live cluster already has roles: a `pg_dumpall` dump's `CREATE ROLE x;` lines
+    /// are wrapped to tolerate an existing role (and only that).
+    pub live: bool,
+}
+
+impl Target {
+    fn scratch(job: &Job) -> Target {
+        Target {
+            db_user: match job.kind {
+                JobKind::Postgres => pg_superuser(job),
+                _ => "root".into(),
+            },
+            sqlite_path: SQLITE_RESTORED.into(),
+            env: Vec::new(),
+            exec_user: None,
+            live: false,
+        }
+    }
+
+    fn exec(&self, cmd: Vec<String>) -> ExecSpec {
+        ExecSpec {
+            cmd,
+            env: self.env.clone(),
+            user: self.exec_user.clone(),
+        }
+    }
+}
+
+/// `sed` program turning pg_dumpall's `CREATE ROLE x;` into a statement that tolerates
+/// an existing role (only `duplicate_object` is caught; every other error stays fatal).
+const PG_ROLE_SED: &str = "s/^CREATE ROLE \\(.*\\);$/DO $omk$ BEGIN CREATE ROLE \\1; EXCEPTION WHEN duplicate_object THEN NULL; END $omk$;/";
+
 /// The command that loads the dump at `path` with errors fatal.
-fn restore_spec(job: &Job, path: &str) -> ExecSpec {
+pub fn restore_spec(job: &Job, path: &str, target: &Target) -> ExecSpec {
     match job.kind {
-        JobKind::Postgres => ExecSpec {
-            cmd: vec![
-                "psql".into(),
-                "-X".into(),
-                "-q".into(),
-                "-v".into(),
-                "ON_ERROR_STOP=1".into(),
-                "--username".into(),
-                pg_superuser(job),
-                "--no-password".into(),
-                "--dbname".into(),
-                job.database.clone().unwrap_or_else(|| "postgres".into()),
-                "-f".into(),
-                path.into(),
-            ],
-            env: Vec::new(),
-            user: None,
-        },
-        JobKind::Mariadb => ExecSpec {
-            cmd: sh(
-                &format!("{MARIA_PWD}exec $c -uroot --binary-mode < \"$1\""),
-                &[path],
-            ),
-            env: Vec::new(),
-            user: None,
-        },
-        _ => ExecSpec {
-            cmd: sh(
-                "rm -f \"$1\"; exec sqlite3 -bail \"$1\" < \"$2\"",
-                &[SQLITE_RESTORED, path],
-            ),
-            env: Vec::new(),
-            user: None,
-        },
+        JobKind::Postgres => {
+            let db = job.database.clone().unwrap_or_else(|| "postgres".into());
+            if target.live && job.database.is_none() {
+                target.exec(sh(
+                    "sed -e \"$2\" \"$1\" | psql -X -q -v ON_ERROR_STOP=1 --username \"$3\" --no-password --dbname \"$4\"",
+                    &[path, PG_ROLE_SED, &target.db_user, &db],
+                ))
+            } else {
+                target.exec(vec![
+                    "psql".into(),
+                    "-X".into(),
+                    "-q".into(),
+                    "-v".into(),
+                    "ON_ERROR_STOP=1".into(),
+                    "--username".into(),
+                    target.db_user.clone(),
+                    "--no-password".into(),
+                    "--dbname".into(),
+                    db,
+                    "-f".into(),
+                    path.into(),
+                ])
+            }
+        }
+        JobKind::Mariadb => target.exec(sh(
+            &format!("{MARIA_PWD}exec $c --user=\"$2\" --binary-mode < \"$1\""),
+            &[path, &target.db_user],
+        )),
+        _ => target.exec(sh(
+            "rm -f \"$1\"; exec sqlite3 -bail \"$1\" < \"$2\"",
+            &[&target.sqlite_path, path],
+        )),
     }
 }
 
@@ -744,7 +814,7 @@ const SQLITE_RESTORED: &str = "/tmp/omk-restored.db";
 
 /// An exec that may run long and silently: read its output while it comes; if a proxy
 /// cuts the silent stream, wait for the exit code by polling.
-async fn run_long(
+pub async fn run_long(
     docker: &Docker,
     name: &str,
     spec: &ExecSpec,
@@ -782,10 +852,11 @@ async fn query(docker: &Docker, name: &str, spec: &ExecSpec) -> anyhow::Result<S
 }
 
 /// Rows per table in the restored database, keyed like the fingerprint.
-async fn count_rows(
+pub async fn count_rows(
     docker: &Docker,
     name: &str,
     job: &Job,
+    target: &Target,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     let parse = |text: &str, prefix: &str, sep: char, out: &mut BTreeMap<String, u64>| {
@@ -799,9 +870,9 @@ async fn count_rows(
     };
     match job.kind {
         JobKind::Postgres => {
-            let su = pg_superuser(job);
-            let psql = |db: &str, sql: &str| ExecSpec {
-                cmd: vec![
+            let su = target.db_user.clone();
+            let psql = |db: &str, sql: &str| {
+                target.exec(vec![
                     "psql".into(),
                     "-X".into(),
                     "-At".into(),
@@ -816,9 +887,7 @@ async fn count_rows(
                     db.into(),
                     "-c".into(),
                     sql.into(),
-                ],
-                env: Vec::new(),
-                user: None,
+                ])
             };
             const COUNTS: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
             match &job.database {
@@ -845,30 +914,22 @@ async fn count_rows(
         }
         JobKind::Mariadb => {
             const GEN: &str = "SET SESSION group_concat_max_len = 16777216; SELECT GROUP_CONCAT(CONCAT('SELECT ', QUOTE(CONCAT(table_schema, '.', table_name)), ', COUNT(*) FROM `', REPLACE(table_schema, '`', '``'), '`.`', REPLACE(table_name, '`', '``'), '`') SEPARATOR ' UNION ALL ') FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')";
-            let spec = ExecSpec {
-                cmd: sh(
-                    &format!(
-                        "{MARIA_PWD}q=$($c -uroot -N -B -e \"$1\") || exit $?; if [ -z \"$q\" ] || [ \"$q\" = NULL ]; then exit 0; fi; exec $c -uroot -N -B -e \"$q\""
-                    ),
-                    &[GEN],
+            let spec = target.exec(sh(
+                &format!(
+                    "{MARIA_PWD}q=$($c --user=\"$2\" -N -B -e \"$1\") || exit $?; if [ -z \"$q\" ] || [ \"$q\" = NULL ]; then exit 0; fi; exec $c --user=\"$2\" -N -B -e \"$q\""
                 ),
-                env: Vec::new(),
-                user: None,
-            };
+                &[GEN, &target.db_user],
+            ));
             let text = query(docker, name, &spec).await?;
             parse(&text, "", '\t', &mut out);
         }
         _ => {
-            let list = ExecSpec {
-                cmd: vec![
-                    "sqlite3".into(),
-                    "-bail".into(),
-                    SQLITE_RESTORED.into(),
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1".into(),
-                ],
-                env: Vec::new(),
-                user: None,
-            };
+            let list = target.exec(vec![
+                "sqlite3".into(),
+                "-bail".into(),
+                target.sqlite_path.clone(),
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1".into(),
+            ]);
             let names = query(docker, name, &list).await?;
             let parts: Vec<String> = names
                 .lines()
@@ -882,18 +943,14 @@ async fn count_rows(
                 })
                 .collect();
             if !parts.is_empty() {
-                let spec = ExecSpec {
-                    cmd: vec![
-                        "sqlite3".into(),
-                        "-bail".into(),
-                        "-separator".into(),
-                        "|".into(),
-                        SQLITE_RESTORED.into(),
-                        parts.join(" UNION ALL "),
-                    ],
-                    env: Vec::new(),
-                    user: None,
-                };
+                let spec = target.exec(vec![
+                    "sqlite3".into(),
+                    "-bail".into(),
+                    "-separator".into(),
+                    "|".into(),
+                    target.sqlite_path.clone(),
+                    parts.join(" UNION ALL "),
+                ]);
                 let text = query(docker, name, &spec).await?;
                 parse(&text, "", '|', &mut out);
             }
@@ -1054,7 +1111,7 @@ mod tests {
             let p = profile(&j, "topsecret123");
             assert!(!p.ready.cmd.join(" ").contains("topsecret123"));
             assert!(
-                !restore_spec(&j, "/tmp/x.sql")
+                !restore_spec(&j, "/tmp/x.sql", &Target::scratch(&j))
                     .cmd
                     .join(" ")
                     .contains("topsecret123")
