@@ -10,8 +10,8 @@
 //! the bytes on the way (they must match the SHA-256 and size recorded at dump time);
 //! load the dump with errors fatal; recount rows per table and compare with the
 //! fingerprint recorded at dump time. The scratch container is always removed: at the
-//! end, on failure, on error (a guard), on SIGTERM/SIGINT, and by [`remove_leftovers`]
-//! at the next locking command after a crash.
+//! end, on failure, on error or cancellation (a guard: `restore-test` abandons a test on
+//! SIGTERM/SIGINT), and by [`remove_leftovers`] at the next locking command after a crash.
 
 use super::{Check, Running, pick};
 use crate::app::{Ctx, Reporter};
@@ -248,6 +248,8 @@ fn pg_superuser(job: &Job) -> String {
 }
 
 /// Run the restore test of one database job; checks are pushed onto `t`.
+/// Run the restore test of one database job; checks are pushed onto `t`. The caller
+/// abandons it on SIGTERM/SIGINT (dropping it removes the scratch container).
 pub(super) async fn test(
     ctx: &Ctx,
     restic: &Restic,
@@ -256,16 +258,7 @@ pub(super) async fn test(
     t: &mut Running,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let started = Instant::now();
-    let work = test_inner(ctx, restic, job, run_id, t, reporter, started);
-    tokio::select! {
-        r = work => r,
-        _ = term.recv() => Err(anyhow::anyhow!("restore test of `{}` interrupted by SIGTERM; its scratch container was removed", job.name)),
-        _ = int.recv() => Err(anyhow::anyhow!("restore test of `{}` interrupted by SIGINT; its scratch container was removed", job.name)),
-    }
+    test_inner(ctx, restic, job, run_id, t, reporter, Instant::now()).await
 }
 
 async fn test_inner(

@@ -224,6 +224,11 @@ pub async fn run(
         },
     );
 
+    // SIGTERM/SIGINT abandon the test in progress: dropping it removes its scratch folder
+    // or scratch container (guards), and the run is recorded as interrupted.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let mut tests = Vec::new();
     for job in &jobs {
         reporter.note(&format!("{}: restore test", job.name));
@@ -231,9 +236,34 @@ pub async fn run(
         let step = ctx
             .catalog
             .start_step(&run_id, Some(&job.name), "restore-test", started_ms)?;
-        let mut t = match job.kind {
-            JobKind::Files => test_files(&ctx, &restic, job, &scratch.0.join(&job.name)).await?,
-            _ => test_database(&ctx, &restic, job, &run_id, reporter).await?,
+        let work = async {
+            match job.kind {
+                JobKind::Files => test_files(&ctx, &restic, job, &scratch.0.join(&job.name)).await,
+                _ => test_database(&ctx, &restic, job, &run_id, reporter).await,
+            }
+        };
+        let signal_name = tokio::select! {
+            r = work => Ok(r?),
+            _ = term.recv() => Err("SIGTERM"),
+            _ = int.recv() => Err("SIGINT"),
+        };
+        let mut t = match signal_name {
+            Ok(t) => t,
+            Err(sig) => {
+                let why = format!(
+                    "interrupted by {sig} during the restore test of `{}`; its scratch space was removed",
+                    job.name
+                );
+                ctx.catalog.finish_step(
+                    step,
+                    RunStatus::Interrupted,
+                    None,
+                    Some(&why),
+                    now_ms(),
+                )?;
+                ctx.catalog.interrupt_run(&run_id, &why, now_ms())?;
+                anyhow::bail!(why);
+            }
         };
         t.checks.push(enc_summary.clone());
         t.passed = t.checks.iter().all(|c| c.passed);
