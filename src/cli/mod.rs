@@ -248,6 +248,11 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             into_container,
             yes_overwrite_live_database,
         } => {
+            if *yes_overwrite_live_database && into_container.is_none() {
+                return Err(crate::exit::usage(
+                    "--yes-overwrite-live-database confirms a restore --into-container NAME; without --into-container there is nothing to confirm",
+                ));
+            }
             if let Some(container) = into_container {
                 let args = app::restore::IntoContainerArgs {
                     snapshot,

@@ -520,3 +520,35 @@ fn restore_into_a_running_container_needs_confirmation_and_the_socket() {
     assert_eq!(fresh.sh("ls /tmp | grep -c omk-restore || true"), "0");
     assert!(!r.all().contains(&pw));
 }
+
+#[test]
+fn restore_needs_a_target_or_a_container() {
+    let restic = restic18();
+    let env = Env::new(&restic);
+    let r = env.run(&["restore", "latest"]).code(2);
+    assert!(r.stderr.contains("--target"), "{}", r.all());
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--yes-overwrite-live-database",
+            "--target",
+            "x",
+        ])
+        .code(2);
+    assert!(r.stderr.contains("--into-container"), "{}", r.all());
+    // A files job cannot go into a container.
+    env.init();
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--job",
+            "files1",
+            "--into-container",
+            "whatever",
+            "--yes-overwrite-live-database",
+        ])
+        .code(2);
+    assert!(r.stderr.contains("--target DIR"), "{}", r.all());
+}
