@@ -552,3 +552,39 @@ fn restore_needs_a_target_or_a_container() {
         .code(2);
     assert!(r.stderr.contains("--target DIR"), "{}", r.all());
 }
+
+#[test]
+fn restore_mariadb_into_a_fresh_container_on_the_socket() {
+    let restic = restic18();
+    let pw = format!("mariapw-{}", unique());
+    let src = mariadb(&pw);
+    src.sh("MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb -uroot -e \"CREATE DATABASE shop; USE shop; CREATE TABLE orders (id int primary key, note varchar(40)); INSERT INTO orders SELECT seq, CONCAT('o', seq) FROM seq_1_to_2500;\"");
+    let env = Env::new(&restic);
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.shop]\nkind = \"mariadb\"\ncontainer = \"{}\"\n",
+        need("OMK_TEST_DOCKER_SOCKET"),
+        src.name
+    ));
+    env.run(&["--json", "backup", "--init"]).ok();
+    let fresh_pw = format!("fresh-{}", unique());
+    let fresh = mariadb(&fresh_pw);
+    let r = env
+        .run(&[
+            "--json",
+            "restore",
+            "latest",
+            "--job",
+            "shop",
+            "--into-container",
+            &fresh.name,
+            "--yes-overwrite-live-database",
+        ])
+        .ok();
+    let rep = r.json();
+    assert_eq!(rep["passed"], true, "{rep}");
+    let q = "MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb -uroot -N -e \"SELECT COUNT(*), MD5(GROUP_CONCAT(note ORDER BY id)) FROM shop.orders\"";
+    assert_eq!(fresh.sh(q), src.sh(q));
+    for secret in [&pw, &fresh_pw] {
+        assert!(!r.all().contains(secret.as_str()));
+    }
+}
