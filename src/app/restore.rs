@@ -412,6 +412,10 @@ pub async fn into_container(
             "no fingerprint was recorded at dump time: rows not compared",
         )),
     }
+    if !job.probes.is_empty() {
+        checks
+            .push(crate::app::verify::database::run_probes(&docker, &info.id, &job, &target).await);
+    }
     reporter.step_done();
     Ok(report(checks))
 }

@@ -141,6 +141,18 @@ pub struct Job {
     pub notify: Option<Notify>,
     /// Where the job was defined, for `config check`.
     pub origin: JobOrigin,
+    /// Database jobs: queries a restore test runs on the restored copy.
+    pub probes: Vec<Probe>,
+}
+
+/// A query whose output (trimmed) must equal `expect` in the restored database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub sql: String,
+    pub expect: String,
+    /// postgres/mariadb: the database to run it in (default: the job's, else `postgres`
+    /// / none).
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,7 +499,28 @@ impl Validator<'_> {
                 None => None,
             },
             origin: JobOrigin::Config { line },
+            probes: Vec::new(),
         };
+        if let Some(probes) = &j.probes {
+            if kind == JobKind::Files {
+                return Err(self
+                    .err(
+                        probes,
+                        format!("jobs.{name}.probes is not used by a files job"),
+                    )
+                    .hint("probes are SQL queries run on a restored database dump"));
+            }
+            for p in probes.get_ref() {
+                if p.sql.get_ref().trim().is_empty() {
+                    return Err(self.err(&p.sql, format!("jobs.{name}.probes: empty sql")));
+                }
+                job.probes.push(Probe {
+                    sql: p.sql.get_ref().clone(),
+                    expect: p.expect.clone(),
+                    database: p.database.clone(),
+                });
+            }
+        }
         if let Some(pf) = &j.password_file {
             let path = self.resolve(pf.get_ref());
             read_password_file(&path).map_err(|e| {

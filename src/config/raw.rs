@@ -139,6 +139,17 @@ pub struct RawJob {
     pub database: Option<Spanned<String>>,
     pub retention: Option<Retention>,
     pub notify: Option<Spanned<RawNotify>>,
+    /// Database jobs: queries run against the restored copy in restore tests.
+    pub probes: Option<Spanned<Vec<RawProbe>>>,
+}
+
+/// `probes = [{ sql = "...", expect = "...", database = "..." }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub sql: Spanned<String>,
+    pub expect: String,
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -113,19 +113,32 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     let lite = sqlite();
     let env = Env::new(&restic);
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.epg]\nkind = \"postgres\"\ncontainer = \"{}\"\n\n[jobs.emaria]\nkind = \"mariadb\"\ncontainer = \"{}\"\n\n[jobs.elite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.epg]\nkind = \"postgres\"\ncontainer = \"{pg}\"\nprobes = [{{ sql = \"SELECT count(*) FROM items\", expect = \"5000\", database = \"app\" }}]\n\n[jobs.eone]\nkind = \"postgres\"\ncontainer = \"{pg}\"\ndatabase = \"app\"\nprobes = [{{ sql = \"SELECT max(id) FROM items\", expect = \"4999\" }}]\n\n[jobs.emaria]\nkind = \"mariadb\"\ncontainer = \"{}\"\nprobes = [{{ sql = \"SELECT note FROM orders WHERE id = 7\", expect = \"o7\", database = \"shop\" }}]\n\n[jobs.elite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\nprobes = [{{ sql = \"SELECT name FROM items WHERE id = 1\", expect = \"alpha\" }}]\n",
         proxy(),
-        pg.name,
         maria.name,
-        lite.name
+        lite.name,
+        pg = pg.name
     ));
     env.run(&["--json", "backup", "--init"]).ok();
 
     let (r, inspect, argv) = watching("omk-restore-e", || {
-        env.run(&["--json", "restore-test", "epg", "emaria", "elite"])
+        env.run(&["--json", "restore-test", "epg", "eone", "emaria", "elite"])
     });
-    let r = r.ok();
+    // eone's probe expects the wrong answer: that test fails, the others pass.
+    let r = r.code(1);
     let report = r.json();
+    let one = test_of(&report, "eone");
+    assert_eq!(one["passed"], false, "{one}");
+    assert_eq!(check(one, "fingerprint")["passed"], true, "{one}");
+    let p = check(one, "probes");
+    assert_eq!(p["passed"], false);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("got \"5000\", expected \"4999\""),
+        "{p}"
+    );
     for job in ["epg", "emaria", "elite"] {
         let t = test_of(&report, job);
         assert_eq!(t["passed"], true, "{job}: {t}");
@@ -160,6 +173,10 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     assert_eq!(
         env.sql("SELECT count(*) FROM restore_tests WHERE passed = 1 AND rto_ms > 0 AND rpo_seconds >= 0"),
         "3"
+    );
+    assert_eq!(
+        env.sql("SELECT count(*) FROM restore_tests WHERE passed = 0 AND job = 'eone' AND rto_ms IS NULL"),
+        "1"
     );
     assert_eq!(
         env.sql("SELECT count(*) FROM steps WHERE kind = 'restore-test' AND status = 'success'"),

@@ -513,7 +513,73 @@ async fn run_in_scratch(
             format!("cannot count the restored rows: {e:#}"),
         )),
     }
+    if !job.probes.is_empty() {
+        t.checks.push(run_probes(docker, name, job, &target).await);
+    }
     Ok(())
+}
+
+/// The job's probes on the restored copy: each query's output (trimmed) must equal its
+/// `expect`.
+pub async fn run_probes(docker: &Docker, name: &str, job: &Job, target: &Target) -> Check {
+    let mut failures = Vec::new();
+    for (i, p) in job.probes.iter().enumerate() {
+        let spec = match job.kind {
+            JobKind::Postgres => target.exec(vec![
+                "psql".into(),
+                "-X".into(),
+                "-At".into(),
+                "-v".into(),
+                "ON_ERROR_STOP=1".into(),
+                "--username".into(),
+                target.db_user.clone(),
+                "--no-password".into(),
+                "--dbname".into(),
+                p.database
+                    .clone()
+                    .or_else(|| job.database.clone())
+                    .unwrap_or_else(|| "postgres".into()),
+                "-c".into(),
+                p.sql.clone(),
+            ]),
+            JobKind::Mariadb => target.exec(sh(
+                &format!(
+                    "{MARIA_PWD}if [ -n \"$3\" ]; then exec $c --user=\"$2\" -N -B -D \"$3\" -e \"$1\"; else exec $c --user=\"$2\" -N -B -e \"$1\"; fi"
+                ),
+                &[
+                    &p.sql,
+                    &target.db_user,
+                    p.database.as_deref().or(job.database.as_deref()).unwrap_or(""),
+                ],
+            )),
+            _ => target.exec(vec![
+                "sqlite3".into(),
+                "-bail".into(),
+                target.sqlite_path.clone(),
+                p.sql.clone(),
+            ]),
+        };
+        match query(docker, name, &spec).await {
+            Ok(out) if out.trim() == p.expect.trim() => {}
+            Ok(out) => failures.push(format!(
+                "probe {} `{}`: got {:?}, expected {:?}",
+                i + 1,
+                p.sql,
+                out.trim(),
+                p.expect.trim()
+            )),
+            Err(e) => failures.push(format!("probe {} `{}` failed: {e:#}", i + 1, p.sql)),
+        }
+    }
+    if failures.is_empty() {
+        Check::new(
+            "probes",
+            true,
+            format!("{} probe(s) returned what was expected", job.probes.len()),
+        )
+    } else {
+        Check::new("probes", false, failures.join("; "))
+    }
 }
 
 /// Stream `file` of snapshot `snap` into `name:/tmp/<file>` (archive PUT), hashing it on
@@ -665,7 +731,8 @@ pub fn ends_complete(kind: JobKind, tail: &[u8]) -> (bool, &'static str) {
                 .lines()
                 .rev()
                 .map(str::trim)
-                .find(|l| !l.is_empty() && *l != "--")
+                // pg_dump ≥ 15.14/16.10/17.6 ends with `\unrestrict KEY` after the marker.
+                .find(|l| !l.is_empty() && *l != "--" && !l.starts_with("\\unrestrict "))
                 .unwrap_or("");
             (
                 last.starts_with("-- PostgreSQL database") && last.ends_with("dump complete"),
@@ -1032,6 +1099,21 @@ mod tests {
             .0
         );
         assert!(!ends_complete(JobKind::Postgres, b"COPY x FROM stdin;\n1\n2\n").0);
+        // pg_dump 15.14+: `\unrestrict KEY` follows the marker.
+        assert!(
+            ends_complete(
+                JobKind::Postgres,
+                b"--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict t8oy3PrpuyNcaaJ\n\n"
+            )
+            .0
+        );
+        assert!(
+            !ends_complete(
+                JobKind::Postgres,
+                b"COPY x FROM stdin;\n1\n\\.\n\n\\unrestrict t8oy3PrpuyNcaaJ\n\n"
+            )
+            .0
+        );
         assert!(
             ends_complete(
                 JobKind::Mariadb,
@@ -1104,6 +1186,7 @@ mod tests {
             retention: None,
             notify: None,
             origin: crate::config::JobOrigin::Config { line: 1 },
+            probes: Vec::new(),
         };
         for kind in [JobKind::Postgres, JobKind::Mariadb, JobKind::Sqlite] {
             let j = Job {
