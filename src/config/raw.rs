@@ -59,6 +59,11 @@ pub struct RawCheck {
 #[serde(deny_unknown_fields)]
 pub struct RawRestoreTest {
     pub work_dir: Option<Spanned<String>>,
+    /// Database restore tests: the scratch container's memory limit (MiB; its tmpfs data
+    /// counts against it), CPUs and pids.
+    pub memory_mb: Option<Spanned<i64>>,
+    pub cpus: Option<Spanned<f64>>,
+    pub pids: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

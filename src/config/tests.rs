@@ -327,3 +327,21 @@ fn probes_parse_for_database_jobs_only() {
         .to_string();
     assert!(e.contains("nope"), "{e}");
 }
+
+#[test]
+fn scratch_limits() {
+    let f = Fixture::new();
+    let c = f
+        .parse(&format!(
+            "{BASE}[restore_test]\nmemory_mb = 4096\ncpus = 0.5\n"
+        ))
+        .unwrap();
+    assert_eq!(c.scratch_limits.memory_mb, 4096);
+    assert_eq!(c.scratch_limits.cpus, 0.5);
+    assert_eq!(c.scratch_limits.pids, 512);
+    let e = f
+        .parse(&format!("{BASE}[restore_test]\nmemory_mb = 1\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("memory_mb"), "{e}");
+}

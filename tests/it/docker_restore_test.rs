@@ -113,7 +113,7 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     let lite = sqlite();
     let env = Env::new(&restic);
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.epg]\nkind = \"postgres\"\ncontainer = \"{pg}\"\nprobes = [{{ sql = \"SELECT count(*) FROM items\", expect = \"5000\", database = \"app\" }}]\n\n[jobs.eone]\nkind = \"postgres\"\ncontainer = \"{pg}\"\ndatabase = \"app\"\nprobes = [{{ sql = \"SELECT max(id) FROM items\", expect = \"4999\" }}]\n\n[jobs.emaria]\nkind = \"mariadb\"\ncontainer = \"{}\"\nprobes = [{{ sql = \"SELECT note FROM orders WHERE id = 7\", expect = \"o7\", database = \"shop\" }}]\n\n[jobs.elite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\nprobes = [{{ sql = \"SELECT name FROM items WHERE id = 1\", expect = \"alpha\" }}]\n",
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[restore_test]\nmemory_mb = 1024\ncpus = 1.5\npids = 300\n\n[jobs.epg]\nkind = \"postgres\"\ncontainer = \"{pg}\"\nprobes = [{{ sql = \"SELECT count(*) FROM items\", expect = \"5000\", database = \"app\" }}]\n\n[jobs.eone]\nkind = \"postgres\"\ncontainer = \"{pg}\"\ndatabase = \"app\"\nprobes = [{{ sql = \"SELECT max(id) FROM items\", expect = \"4999\" }}]\n\n[jobs.emaria]\nkind = \"mariadb\"\ncontainer = \"{}\"\nprobes = [{{ sql = \"SELECT note FROM orders WHERE id = 7\", expect = \"o7\", database = \"shop\" }}]\n\n[jobs.elite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\nprobes = [{{ sql = \"SELECT name FROM items WHERE id = 1\", expect = \"alpha\" }}]\n",
         proxy(),
         maria.name,
         lite.name,
@@ -197,9 +197,13 @@ fn restore_tests_per_engine_in_isolated_scratch_containers() {
     assert_eq!(hc["NetworkMode"], "none", "{hc}");
     assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
     assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
-    assert!(hc["Memory"].as_i64().unwrap() > 0);
-    assert!(hc["NanoCpus"].as_i64().unwrap() > 0);
-    assert!(hc["PidsLimit"].as_i64().unwrap() > 0);
+    assert_eq!(
+        hc["Memory"].as_i64().unwrap(),
+        1 << 30,
+        "[restore_test] memory_mb"
+    );
+    assert_eq!(hc["NanoCpus"].as_i64().unwrap(), 1_500_000_000);
+    assert_eq!(hc["PidsLimit"].as_i64().unwrap(), 300);
     assert_eq!(hc["Privileged"], false);
     assert!(
         hc["Binds"].is_null() || hc["Binds"] == serde_json::json!([]),

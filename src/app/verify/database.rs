@@ -35,10 +35,6 @@ const DROP_DIR: &str = "/tmp";
 /// The scratch Postgres superuser: a name no source cluster is likely to have, so a
 /// `pg_dumpall` dump's `CREATE ROLE postgres` succeeds with errors fatal.
 const PG_SCRATCH_SUPERUSER: &str = "omk_restore";
-/// Limits of a scratch container.
-const MEMORY_BYTES: i64 = 2 << 30;
-const NANO_CPUS: i64 = 1_000_000_000;
-const PIDS_LIMIT: i64 = 512;
 /// How long the engine may take to accept connections.
 const READY_WITHIN: Duration = Duration::from_secs(180);
 /// How long loading the dump may take.
@@ -329,6 +325,7 @@ async fn test_inner(
     };
     let password = random_password();
     let prof = profile(job, &password);
+    let limits = ctx.config.scratch_limits;
     let name = scratch_name(&job.name, run_id);
     let mut labels = HashMap::new();
     labels.insert(SCRATCH_LABEL.to_string(), "1".to_string());
@@ -343,9 +340,9 @@ async fn test_inner(
         cmd: prof.cmd.clone(),
         tmpfs: volumes.clone(),
         cap_add: prof.caps.iter().map(|c| c.to_string()).collect(),
-        memory_bytes: MEMORY_BYTES,
-        nano_cpus: NANO_CPUS,
-        pids_limit: PIDS_LIMIT,
+        memory_bytes: limits.memory_mb << 20,
+        nano_cpus: (limits.cpus * 1e9) as i64,
+        pids_limit: limits.pids,
     };
     // A container of the same name from an earlier attempt of this run id: replace it.
     let _ = docker.remove_force(&name).await;
@@ -376,9 +373,9 @@ async fn test_inner(
             "{name} from image {} (network none, no-new-privileges, capabilities: {}, {} MiB, {} CPU, {} pids, tmpfs: {})",
             short_image(&image),
             if prof.caps.is_empty() { "none".to_string() } else { prof.caps.join(",") },
-            MEMORY_BYTES >> 20,
-            NANO_CPUS as f64 / 1e9,
-            PIDS_LIMIT,
+            limits.memory_mb,
+            limits.cpus,
+            limits.pids,
             if volumes.is_empty() { "-".to_string() } else { volumes.join(",") }
         ),
     ));
