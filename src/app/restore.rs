@@ -239,7 +239,8 @@ pub async fn into_container(
             job = a.job.map(|j| format!(" {j}")).unwrap_or_default()
         )));
     }
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
+    let mut ctx = Ctx::open_reconciled(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     let restic = ctx.restic().await?;
     let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job).await?;
     let job = ctx
