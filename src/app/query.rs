@@ -40,7 +40,8 @@ pub async fn snapshots(
     job: Option<&str>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Vec<SnapshotView>> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
+    let mut ctx = Ctx::open_reconciled(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     if let Some(j) = job
         && !ctx.config.jobs.contains_key(j)
         && ctx.catalog.latest_good(j)?.is_none()
@@ -78,7 +79,8 @@ pub struct JobStatus {
 }
 
 pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
+    let mut ctx = Ctx::open_reconciled(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     let now = super::now();
     // A broken schedule file must not hide the status: say why next_run is empty.
     let sched = match crate::schedule::load(&ctx.config) {

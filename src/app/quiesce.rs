@@ -108,9 +108,19 @@ pub async fn quiesce(
         QuiesceMode::Stop => docker.stop(&info.id, 60).await,
     };
     if let Err(e) = done {
-        // A stop may have half-happened: try to bring it back before failing.
         let msg = e.to_string();
-        let _ = resume(ctx, docker, qd, reporter).await;
+        if matches!(
+            e,
+            DockerError::Refused { .. } | DockerError::NotFound { .. }
+        ) {
+            // Refused before anything happened: the container was not touched.
+            qd.touched = false;
+            ctx.catalog
+                .journal_state(journal, "failed", None, Some(&msg), now_ms())?;
+        } else {
+            // A stop may have half-happened: try to bring it back before failing.
+            let _ = resume(ctx, docker, qd, reporter).await;
+        }
         return Err(anyhow::Error::new(e).context(format!(
             "{}: cannot {} container {} ({msg})",
             job.name,

@@ -34,7 +34,8 @@ pub async fn run(
     a: RestoreArgs<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreReport> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
+    let mut ctx = Ctx::open_reconciled(g, reporter).await?;
+    ctx.discover_jobs(reporter).await;
     check_target(a.target, a.overwrite)?;
     let restic = ctx.restic().await?;
     let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job).await?;

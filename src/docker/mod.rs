@@ -346,10 +346,21 @@ impl Docker {
             .create_exec(container, config)
             .await
             .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))?;
-        let io = self
-            .raw_connection(&format!("/exec/{}/start", created.id))
-            .await?;
-        ExecStream::start(&self.host, io, &created.id).await
+        let start_path = format!("/exec/{}/start", created.id);
+        let io = self.raw_connection(&start_path).await?;
+        match tokio::time::timeout(
+            Duration::from_secs(CALL_TIMEOUT),
+            ExecStream::start(&self.host, io, &created.id),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(DockerError::Transport {
+                method: "POST".into(),
+                path: start_path,
+                detail: format!("no response head within {CALL_TIMEOUT} s"),
+            }),
+        }
     }
 
     async fn raw_connection(&self, path: &str) -> Result<Box<dyn exec::Io>, DockerError> {

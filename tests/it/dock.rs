@@ -157,3 +157,45 @@ pub fn sqlite() -> Container {
     c.wait_for(60, "test -s /data/app.db");
     c
 }
+
+/// A stricter haproxy (no exec rules), started for this test only.
+pub struct StrictProxy {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl StrictProxy {
+    pub fn start(dir: &std::path::Path) -> StrictProxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = need("OMK_TEST_DOCKER_SOCKET");
+        let socket = socket.trim_start_matches("unix://");
+        let cfg = format!(
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend f\n  bind 127.0.0.1:{port}\n  acl ro path,url_dec -m reg '^(/v1\\.[0-9]+)?/(_ping|version|containers/json|containers/[a-zA-Z0-9][a-zA-Z0-9_.-]*/json)$'\n  http-request allow if ro METH_GET\n  http-request deny deny_status 403\n  default_backend d\nbackend d\n  server s {socket}\n"
+        );
+        let path = dir.join("strict-haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy (installed by scripts/setup-test-env.sh)");
+        crate::util::wait_until(10, "the strict proxy to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        StrictProxy { child, port }
+    }
+}
+
+impl Drop for StrictProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -74,6 +74,16 @@ fn labelled_containers_become_jobs_and_config_wins_a_clash() {
         env.sql(&format!("SELECT count(*) FROM dumps WHERE job = '{job}'")),
         "1"
     );
+    // status knows the discovered job too.
+    let st = env.run(&["--json", "status"]).ok().json();
+    let row = st["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == job.as_str())
+        .unwrap_or_else(|| panic!("{job} in status: {st}"))
+        .clone();
+    assert!(row["last_backup"].is_string(), "{row}");
 }
 
 #[test]

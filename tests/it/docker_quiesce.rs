@@ -135,3 +135,24 @@ fn a_container_recreated_after_the_crash_is_reported_not_started() {
     assert_eq!(j["containers"][0]["action"], "recreated", "{j}");
     assert_eq!(c.status(), "created", "the new container was not started");
 }
+
+#[test]
+fn a_proxy_refusing_pause_is_named_and_the_container_is_untouched() {
+    let (_, restic) = restics().pop().unwrap();
+    let c = sqlite();
+    let env = Env::new(&restic);
+    let strict = StrictProxy::start(env.dir.path());
+    env.write_config(&format!(
+        "[docker]\nhost = \"tcp://127.0.0.1:{}\"\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
+        strict.port, c.name
+    ));
+    let r = env.run(&["backup", "--init"]).code(1);
+    let all = r.all();
+    assert!(all.contains("refused POST /containers/"), "{all}");
+    assert!(
+        all.contains("/pause (HTTP 403)") && all.contains("POST=1"),
+        "{all}"
+    );
+    assert_eq!(c.status(), "running");
+    assert_eq!(journal(&env), "running,failed,-1");
+}

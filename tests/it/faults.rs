@@ -55,13 +55,18 @@ fn stale_lock_of_a_killed_restic_is_cleared_once() {
             .spawn()
             .unwrap();
         let locks = env.repo().join("locks");
+        // Wait for a *complete* lock file: restic creates it, then writes it; a kill in
+        // between (likely on a loaded machine) leaves an empty file that restic skips as
+        // unreadable, so no conflict arises and the test would see no unlock.
         wait_until(30, "restic's lock file", || {
             std::fs::read_dir(&locks)
-                .map(|d| d.count() > 0)
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
                 .unwrap_or(false)
         });
-        // Let restic finish writing the lock: restic ignores a half-written lock, which
-        // would leave nothing stale to clear. It then blocks reading its stdin.
+        // Let restic settle after writing the lock; it then blocks reading its stdin.
         std::thread::sleep(std::time::Duration::from_secs(1));
         kill9(held.id());
         let _ = held.wait();
