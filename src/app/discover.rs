@@ -88,6 +88,7 @@ pub fn job_from_labels(c: &ContainerInfo) -> Result<Job, String> {
         origin: JobOrigin::Label {
             container: c.name.clone(),
         },
+        probes: Vec::new(),
     };
     match kind {
         JobKind::Files => {

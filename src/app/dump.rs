@@ -338,6 +338,7 @@ mod tests {
             retention: None,
             notify: None,
             origin: JobOrigin::Config { line: 1 },
+            probes: Vec::new(),
         }
     }
 

@@ -122,6 +122,15 @@ impl Ctx {
             Err(e) => reporter.note(&format!("warning: {e:#}")),
         }
         reconcile::after_crash(&mut ctx, reporter).await?;
+        // Scratch containers of restore tests a killed run left behind. Only when the
+        // config has database jobs (others may have no Docker at all); a failure here
+        // must not block the command.
+        if (ctx.config.docker_host.is_some()
+            || ctx.config.jobs.values().any(|j| j.kind.is_database()))
+            && let Err(e) = verify::database::remove_leftovers(&ctx, reporter).await
+        {
+            tracing::warn!("could not look for leftover scratch containers: {e:#}");
+        }
         Ok(ctx)
     }
 

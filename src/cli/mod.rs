@@ -46,18 +46,30 @@ enum Command {
         #[arg(long)]
         init: bool,
     },
-    /// Restore a snapshot (`latest` or an id) into a folder
+    /// Restore a snapshot (`latest` or an id) into a folder, or a database dump into a
+    /// running database container
     Restore {
         /// `latest` or a snapshot id (prefix)
         snapshot: String,
         #[arg(long)]
         job: Option<String>,
         /// Folder to restore into (must be empty unless --overwrite)
-        #[arg(long, value_name = "DIR")]
-        target: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "into_container",
+            conflicts_with = "into_container"
+        )]
+        target: Option<PathBuf>,
         /// Restore into a non-empty target, replacing files
         #[arg(long)]
         overwrite: bool,
+        /// Load a database job's dump into this running container (replaces its data)
+        #[arg(long, value_name = "NAME")]
+        into_container: Option<String>,
+        /// Confirm that --into-container replaces the live database's data
+        #[arg(long, requires = "into_container")]
+        yes_overwrite_live_database: bool,
     },
     /// List snapshots from the catalog
     Snapshots {
@@ -233,7 +245,30 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             job,
             target,
             overwrite,
+            into_container,
+            yes_overwrite_live_database,
         } => {
+            if *yes_overwrite_live_database && into_container.is_none() {
+                return Err(crate::exit::usage(
+                    "--yes-overwrite-live-database confirms a restore --into-container NAME; without --into-container there is nothing to confirm",
+                ));
+            }
+            if let Some(container) = into_container {
+                let args = app::restore::IntoContainerArgs {
+                    snapshot,
+                    job: job.as_deref(),
+                    container,
+                    confirmed: *yes_overwrite_live_database,
+                };
+                let rep = app::restore::into_container(g, args, r).await?;
+                output::restore_into(&rep, json);
+                return Ok(Outcome::from_failures(!rep.passed));
+            }
+            let Some(target) = target else {
+                return Err(crate::exit::usage(
+                    "restore needs --target DIR or --into-container NAME",
+                ));
+            };
             let args = app::restore::RestoreArgs {
                 snapshot,
                 job: job.as_deref(),

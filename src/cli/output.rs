@@ -137,6 +137,36 @@ fn format_age(s: i64) -> String {
     }
 }
 
+pub fn restore_into(r: &crate::app::restore::IntoContainerReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!(
+        "{} {} snapshot {} into container {}",
+        if r.passed {
+            "restored"
+        } else {
+            "FAILED to restore"
+        },
+        r.job,
+        short(&r.snapshot_id),
+        r.container
+    );
+    for c in &r.checks {
+        println!(
+            "  {} {}: {}",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    if let Some(f) = &r.restored_file {
+        println!(
+            "  the restored SQLite database is {f} in the container: stop the app, move it over the live file, start the app"
+        );
+    }
+}
+
 pub fn restore(r: &RestoreReport, as_json: bool) {
     if as_json {
         return json(r);

@@ -44,7 +44,27 @@ pub struct Config {
     pub check: CheckPolicy,
     /// Where restore tests put their scratch folders (default: beside the catalog).
     pub restore_work_dir: Option<PathBuf>,
+    /// Limits of database restore tests' scratch containers.
+    pub scratch_limits: ScratchLimits,
     pub jobs: BTreeMap<String, Job>,
+}
+
+/// `[restore_test] memory_mb / cpus / pids`: a scratch container's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScratchLimits {
+    pub memory_mb: i64,
+    pub cpus: f64,
+    pub pids: i64,
+}
+
+impl Default for ScratchLimits {
+    fn default() -> Self {
+        ScratchLimits {
+            memory_mb: 2048,
+            cpus: 1.0,
+            pids: 512,
+        }
+    }
 }
 
 /// Notification targets. URLs may hold tokens: they are never logged or sent in payloads.
@@ -141,6 +161,18 @@ pub struct Job {
     pub notify: Option<Notify>,
     /// Where the job was defined, for `config check`.
     pub origin: JobOrigin,
+    /// Database jobs: queries a restore test runs on the restored copy.
+    pub probes: Vec<Probe>,
+}
+
+/// A query whose output (trimmed) must equal `expect` in the restored database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub sql: String,
+    pub expect: String,
+    /// postgres/mariadb: the database to run it in (default: the job's, else `postgres`
+    /// / none).
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,6 +369,33 @@ impl Validator<'_> {
                 check.subsets = *n.get_ref() as u32;
             }
         }
+        let mut scratch_limits = ScratchLimits::default();
+        if let Some(rt) = &raw.restore_test {
+            if let Some(m) = &rt.memory_mb {
+                if !(64..=1_048_576).contains(m.get_ref()) {
+                    return Err(self
+                        .err(m, "restore_test.memory_mb must be between 64 and 1048576")
+                        .hint("the scratch container's memory in MiB; its database lives on tmpfs inside it, so give it the restored size plus the engine's needs"));
+                }
+                scratch_limits.memory_mb = *m.get_ref();
+            }
+            if let Some(c) = &rt.cpus {
+                if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1024.0) {
+                    return Err(self
+                        .err(c, "restore_test.cpus must be above 0 (e.g. 1 or 0.5)")
+                        .hint("how many CPUs a scratch container may use"));
+                }
+                scratch_limits.cpus = *c.get_ref();
+            }
+            if let Some(p) = &rt.pids {
+                if !(16..=65_536).contains(p.get_ref()) {
+                    return Err(self
+                        .err(p, "restore_test.pids must be between 16 and 65536")
+                        .hint("the scratch container's process limit, e.g. 512"));
+                }
+                scratch_limits.pids = *p.get_ref();
+            }
+        }
         let restore_work_dir = raw
             .restore_test
             .and_then(|r| r.work_dir)
@@ -364,6 +423,7 @@ impl Validator<'_> {
             metrics_textfile,
             check,
             restore_work_dir,
+            scratch_limits,
             jobs,
         })
     }
@@ -487,7 +547,28 @@ impl Validator<'_> {
                 None => None,
             },
             origin: JobOrigin::Config { line },
+            probes: Vec::new(),
         };
+        if let Some(probes) = &j.probes {
+            if kind == JobKind::Files {
+                return Err(self
+                    .err(
+                        probes,
+                        format!("jobs.{name}.probes is not used by a files job"),
+                    )
+                    .hint("probes are SQL queries run on a restored database dump"));
+            }
+            for p in probes.get_ref() {
+                if p.sql.get_ref().trim().is_empty() {
+                    return Err(self.err(&p.sql, format!("jobs.{name}.probes: empty sql")));
+                }
+                job.probes.push(Probe {
+                    sql: p.sql.get_ref().clone(),
+                    expect: p.expect.clone(),
+                    database: p.database.clone(),
+                });
+            }
+        }
         if let Some(pf) = &j.password_file {
             let path = self.resolve(pf.get_ref());
             read_password_file(&path).map_err(|e| {

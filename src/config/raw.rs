@@ -59,6 +59,11 @@ pub struct RawCheck {
 #[serde(deny_unknown_fields)]
 pub struct RawRestoreTest {
     pub work_dir: Option<Spanned<String>>,
+    /// Database restore tests: the scratch container's memory limit (MiB; its tmpfs data
+    /// counts against it), CPUs and pids.
+    pub memory_mb: Option<Spanned<i64>>,
+    pub cpus: Option<Spanned<f64>>,
+    pub pids: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +144,17 @@ pub struct RawJob {
     pub database: Option<Spanned<String>>,
     pub retention: Option<Retention>,
     pub notify: Option<Spanned<RawNotify>>,
+    /// Database jobs: queries run against the restored copy in restore tests.
+    pub probes: Option<Spanned<Vec<RawProbe>>>,
+}
+
+/// `probes = [{ sql = "...", expect = "...", database = "..." }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub sql: Spanned<String>,
+    pub expect: String,
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -300,3 +300,48 @@ fn check_policy_and_restore_work_dir() {
         .to_string();
     assert!(e.contains("check.subsets") && e.contains(":5:"), "{e}");
 }
+
+#[test]
+fn probes_parse_for_database_jobs_only() {
+    let f = Fixture::new();
+    let c = f
+        .parse(&format!(
+            "{BASE}[jobs.db]\nkind = \"postgres\"\ncontainer = \"pg\"\nprobes = [{{ sql = \"SELECT 1\", expect = \"1\" }}, {{ sql = \"SELECT 2\", expect = \"2\", database = \"app\" }}]\n"
+        ))
+        .unwrap();
+    let probes = &c.jobs["db"].probes;
+    assert_eq!(probes.len(), 2);
+    assert_eq!(probes[1].database.as_deref(), Some("app"));
+    let e = f
+        .parse(&format!(
+            "{BASE}[jobs.f]\nkind = \"files\"\npaths = [\"data\"]\nprobes = [{{ sql = \"SELECT 1\", expect = \"1\" }}]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("probes is not used by a files job"), "{e}");
+    let e = f
+        .parse(&format!(
+            "{BASE}[jobs.db]\nkind = \"sqlite\"\ncontainer = \"c\"\ndatabase = \"/d.db\"\nprobes = [{{ sql = \"x\", expect = \"1\", nope = 1 }}]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn scratch_limits() {
+    let f = Fixture::new();
+    let c = f
+        .parse(&format!(
+            "{BASE}[restore_test]\nmemory_mb = 4096\ncpus = 0.5\n"
+        ))
+        .unwrap();
+    assert_eq!(c.scratch_limits.memory_mb, 4096);
+    assert_eq!(c.scratch_limits.cpus, 0.5);
+    assert_eq!(c.scratch_limits.pids, 512);
+    let e = f
+        .parse(&format!("{BASE}[restore_test]\nmemory_mb = 1\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("memory_mb"), "{e}");
+}

@@ -61,6 +61,16 @@ pub enum DockerError {
     #[error("the output stream of exec {exec} was cut or malformed: {detail}")]
     Stream { exec: String, detail: String },
 
+    /// A file sent into a container ended before its announced size.
+    #[error(
+        "the data sent with PUT {path} ended after {got} of {expected} bytes; the archive was abandoned"
+    )]
+    ShortSource {
+        path: String,
+        expected: u64,
+        got: u64,
+    },
+
     /// The exec did not report an exit code in time.
     #[error("exec {exec} did not finish within {secs} s after its output ended")]
     ExecTimeout { exec: String, secs: u64 },
@@ -89,6 +99,16 @@ pub fn proxy_hint(method: &str, path: &str) -> String {
         (
             "EXEC=1 and POST=1 (plus CONTAINERS=1)",
             "POST %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/exec, POST %API_PREFIX_EXEC%/[0-9a-f]+/start, GET %API_PREFIX_EXEC%/[0-9a-f]+/json",
+        )
+    } else if p.ends_with("/archive") && method == "PUT" {
+        (
+            "no Tecnativa/linuxserver variable allows it for one name only: restore tests need PUT /containers/omk-restore-*/archive (haproxy: an acl on that path regex; see docs/socket-proxy.md)",
+            "PUT %API_PREFIX_CONTAINERS%/omk-restore-[a-zA-Z0-9_.-]+/archive",
+        )
+    } else if p == "/containers/create" || (p.starts_with("/containers/") && method == "DELETE") {
+        (
+            "CONTAINERS=1, POST=1 and ALLOW_RESTARTS/DELETE as your proxy names them (restore tests create and remove omk-restore-* scratch containers)",
+            "POST %API_PREFIX_CONTAINERS%/create, DELETE %API_PREFIX_CONTAINERS%/omk-restore-[a-zA-Z0-9_.-]+",
         )
     } else if p.starts_with("/containers/") && method == "POST" {
         (

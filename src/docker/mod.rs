@@ -7,9 +7,11 @@
 
 mod error;
 pub mod exec;
+pub mod scratch;
 
 pub use error::DockerError;
 pub use exec::{ExecStream, PID_MARKER};
+pub use scratch::{ContainerState, ScratchSpec};
 
 use bollard::errors::Error as BollardError;
 use bollard::models::ExecConfig;
@@ -268,7 +270,12 @@ impl Docker {
         let mut out = Vec::new();
         for c in list {
             let Some(id) = c.id else { continue };
-            out.push(self.inspect(&id).await?);
+            // Removed between the list and the inspect (another run's clean-up): skip.
+            match self.inspect(&id).await {
+                Ok(info) => out.push(info),
+                Err(DockerError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

@@ -11,6 +11,7 @@ mod dock;
 mod docker_discover;
 mod docker_dumps;
 mod docker_quiesce;
+mod docker_restore_test;
 mod faults;
 mod secrets;
 mod verify;
