@@ -587,6 +587,32 @@ fn restore_mariadb_into_a_fresh_container_on_the_socket() {
         src.name
     ));
     env.run(&["--json", "backup", "--init"]).ok();
+    // The plain path first: the dump file restored into a folder, as recorded.
+    let target = env.path("dump-out");
+    let out = env
+        .run(&[
+            "--json",
+            "restore",
+            "latest",
+            "--job",
+            "shop",
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    let file = std::path::PathBuf::from(out["restored"][0].as_str().unwrap());
+    assert!(file.starts_with(&target), "{out}");
+    let dump = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        dump.contains("CREATE TABLE `orders`"),
+        "not the dump: {}",
+        &dump[..dump.len().min(300)]
+    );
+    assert!(
+        !dump.contains(&pw),
+        "the dump restored to disk holds no root password"
+    );
     let fresh_pw = format!("fresh-{}", unique());
     let fresh = mariadb(&fresh_pw);
     let r = env
