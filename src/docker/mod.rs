@@ -68,13 +68,17 @@ pub struct ExecSpec {
     pub user: Option<String>,
 }
 
+/// The names of `NAME=value` environment entries: what a `Debug` may show of them
+/// (values can be passwords).
+pub(crate) fn env_names(env: &[String]) -> Vec<&str> {
+    env.iter()
+        .map(|e| e.split_once('=').map(|x| x.0).unwrap_or(e))
+        .collect()
+}
+
 impl std::fmt::Debug for ExecSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self
-            .env
-            .iter()
-            .map(|e| e.split_once('=').map(|x| x.0).unwrap_or(e))
-            .collect();
+        let names = env_names(&self.env);
         f.debug_struct("ExecSpec")
             .field("cmd", &self.cmd)
             .field("env", &names)

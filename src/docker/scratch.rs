@@ -39,11 +39,7 @@ pub struct ScratchSpec {
 
 impl std::fmt::Debug for ScratchSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self
-            .env
-            .iter()
-            .map(|e| e.split_once('=').map(|x| x.0).unwrap_or(e))
-            .collect();
+        let names = super::env_names(&self.env);
         f.debug_struct("ScratchSpec")
             .field("name", &self.name)
             .field("image", &self.image)
