@@ -1,6 +1,6 @@
 //! Running one scheduled task in-process: the command's own code with the schedule's
 //! trigger, then notifications and the metrics file, neither of which can fail it.
-//! `restore-test` and `report` are not in this build: they are recorded `skipped`.
+//! A scheduled `report` is written to a file (see `scheduled_report`).
 
 use super::{Globals, Reporter, now_ms};
 use crate::config::Config;

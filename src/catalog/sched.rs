@@ -49,25 +49,6 @@ impl Catalog {
         Ok(ids)
     }
 
-    /// Record a task that was due but could not run (e.g. not in this build).
-    pub fn record_skipped_run(
-        &self,
-        id: &str,
-        command: &str,
-        trigger: &str,
-        why: &str,
-        now: i64,
-    ) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO runs (id, command, trigger, status, pid, started_at, finished_at, error)
-                 VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, ?5, ?6)",
-                params![id, command, trigger, std::process::id(), now, why],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
-    }
-
     /// What the metrics textfile shows for one job.
     pub fn job_metrics(&self, job: &str) -> Result<JobMetrics> {
         let last: Option<(String, i64, Option<i64>, String)> = self
@@ -127,10 +108,6 @@ mod tests {
             RunStatus::Interrupted
         );
         assert_eq!(c.last_run_started("backup").unwrap(), Some(100));
-        c.record_skipped_run("r3", "report", "daemon", "not in this build", 400)
-            .unwrap();
-        assert_eq!(c.run("r3").unwrap().unwrap().status, RunStatus::Skipped);
-        assert_eq!(c.last_run_started("report").unwrap(), Some(400));
         let m = c.job_metrics("a").unwrap();
         assert_eq!(m.last_status, Some(RunStatus::Interrupted));
         assert_eq!(m.last_duration_ms, Some(100));
