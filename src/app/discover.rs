@@ -137,6 +137,8 @@ mod tests {
             id: "abc".into(),
             name: "app_db".into(),
             status: "running".into(),
+            exit_code: None,
+            image_id: String::new(),
             image: "postgres:15".into(),
             labels: labels
                 .iter()

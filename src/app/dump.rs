@@ -347,6 +347,8 @@ mod tests {
             id: "id".into(),
             name: "db".into(),
             status: "running".into(),
+            exit_code: None,
+            image_id: String::new(),
             image: "x".into(),
             labels: Default::default(),
             env_names: env.iter().map(|s| s.to_string()).collect(),

@@ -11,7 +11,7 @@ pub mod scratch;
 
 pub use error::DockerError;
 pub use exec::{ExecStream, PID_MARKER};
-pub use scratch::{ContainerState, ScratchSpec};
+pub use scratch::ScratchSpec;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::ExecConfig;
@@ -47,7 +47,11 @@ pub struct ContainerInfo {
     pub name: String,
     /// running, paused, exited, created, restarting, dead, removing.
     pub status: String,
+    /// The exit code of a container that has stopped.
+    pub exit_code: Option<i64>,
+    /// The image as configured (a name), and the image id (`sha256:...`) it runs.
     pub image: String,
+    pub image_id: String,
     pub labels: HashMap<String, String>,
     /// The names (never the values) of the container's environment variables.
     pub env_names: Vec<String>,
@@ -244,15 +248,13 @@ impl Docker {
                 .trim_start_matches('/')
                 .to_string(),
             status,
+            exit_code: state.and_then(|s| s.exit_code),
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+            image_id: r.image.clone().unwrap_or_default(),
             labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
             env_names: config
-                .and_then(|c| c.env.as_ref())
-                .map(|env| {
-                    env.iter()
-                        .map(|e| e.split_once('=').map(|x| x.0).unwrap_or(e).to_string())
-                        .collect()
-                })
+                .and_then(|c| c.env.as_deref())
+                .map(|env| env_names(env).into_iter().map(str::to_string).collect())
                 .unwrap_or_default(),
         })
     }

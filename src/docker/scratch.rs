@@ -50,35 +50,7 @@ impl std::fmt::Debug for ScratchSpec {
     }
 }
 
-/// A container's image and state, as needed to start and watch scratch containers.
-#[derive(Debug, Clone)]
-pub struct ContainerState {
-    /// The image id (`sha256:...`) the container runs.
-    pub image_id: String,
-    pub status: String,
-    pub exit_code: Option<i64>,
-}
-
 impl Docker {
-    /// Image id and state of a container.
-    pub async fn container_state(&self, container: &str) -> Result<ContainerState, DockerError> {
-        let path = format!("/containers/{container}/json");
-        let r = self
-            .api
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| self.map_err("GET", &path, &format!("container `{container}`"), e))?;
-        let state = r.state.as_ref();
-        Ok(ContainerState {
-            image_id: r.image.clone().unwrap_or_default(),
-            status: state
-                .and_then(|s| s.status)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown".into()),
-            exit_code: state.and_then(|s| s.exit_code),
-        })
-    }
-
     /// The volumes an image declares (`VOLUME` lines).
     pub async fn image_volumes(&self, image: &str) -> Result<Vec<String>, DockerError> {
         let path = format!("/images/{image}/json");

@@ -304,7 +304,7 @@ async fn test_inner(
             return Ok(());
         }
     };
-    let image = match docker.container_state(source).await {
+    let image = match docker.inspect(source).await {
         Ok(s) => s.image_id,
         Err(e) => {
             t.checks.push(Check::new(
@@ -771,7 +771,7 @@ async fn wait_ready(docker: &Docker, name: &str, ready: &ExecSpec) -> Result<(),
     let deadline = Instant::now() + READY_WITHIN;
     let mut last: String;
     loop {
-        match docker.container_state(name).await {
+        match docker.inspect(name).await {
             Ok(s) if s.status != "running" => {
                 return Err(format!(
                     "the scratch container {name} is {} (exit code {}) instead of running: the engine did not start with these limits; run the image by hand with the same settings (docs/restore-tests.md) to see why",
