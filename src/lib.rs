@@ -16,6 +16,7 @@ pub mod kit;
 pub mod lock;
 pub mod metrics;
 pub mod notify;
+pub mod random;
 pub mod report;
 pub mod restic;
 pub mod schedule;

@@ -81,7 +81,7 @@ pub async fn run(
             ctx.config.file.display()
         ));
     }
-    let run_id = super::new_run_id();
+    let run_id = super::new_run_id()?;
     ctx.catalog
         .start_run(&run_id, "backup", g.trigger.as_str(), now_ms())?;
     let mut results = Vec::new();

@@ -118,9 +118,7 @@ fn catalog_copy(config: &Config) -> anyhow::Result<Vec<u8>> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut r = [0u8; 6];
-    let _ = getrandom::fill(&mut r);
-    let tmp = dir.join(format!(".omk-kit-catalog-{}.db", hex::encode(r)));
+    let tmp = dir.join(format!(".omk-kit-catalog-{}.db", crate::random::hex(6)?));
     let res = (|| -> anyhow::Result<Vec<u8>> {
         let cat = Catalog::open(&config.catalog_path)?;
         cat.copy_to(&tmp)?;
@@ -272,9 +270,8 @@ pub async fn restore_test(
     jobs: &[String],
     reporter: &dyn Reporter,
 ) -> anyhow::Result<super::verify::RestoreTestReport> {
-    let mut r = [0u8; 6];
-    let _ = getrandom::fill(&mut r);
-    let dir = TempDir(std::env::temp_dir().join(format!("omk-kit-test-{}", hex::encode(r))));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("omk-kit-test-{}", crate::random::hex(6)?)));
     let opened = open(kit_path, &dir.0, pass).await?;
     if let Some(p) = &opened.config_problem {
         bail!("the kit's config does not load on this machine: {p}");

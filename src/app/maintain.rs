@@ -46,7 +46,7 @@ pub async fn forget(
         .cloned()
         .collect();
     let restic = ctx.restic().await?;
-    let run_id = super::new_run_id();
+    let run_id = super::new_run_id()?;
     ctx.catalog
         .start_run(&run_id, "forget", g.trigger.as_str(), now_ms())?;
     let mut out = Vec::new();
@@ -197,7 +197,7 @@ pub async fn check(
             (format!("{k}/{n}"), true)
         }
     };
-    let run_id = super::new_run_id();
+    let run_id = super::new_run_id()?;
     ctx.catalog
         .start_run(&run_id, "check", g.trigger.as_str(), now_ms())?;
     let step = ctx.catalog.start_step(&run_id, None, "check", now_ms())?;

@@ -75,10 +75,9 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// A fresh run id.
-pub fn new_run_id() -> String {
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    crate::domain::new_run_id(now(), u16::from_le_bytes(b))
+pub fn new_run_id() -> Result<String, crate::random::RandomError> {
+    let b: [u8; 2] = crate::random::bytes()?;
+    Ok(crate::domain::new_run_id(now(), u16::from_le_bytes(b)))
 }
 
 /// Read the config only.

@@ -310,7 +310,7 @@ pub async fn into_container(
         live: true,
     };
     // The drop file carries omk-restore in its name: easy to spot if anything is left.
-    let file = format!("omk-restore-{}.sql", super::new_run_id());
+    let file = format!("omk-restore-{}.sql", super::new_run_id()?);
     reporter.note(&format!(
         "{job_name}: delivering snapshot {} into {}:/tmp/{file}",
         &snap[..8.min(snap.len())],

@@ -62,6 +62,8 @@ impl Default for KdfParams {
 /// Why a kit cannot be opened (or sealed). Each says what to do.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KitError {
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
     #[error("this is not an omk-backup recovery kit (no OMK-KIT header)")]
     NotAKit,
     #[error(
@@ -120,16 +122,10 @@ fn nonce(prefix: &[u8], i: usize, last: bool) -> Result<XNonce, KitError> {
     Ok(XNonce::from(n))
 }
 
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    let _ = getrandom::fill(&mut b);
-    b
-}
-
 /// Seal `plaintext` under `passphrase`.
 pub fn seal(plaintext: &[u8], passphrase: &[u8], p: KdfParams) -> Result<Vec<u8>, KitError> {
-    let salt: [u8; 16] = random();
-    let prefix: [u8; 19] = random();
+    let salt: [u8; 16] = crate::random::bytes()?;
+    let prefix: [u8; 19] = crate::random::bytes()?;
     let keys = derive(passphrase, &salt, p)?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);

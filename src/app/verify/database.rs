@@ -149,12 +149,6 @@ struct Profile {
     ready: ExecSpec,
 }
 
-fn random_password() -> String {
-    let mut b = [0u8; 24];
-    let _ = getrandom::fill(&mut b);
-    hex::encode(b)
-}
-
 fn sh(script: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec![
         "sh".to_string(),
@@ -323,7 +317,7 @@ async fn test_inner(
             return Ok(());
         }
     };
-    let password = random_password();
+    let password = crate::random::hex(24)?;
     let prof = profile(job, &password);
     let limits = ctx.config.scratch_limits;
     let name = scratch_name(&job.name, run_id);

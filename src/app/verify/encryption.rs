@@ -18,16 +18,13 @@ const CANARY_FILE: &str = "omk-canary";
 /// the canary backup (where an unencrypted canary would have to be).
 const FULL_SCAN_LIMIT: u64 = 256 << 20;
 
-fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    let _ = getrandom::fill(&mut b);
-    hex::encode(b)
-}
-
 /// Run every encryption check; `work` is a private folder for the wrong password file.
 pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
-    let canary = random_hex(32);
+    let canary = match crate::random::hex(32) {
+        Ok(c) => c,
+        Err(e) => return vec![Check::new("canary-absent", false, e.to_string())],
+    };
     let local = repo.local_path();
     let before = SystemTime::now() - Duration::from_secs(2);
     let snap = match restic
@@ -139,8 +136,14 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
 }
 
 async fn wrong_password(restic: &Restic, work: &Path) -> Check {
-    let file = work.join(format!("wrong-password-{}", random_hex(4)));
-    if let Err(e) = write_private(&file, format!("omk-wrong-{}\n", random_hex(16)).as_bytes()) {
+    let (name, wrong) = match (crate::random::hex(4), crate::random::hex(16)) {
+        (Ok(n), Ok(w)) => (n, w),
+        (Err(e), _) | (_, Err(e)) => {
+            return Check::new("wrong-password-refused", false, e.to_string());
+        }
+    };
+    let file = work.join(format!("wrong-password-{name}"));
+    if let Err(e) = write_private(&file, format!("omk-wrong-{wrong}\n").as_bytes()) {
         return Check::new(
             "wrong-password-refused",
             false,

@@ -131,7 +131,7 @@ pub async fn run(
         .cloned()
         .collect();
     let restic = ctx.restic().await?;
-    let run_id = super::new_run_id();
+    let run_id = super::new_run_id()?;
     let work_root = match &ctx.config.restore_work_dir {
         Some(d) => d.clone(),
         None => ctx
