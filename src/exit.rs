@@ -2,7 +2,9 @@
 //!
 //! 0 all good · 1 some job or check failed · 2 usage or configuration error ·
 //! 3 another run holds the lock. Errors travel as `anyhow::Error`; the markers below,
-//! found anywhere in an error's chain, pick codes 2 and 3. Everything else is 1.
+//! found anywhere in an error's chain, pick codes 2 and 3: a usage or config error, a
+//! restic error that is the user's to fix, a Docker refusal (a socket proxy answering
+//! 403: its setting must change, the hint says which). Everything else is 1.
 
 use std::fmt;
 
@@ -66,6 +68,11 @@ pub fn classify(err: &anyhow::Error) -> Outcome {
         {
             return Outcome::Usage;
         }
+        if let Some(d) = cause.downcast_ref::<crate::docker::DockerError>()
+            && d.is_setup()
+        {
+            return Outcome::Usage;
+        }
     }
     Outcome::Failed
 }
@@ -87,5 +94,24 @@ mod tests {
         assert_eq!(classify(&e), Outcome::Usage);
         let e = anyhow::anyhow!("boom");
         assert_eq!(classify(&e), Outcome::Failed);
+    }
+
+    #[test]
+    fn a_proxy_refusal_is_a_setup_problem() {
+        let refused = crate::docker::DockerError::Refused {
+            host: "tcp://127.0.0.1:2375".into(),
+            method: "PUT".into(),
+            path: "/containers/db/archive".into(),
+            hint: "allow it".into(),
+        };
+        let e = anyhow::Error::new(refused).context("restoring into db");
+        assert_eq!(classify(&e), Outcome::Usage);
+        let down = crate::docker::DockerError::Unreachable {
+            host: "tcp://127.0.0.1:2375".into(),
+            method: "GET".into(),
+            path: "/version".into(),
+            detail: "connection refused".into(),
+        };
+        assert_eq!(classify(&anyhow::Error::new(down)), Outcome::Failed);
     }
 }

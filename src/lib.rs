@@ -2,7 +2,7 @@
 //!
 //! The crate is split by the outside thing each module owns (see ARCHITECTURE.md):
 //! `restic` starts restic, `catalog` holds SQL, `cli` knows the terminal, `config` reads
-//! TOML, `kit` seals the recovery kit, `report` renders the monthly report. `domain` and `exit` are pure and import none of them; `app` wires them together.
+//! TOML, `kit` seals the recovery kit, `report` renders the monthly report, `engine` knows each database engine (commands and outputs, never Docker itself). `domain` and `exit` are pure and import none of them; `app` wires them together.
 
 pub mod app;
 pub mod catalog;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod domain;
+pub mod engine;
 pub mod exit;
 pub mod fingerprint;
 pub mod kit;

@@ -136,7 +136,7 @@ mod tests {
         ContainerInfo {
             id: "abc".into(),
             name: "app_db".into(),
-            status: "running".into(),
+            state: crate::docker::ContainerState::Running,
             exit_code: None,
             image_id: String::new(),
             image: "postgres:15".into(),

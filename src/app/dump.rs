@@ -5,16 +5,15 @@
 //! Invariants: a dump counts only when the exec exited 0, produced bytes, and the stream
 //! ended cleanly; otherwise restic is aborted before it can write a snapshot (or the
 //! snapshot it wrote is forgotten by the caller), and the dump process in the container
-//! is stopped. Secrets reach the dump through exec `Env` or the container's own
-//! environment (referenced by variable name), never through argv.
+//! is stopped. The dump command and its credentials come from [`crate::engine`]
+//! (secrets in exec `Env` or the container's own environment, never argv).
 
 use crate::config::Job;
-use crate::docker::{ContainerInfo, Docker, ExecSpec, PID_MARKER};
-use crate::domain::JobKind;
+use crate::docker::{ContainerState, Docker, ExecSpec};
+use crate::engine;
 use crate::fingerprint::{Counter, Fingerprint};
 use crate::restic::{BackupDone, Restic, ResticError};
-use crate::secret::read_password_file;
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -60,111 +59,6 @@ pub fn filename(job: &Job) -> String {
     format!("{}.sql", job.name)
 }
 
-/// The command that dumps `job` in `container` (argv holds no secret).
-pub fn dump_spec(job: &Job, container: &ContainerInfo) -> anyhow::Result<ExecSpec> {
-    let pid_line = format!("printf '{PID_MARKER}%s\\n' $$ >&2");
-    let mut env = Vec::new();
-    let password = match &job.password_file {
-        Some(p) => Some(
-            read_password_file(p)
-                .with_context(|| format!("{}: password_file {}", job.name, p.display()))?,
-        ),
-        None => None,
-    };
-    let spec = match job.kind {
-        JobKind::Postgres => {
-            let user = job.user.clone().unwrap_or_else(|| "postgres".into());
-            if let Some(pw) = password {
-                env.push(format!("PGPASSWORD={}", pw.expose()));
-            }
-            let mut cmd = vec![
-                "sh".into(),
-                "-c".into(),
-                format!("{pid_line}; exec \"$@\""),
-                "omk-dump".into(),
-            ];
-            match &job.database {
-                Some(db) => cmd.extend([
-                    "pg_dump".into(),
-                    "--username".into(),
-                    user,
-                    "--no-password".into(),
-                    "--dbname".into(),
-                    db.clone(),
-                ]),
-                None => cmd.extend([
-                    "pg_dumpall".into(),
-                    "--username".into(),
-                    user,
-                    "--no-password".into(),
-                ]),
-            }
-            ExecSpec {
-                cmd,
-                env,
-                user: None,
-            }
-        }
-        JobKind::Mariadb => {
-            let user = job.user.clone().unwrap_or_else(|| "root".into());
-            let pw_setup = if let Some(pw) = password {
-                env.push(format!("MYSQL_PWD={}", pw.expose()));
-                String::new()
-            } else if container.has_env("MARIADB_ROOT_PASSWORD") {
-                "MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\"; export MYSQL_PWD; ".into()
-            } else if container.has_env("MYSQL_ROOT_PASSWORD") {
-                "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\"; export MYSQL_PWD; ".into()
-            } else {
-                String::new()
-            };
-            let mut cmd = vec![
-                "sh".into(),
-                "-c".into(),
-                format!(
-                    "{pw_setup}{pid_line}; if command -v mariadb-dump >/dev/null 2>&1; then exec mariadb-dump \"$@\"; else exec mysqldump \"$@\"; fi"
-                ),
-                "omk-dump".into(),
-                format!("--user={user}"),
-                "--single-transaction".into(),
-                "--routines".into(),
-                "--events".into(),
-            ];
-            match &job.database {
-                Some(db) => cmd.extend(["--databases".into(), db.clone()]),
-                None => cmd.push("--all-databases".into()),
-            }
-            ExecSpec {
-                cmd,
-                env,
-                user: None,
-            }
-        }
-        JobKind::Sqlite => {
-            let db = job.database.clone().ok_or_else(|| {
-                anyhow!(
-                    "{}: sqlite jobs need database = \"/path/in/container.db\"",
-                    job.name
-                )
-            })?;
-            ExecSpec {
-                cmd: vec![
-                    "sh".into(),
-                    "-c".into(),
-                    format!(
-                        "[ -f \"$1\" ] || {{ echo \"no SQLite database file at $1 in the container\" >&2; exit 2; }}; {pid_line}; exec sqlite3 -readonly \"$1\" .dump"
-                    ),
-                    "omk-dump".into(),
-                    db,
-                ],
-                env,
-                user: job.user.clone(),
-            }
-        }
-        JobKind::Files => anyhow::bail!("{}: a files job has no dump", job.name),
-    };
-    Ok(spec)
-}
-
 /// Dump `job` into a new restic snapshot.
 pub async fn dump_job(
     docker: &Docker,
@@ -177,15 +71,16 @@ pub async fn dump_job(
         .as_deref()
         .ok_or_else(|| anyhow!("{}: no container configured", job.name))?;
     let container = docker.inspect(container_name).await?;
-    if container.status != "running" {
+    if container.state != ContainerState::Running {
         return Err(anyhow!(
             "{}: container `{container_name}` is {}, not running: a dump needs the database up; start it (`docker start {container_name}`)",
             job.name,
-            container.status
+            container.state
         )
         .into());
     }
-    let spec = dump_spec(job, &container)?;
+    let engine = engine::for_job(job)?;
+    let spec = engine.dump(job, engine::client_env(engine, job)?)?;
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
     let mut stream = match docker.exec(&container.id, &spec).await {
@@ -323,87 +218,25 @@ async fn stop_dump(docker: &Docker, container: &str, pid: Option<u32>) {
 mod tests {
     use super::*;
     use crate::config::JobOrigin;
+    use crate::domain::JobKind;
 
-    fn job(kind: JobKind, password_file: Option<std::path::PathBuf>) -> Job {
-        Job {
+    #[test]
+    fn the_dump_is_one_flat_file_named_after_the_job() {
+        let job = Job {
             name: "db".into(),
-            kind,
+            kind: JobKind::Postgres,
             paths: Vec::new(),
             exclude: Vec::new(),
             quiesce: None,
             container: Some("db".into()),
             user: None,
-            password_file,
-            database: Some("/data/app.db".into()),
+            password_file: None,
+            database: None,
             retention: None,
             notify: None,
             origin: JobOrigin::Config { line: 1 },
             probes: Vec::new(),
-        }
-    }
-
-    fn container(env: &[&str]) -> ContainerInfo {
-        ContainerInfo {
-            id: "id".into(),
-            name: "db".into(),
-            status: "running".into(),
-            exit_code: None,
-            image_id: String::new(),
-            image: "x".into(),
-            labels: Default::default(),
-            env_names: env.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn secrets_never_reach_argv() {
-        let dir = tempfile::tempdir().unwrap();
-        let pf = dir.path().join("pw");
-        std::fs::write(&pf, "s3cr3t-value\n").unwrap();
-        for kind in [JobKind::Postgres, JobKind::Mariadb] {
-            let spec = dump_spec(&job(kind, Some(pf.clone())), &container(&[])).unwrap();
-            assert!(
-                !spec.cmd.join(" ").contains("s3cr3t"),
-                "{kind}: {:?}",
-                spec.cmd
-            );
-            assert!(
-                spec.env.iter().any(|e| e.ends_with("=s3cr3t-value")),
-                "{kind}"
-            );
-            assert!(!format!("{spec:?}").contains("s3cr3t"), "Debug redacts");
-        }
-        // MariaDB without a password file: the container's own variable, by name.
-        let spec = dump_spec(
-            &job(JobKind::Mariadb, None),
-            &container(&["MARIADB_ROOT_PASSWORD"]),
-        )
-        .unwrap();
-        assert!(spec.cmd[2].contains("MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\""));
-        assert!(spec.env.is_empty());
-        let spec = dump_spec(
-            &job(JobKind::Mariadb, None),
-            &container(&["MYSQL_ROOT_PASSWORD"]),
-        )
-        .unwrap();
-        assert!(spec.cmd[2].contains("\"$MYSQL_ROOT_PASSWORD\""));
-    }
-
-    #[test]
-    fn dump_commands() {
-        let pg = dump_spec(&job(JobKind::Postgres, None), &container(&[])).unwrap();
-        assert!(pg.cmd.contains(&"pg_dump".to_string()));
-        assert!(
-            pg.cmd.contains(&"/data/app.db".to_string()),
-            "database → pg_dump --dbname"
-        );
-        let mut all = job(JobKind::Postgres, None);
-        all.database = None;
-        let pg = dump_spec(&all, &container(&[])).unwrap();
-        assert!(pg.cmd.contains(&"pg_dumpall".to_string()));
-        let lite = dump_spec(&job(JobKind::Sqlite, None), &container(&[])).unwrap();
-        assert!(lite.cmd[2].contains("sqlite3 -readonly"));
-        assert_eq!(lite.cmd.last().unwrap(), "/data/app.db");
-        assert_eq!(filename(&all), "db.sql");
+        };
+        assert_eq!(filename(&job), "db.sql");
     }
 }

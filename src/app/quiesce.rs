@@ -14,7 +14,7 @@ use super::backup::fault_point;
 use super::{Ctx, Reporter, now_ms};
 use crate::catalog::QuiesceRow;
 use crate::config::{Job, Quiesce};
-use crate::docker::{Docker, DockerError};
+use crate::docker::{ContainerState, Docker, DockerError};
 use crate::domain::QuiesceMode;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ pub async fn quiesce(
         }
     };
     ctx.catalog
-        .journal_before(journal, &info.id, &info.status)?;
+        .journal_before(journal, &info.id, info.state.as_str())?;
     let mut qd = Quiesced {
         journal,
         container_id: info.id.clone(),
@@ -94,8 +94,8 @@ pub async fn quiesce(
         since: Instant::now(),
         docker: docker.clone(),
     };
-    if info.status != "running" {
-        let note = format!("was {} before the run: left as it was", info.status);
+    if info.state != ContainerState::Running {
+        let note = format!("was {} before the run: left as it was", info.state);
         ctx.catalog
             .journal_state(journal, "untouched", None, Some(&note), now_ms())?;
         reporter.note(&format!("{}: container {} {note}", job.name, q.container));
@@ -256,7 +256,7 @@ async fn recover_one(ctx: &Ctx, docker: &Docker, row: &QuiesceRow) -> anyhow::Re
         close("untouched", note, None)?;
         return Ok(mk("untouched", note.into()));
     };
-    if before != "running" {
+    if ContainerState::parse(before) != ContainerState::Running {
         let note = format!("was {before} before the run: left as it was");
         close("untouched", &note, None)?;
         return Ok(mk("untouched", note));
@@ -284,10 +284,10 @@ async fn recover_one(ctx: &Ctx, docker: &Docker, row: &QuiesceRow) -> anyhow::Re
     } else {
         QuiesceMode::Pause
     };
-    let needs = match (mode, info.status.as_str()) {
-        (_, "running") => false,
-        (QuiesceMode::Pause, "paused") => true,
-        (QuiesceMode::Stop, "exited" | "created") => true,
+    let needs = match (mode, info.state) {
+        (_, ContainerState::Running) => false,
+        (QuiesceMode::Pause, ContainerState::Paused) => true,
+        (QuiesceMode::Stop, ContainerState::Exited | ContainerState::Created) => true,
         (_, other) => {
             let note = format!(
                 "is {other}, which a {} does not explain: left as it is",

@@ -5,10 +5,16 @@
 //! tag. A non-empty target is refused unless `--overwrite`; a files job restores only its
 //! own paths, under the target (so `/srv/photos` lands in `DIR/srv/photos`).
 
+use super::verify::Check;
+use super::verify::deliver::{self, DROP_DIR, short};
 use super::{Ctx, Globals, Reporter};
-use crate::catalog::SnapshotRow;
-use crate::domain::{JobKind, SnapshotState, job_tag, parse_tags};
+use crate::catalog::{DumpRow, SnapshotRow};
+use crate::config::Job;
+use crate::docker::{ContainerInfo, ContainerState, Docker, ExecSpec};
+use crate::domain::{SnapshotState, job_tag, parse_tags};
+use crate::engine::{self, Engine, Target};
 use crate::exit::usage;
+use crate::restic::Restic;
 use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -41,7 +47,7 @@ pub async fn run(
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
-            &snap[..8.min(snap.len())],
+            short(&snap),
             ctx.config.file.display()
         ))
     })?;
@@ -50,11 +56,11 @@ pub async fn run(
     let started = super::now_ms();
     reporter.note(&format!(
         "{job_name}: restoring snapshot {} into {}",
-        &snap[..8.min(snap.len())],
+        short(&snap),
         a.target.display()
     ));
-    let restored = match job.kind {
-        JobKind::Files => {
+    let restored = match job.kind.is_database() {
+        false => {
             restic
                 .restore(&snap, a.target, &job.paths)
                 .await
@@ -64,7 +70,7 @@ pub async fn run(
                 .map(|p| under(a.target, p).display().to_string())
                 .collect()
         }
-        _ => {
+        true => {
             let dump = ctx
                 .catalog
                 .dump(&snap)?
@@ -117,7 +123,7 @@ fn check_target(target: &Path, overwrite: bool) -> anyhow::Result<()> {
 /// Resolve `latest` or an id (prefix) to (job, full snapshot id).
 async fn pick_snapshot(
     ctx: &Ctx,
-    restic: &crate::restic::Restic,
+    restic: &Restic,
     which: &str,
     job: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
@@ -217,21 +223,21 @@ pub struct IntoContainerReport {
     /// SQLite: the restored file beside the live one (the app keeps its file open).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored_file: Option<String>,
-    pub checks: Vec<crate::app::verify::Check>,
+    pub checks: Vec<Check>,
     pub duration_ms: i64,
 }
 
 /// Load a database job's dump into a running container (the disaster path). The dump is
 /// delivered with an archive PUT into the container's /tmp (checked against the digest
 /// and end marker recorded at dump time before anything is loaded), loaded with errors
-/// fatal, removed again, and the restored rows are compared with the fingerprint.
+/// fatal, removed again, and the restored rows are compared with the fingerprint. A
+/// proxy refusing the upload is a set-up problem (exit 2) whose message says which rule
+/// to allow for this one restore.
 pub async fn into_container(
     g: &Globals,
     a: IntoContainerArgs<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<IntoContainerReport> {
-    use crate::app::verify::Check;
-    use crate::app::verify::database::{Target, compare, count_rows, deliver, restore_spec};
     if !a.confirmed {
         return Err(usage(format!(
             "`restore --into-container {c}` loads the dump into the database running in `{c}`: existing tables, roles and rows in it are replaced and this cannot be undone; pass --yes-overwrite-live-database to confirm (prove the snapshot first with `omk-backup restore-test{job}`)",
@@ -248,174 +254,132 @@ pub async fn into_container(
         .get(&job_name)
         .ok_or_else(|| usage(format!("job `{job_name}` is not in the config")))?
         .clone();
-    if !job.kind.is_database() {
+    let Some(engine) = engine::for_kind(job.kind) else {
         return Err(usage(format!(
             "`{job_name}` is a {} job: --into-container restores database dumps; use --target DIR",
             job.kind
         )));
-    }
+    };
     let Some(dump) = ctx.catalog.dump(&snap)? else {
         anyhow::bail!(
             "the catalog holds no digest of snapshot {} (found by `catalog rebuild`?), so it cannot be checked before it replaces a live database; restore it with `--target DIR` and load it by hand",
-            &snap[..8.min(snap.len())]
+            short(&snap)
         );
     };
     let docker = ctx.docker().await?;
     let info = docker.inspect(a.container).await?;
-    if info.status != "running" {
+    if info.state != ContainerState::Running {
         anyhow::bail!(
             "container `{}` is {}: the database must run to load the dump; start it (`docker start {}`) and wait until it accepts connections",
             a.container,
-            info.status,
+            info.state,
             a.container
         );
     }
     let started = super::now_ms();
-    let password = match &job.password_file {
-        Some(p) => Some(
-            crate::secret::read_password_file(p)
-                .with_context(|| format!("{job_name}: password_file {}", p.display()))?,
-        ),
-        None => None,
+    let live = Live {
+        docker: &docker,
+        info: &info,
+        engine,
+        target: engine.live_target(&job, engine::client_env(engine, &job)?),
+        // The drop file carries omk-restore in its name: easy to spot if anything is left.
+        file: format!("omk-restore-{}.sql", super::new_run_id()?),
     };
-    let mut env = Vec::new();
-    let db_user = match job.kind {
-        JobKind::Postgres => {
-            if let Some(pw) = &password {
-                env.push(format!("PGPASSWORD={}", pw.expose()));
-            }
-            job.user.clone().unwrap_or_else(|| "postgres".into())
-        }
-        _ => {
-            if let Some(pw) = &password {
-                env.push(format!("MYSQL_PWD={}", pw.expose()));
-            }
-            job.user.clone().unwrap_or_else(|| "root".into())
-        }
-    };
-    let sqlite_path = job
-        .database
-        .as_ref()
-        .map(|d| format!("{d}.restored"))
-        .unwrap_or_else(|| "/tmp/omk-restored.db".into());
-    let target = Target {
-        db_user,
-        sqlite_path: sqlite_path.clone(),
-        env,
-        exec_user: if job.kind == JobKind::Sqlite {
-            job.user.clone()
-        } else {
-            None
-        },
-        live: true,
-    };
-    // The drop file carries omk-restore in its name: easy to spot if anything is left.
-    let file = format!("omk-restore-{}.sql", super::new_run_id()?);
     reporter.note(&format!(
-        "{job_name}: delivering snapshot {} into {}:/tmp/{file}",
-        &snap[..8.min(snap.len())],
-        a.container
+        "{job_name}: delivering snapshot {} into {}:{DROP_DIR}/{}",
+        short(&snap),
+        a.container,
+        live.file
     ));
-    let delivered = deliver(&docker, &restic, job.kind, &info.name, &snap, &dump, &file).await;
-    let remove_file = || async {
-        let rm = crate::docker::ExecSpec {
-            cmd: vec!["rm".into(), "-f".into(), format!("/tmp/{file}")],
+    let checks = live.restore(&restic, &job, &snap, &dump, reporter).await;
+    live.remove_file().await;
+    let checks = checks?;
+    reporter.step_done();
+    Ok(IntoContainerReport {
+        job: job_name,
+        snapshot_id: snap,
+        container: a.container.to_string(),
+        passed: checks.iter().all(|c| c.passed),
+        restored_file: live.target.restored_file.clone(),
+        checks,
+        duration_ms: super::now_ms() - started,
+    })
+}
+
+/// A live database container a dump is loaded into.
+struct Live<'a> {
+    docker: &'a Docker,
+    info: &'a ContainerInfo,
+    engine: &'static dyn Engine,
+    target: Target,
+    /// The drop file's name under [`DROP_DIR`].
+    file: String,
+}
+
+impl Live<'_> {
+    /// Deliver, load, compare, probe; stops at the first failed step.
+    async fn restore(
+        &self,
+        restic: &Restic,
+        job: &Job,
+        snap: &str,
+        dump: &DumpRow,
+        reporter: &dyn Reporter,
+    ) -> anyhow::Result<Vec<Check>> {
+        let (docker, engine, target) = (self.docker, self.engine, &self.target);
+        let name = &self.info.name;
+        let delivered =
+            deliver::deliver(docker, restic, engine, job, name, snap, dump, &self.file).await?;
+        if let Some(refused) = delivered.refused {
+            return Err(anyhow::Error::new(refused).context(format!(
+                "a least-privilege proxy allows archive uploads only into omk-restore-* scratch containers: for this restore, allow `PUT /containers/{name}/archive` temporarily (or point [docker] host / DOCKER_HOST at the plain socket for this one command), then take the rule away again; docs/runbook-restore.md has the steps"
+            )));
+        }
+        let mut checks = delivered.checks;
+        if !checks.iter().all(|c| c.passed) {
+            return Ok(checks);
+        }
+        reporter.note(&format!("{}: loading the dump into {name}", job.name));
+        let id = &self.info.id;
+        let path = format!("{DROP_DIR}/{}", self.file);
+        let loaded = deliver::load(docker, id, engine, job, &path, target).await;
+        let ok = loaded.passed;
+        checks.push(loaded);
+        if !ok {
+            return Ok(checks);
+        }
+        checks.push(match deliver::fingerprint(dump) {
+            Ok(Some(fp)) => deliver::rows(docker, id, engine, job, target, &fp).await,
+            Ok(None) => Check::skipped(
+                "fingerprint",
+                "no fingerprint was recorded at dump time: rows not compared",
+            ),
+            Err(why) => Check::new("fingerprint", false, why),
+        });
+        if !job.probes.is_empty() {
+            checks.push(deliver::probes(docker, id, engine, job, target).await);
+        }
+        Ok(checks)
+    }
+
+    /// Remove the drop file (best effort: a warning names it when it stays).
+    async fn remove_file(&self) {
+        let rm = ExecSpec {
+            cmd: vec![
+                "rm".into(),
+                "-f".into(),
+                format!("{DROP_DIR}/{}", self.file),
+            ],
             env: Vec::new(),
             user: Some("0".into()),
         };
-        if let Err(e) = docker
-            .exec_output(&info.id, &rm, std::time::Duration::from_secs(60))
-            .await
-        {
-            tracing::warn!("could not remove /tmp/{file} from {}: {e}", a.container);
-        }
-    };
-    let mut checks: Vec<Check> = match delivered {
-        Ok(c) => c,
-        Err(e) => {
-            remove_file().await;
-            return Err(e);
-        }
-    };
-    let report = |checks: Vec<Check>| IntoContainerReport {
-        job: job_name.clone(),
-        snapshot_id: snap.clone(),
-        container: a.container.to_string(),
-        passed: checks.iter().all(|c| c.passed),
-        restored_file: (job.kind == JobKind::Sqlite).then(|| sqlite_path.clone()),
-        checks,
-        duration_ms: super::now_ms() - started,
-    };
-    if let Some(refused) = checks
-        .iter()
-        .find(|c| !c.passed && c.name == "dump-delivery")
-        && refused.detail.contains("HTTP 403")
-    {
-        remove_file().await;
-        anyhow::bail!(
-            "{}. A least-privilege proxy allows archive uploads only into omk-restore-* scratch containers: for this restore, allow `PUT /containers/{}/archive` temporarily (or point [docker] host / DOCKER_HOST at the plain socket for this one command), then take the rule away again; docs/runbook-restore.md has the steps",
-            refused.detail,
-            a.container
-        );
-    }
-    if !checks.iter().all(|c| c.passed) {
-        remove_file().await;
-        return Ok(report(checks));
-    }
-    reporter.note(&format!(
-        "{job_name}: loading the dump into {}",
-        a.container
-    ));
-    let spec = restore_spec(&job, &format!("/tmp/{file}"), &target);
-    let loaded = crate::app::verify::database::run_long(
-        &docker,
-        &info.id,
-        &spec,
-        std::time::Duration::from_secs(6 * 3600),
-    )
-    .await;
-    remove_file().await;
-    match loaded {
-        Ok((0, _)) => checks.push(Check::new("restore", true, "loaded with errors fatal")),
-        Ok((code, err)) => {
-            checks.push(Check::new(
-                "restore",
-                false,
-                format!("loading the dump failed (exit code {code}): {}", err.trim()),
-            ));
-            return Ok(report(checks));
-        }
-        Err(e) => {
-            checks.push(Check::new(
-                "restore",
-                false,
-                format!("loading the dump failed: {e}"),
-            ));
-            return Ok(report(checks));
+        let within = std::time::Duration::from_secs(60);
+        if let Err(e) = self.docker.exec_output(&self.info.id, &rm, within).await {
+            tracing::warn!(
+                "could not remove {DROP_DIR}/{} from {}: {e}",
+                self.file,
+                self.info.name
+            );
         }
     }
-    match dump
-        .fingerprint
-        .as_deref()
-        .and_then(|f| serde_json::from_str::<crate::fingerprint::Fingerprint>(f).ok())
-    {
-        Some(fp) => match count_rows(&docker, &info.id, &job, &target).await {
-            Ok(rows) => checks.push(compare(job.kind, &fp, &rows)),
-            Err(e) => checks.push(Check::new(
-                "fingerprint",
-                false,
-                format!("cannot count the restored rows: {e:#}"),
-            )),
-        },
-        None => checks.push(Check::skipped(
-            "fingerprint",
-            "no fingerprint was recorded at dump time: rows not compared",
-        )),
-    }
-    if !job.probes.is_empty() {
-        checks
-            .push(crate::app::verify::database::run_probes(&docker, &info.id, &job, &target).await);
-    }
-    reporter.step_done();
-    Ok(report(checks))
 }

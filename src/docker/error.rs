@@ -77,12 +77,56 @@ pub enum DockerError {
 }
 
 impl DockerError {
+    /// The user's set-up is at fault (a proxy that refuses a call omk-backup needs, a
+    /// host string it cannot use): exit code 2, with the hint the message carries.
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Refused { .. } | DockerError::BadHost { .. }
+        )
+    }
+
     /// Worth retrying (the daemon or proxy was briefly unavailable).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             DockerError::Unreachable { .. } | DockerError::Transport { .. }
         ) || matches!(self, DockerError::Api { status, .. } if *status >= 500)
+    }
+}
+
+/// An error and its sources as one line, each text said once (hyper and bollard repeat
+/// their source's text in their own).
+pub fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        src = s.source();
+    }
+    text
+}
+
+/// Why a connection failed, in plain words: the innermost cause (the operating
+/// system's), without its `(os error N)` suffix, e.g. "connection refused".
+pub fn plain_cause(e: &dyn std::error::Error) -> String {
+    let mut inner = e;
+    while let Some(s) = inner.source() {
+        inner = s;
+    }
+    let text = inner.to_string();
+    let text = match text.find(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => chain_text(e),
     }
 }
 
@@ -153,5 +197,60 @@ mod tests {
         assert!(proxy_hint("GET", "/containers/json").contains("CONTAINERS=1"));
         assert_eq!(strip_version("/v1.41/_ping"), "/_ping");
         assert_eq!(strip_version("/version"), "/version");
+    }
+
+    #[derive(Debug)]
+    struct Wrap(String, Option<Box<dyn std::error::Error + 'static>>);
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref()
+        }
+    }
+
+    /// Regression: "proxy down" printed hyper's chain three times.
+    #[test]
+    fn a_connection_error_is_said_once_in_plain_words() {
+        let os = std::io::Error::from_raw_os_error(111);
+        let os_text = os.to_string();
+        let e = Wrap(
+            format!("error trying to connect: tcp connect error: {os_text}"),
+            Some(Box::new(Wrap(
+                format!("tcp connect error: {os_text}"),
+                Some(Box::new(os)),
+            ))),
+        );
+        assert_eq!(plain_cause(&e), "connection refused");
+        let text = chain_text(&e);
+        assert_eq!(text.matches("tcp connect error").count(), 1, "{text}");
+        let refused = DockerError::Unreachable {
+            host: "tcp://127.0.0.1:9".into(),
+            method: "GET".into(),
+            path: "/version".into(),
+            detail: plain_cause(&e),
+        }
+        .to_string();
+        assert_eq!(refused.matches("onnection refused").count(), 1, "{refused}");
+    }
+
+    #[test]
+    fn refusals_are_setup_problems() {
+        let refused = DockerError::Refused {
+            host: "h".into(),
+            method: "PUT".into(),
+            path: "/containers/db/archive".into(),
+            hint: proxy_hint("PUT", "/containers/db/archive"),
+        };
+        assert!(refused.is_setup() && !refused.is_transient());
+        let gone = DockerError::NotFound {
+            what: "container `x`".into(),
+            method: "GET".into(),
+            path: "/containers/x/json".into(),
+        };
+        assert!(!gone.is_setup());
     }
 }

@@ -40,13 +40,70 @@ pub struct Docker {
     endpoint: Endpoint,
 }
 
+/// A container's state as the Engine API reports it (`State.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Stopping,
+    Exited,
+    Dead,
+    /// Missing, or a state this version does not know.
+    Unknown,
+}
+
+impl ContainerState {
+    const ALL: [ContainerState; 9] = [
+        ContainerState::Created,
+        ContainerState::Running,
+        ContainerState::Paused,
+        ContainerState::Restarting,
+        ContainerState::Removing,
+        ContainerState::Stopping,
+        ContainerState::Exited,
+        ContainerState::Dead,
+        ContainerState::Unknown,
+    ];
+
+    /// The API's word for it (what the journal stores).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Stopping => "stopping",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Unknown => "unknown",
+        }
+    }
+
+    /// The state named by the API's word (a journal row); anything else is `Unknown`.
+    pub fn parse(s: &str) -> ContainerState {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(ContainerState::Unknown)
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What we need to know about a container.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
     pub id: String,
     pub name: String,
-    /// running, paused, exited, created, restarting, dead, removing.
-    pub status: String,
+    pub state: ContainerState,
     /// The exit code of a container that has stopped.
     pub exit_code: Option<i64>,
     /// The image as configured (a name), and the image id (`sha256:...`) it runs.
@@ -55,12 +112,6 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
     /// The names (never the values) of the container's environment variables.
     pub env_names: Vec<String>,
-}
-
-impl ContainerInfo {
-    pub fn has_env(&self, name: &str) -> bool {
-        self.env_names.iter().any(|n| n == name)
-    }
 }
 
 /// A command to run in a container. `env` values may be secrets: they travel in the
@@ -195,15 +246,7 @@ impl Docker {
                 },
             },
             other => {
-                let detail = other.to_string();
-                let mut chain = String::new();
-                let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&other);
-                while let Some(s) = src {
-                    chain.push_str(": ");
-                    chain.push_str(&s.to_string());
-                    src = s.source();
-                }
-                let full = format!("{detail}{chain}");
+                let full = error::chain_text(&other);
                 if full.contains("onnection refused")
                     || full.contains("No such file or directory")
                     || full.contains("client error (Connect)")
@@ -212,7 +255,7 @@ impl Docker {
                         host: self.host.clone(),
                         method: method.into(),
                         path: path.into(),
-                        detail: full,
+                        detail: error::plain_cause(&other),
                     }
                 } else {
                     DockerError::Transport {
@@ -236,8 +279,8 @@ impl Docker {
         let state = r.state.as_ref();
         let status = state
             .and_then(|s| s.status)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .map(|s| ContainerState::parse(s.as_ref()))
+            .unwrap_or(ContainerState::Unknown);
         let config = r.config.as_ref();
         Ok(ContainerInfo {
             id: r.id.clone().unwrap_or_default(),
@@ -247,7 +290,7 @@ impl Docker {
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_string(),
-            status,
+            state: status,
             exit_code: state.and_then(|s| s.exit_code),
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             image_id: r.image.clone().unwrap_or_default(),
@@ -374,7 +417,7 @@ impl Docker {
             host: self.host.clone(),
             method: "POST".into(),
             path: path.to_string(),
-            detail: e.to_string(),
+            detail: error::plain_cause(&e),
         };
         let connect = async {
             match &self.endpoint {

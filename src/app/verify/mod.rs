@@ -7,9 +7,11 @@
 //! newest good snapshot) in the catalog.
 
 pub mod database;
+pub mod deliver;
 pub mod encryption;
 mod files;
 pub mod hash;
+mod scratch;
 
 use super::{Ctx, Globals, Reporter, now_ms};
 use crate::catalog::{EncryptionRow, RestoreTestRow};
