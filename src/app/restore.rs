@@ -128,34 +128,7 @@ async fn pick_snapshot(
     job: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
     if which == "latest" {
-        let job = match job {
-            Some(j) => {
-                ctx.config.select_jobs(&[j.to_string()])?;
-                j.to_string()
-            }
-            None if ctx.config.jobs.len() == 1 => {
-                ctx.config.jobs.keys().next().cloned().unwrap_or_default()
-            }
-            None => {
-                return Err(usage(format!(
-                    "`restore latest` needs --job when the config has several jobs ({})",
-                    ctx.config.job_names()
-                )));
-            }
-        };
-        if let Some(s) = ctx.catalog.latest_good(&job)? {
-            return Ok((job, s.snapshot_id));
-        }
-        // The catalog may be new or lost: ask the repository itself.
-        let mut found = restic.snapshots(&[job_tag(&job)]).await?;
-        found.sort_by(|a, b| a.time.cmp(&b.time));
-        return match found.pop() {
-            Some(s) => Ok((job, s.id)),
-            None => Err(anyhow::anyhow!(
-                "job `{job}` has no snapshot, neither in the catalog nor in the repository {}; run `omk-backup backup {job}` first",
-                restic.url()
-            )),
-        };
+        return latest(ctx, restic, job).await;
     }
     let matches: Vec<SnapshotRow> = ctx.catalog.find_snapshot(which)?;
     match matches.as_slice() {
@@ -202,6 +175,39 @@ async fn pick_snapshot(
         _ => Err(usage(format!(
             "snapshot id {which} is ambiguous; give more characters"
         ))),
+    }
+}
+
+/// The newest good snapshot of `job` (the only job when none is named): from the
+/// catalog, else (a new or lost catalog) from the repository by tag.
+async fn latest(ctx: &Ctx, restic: &Restic, job: Option<&str>) -> anyhow::Result<(String, String)> {
+    let job = match job {
+        Some(j) => {
+            ctx.config.select_jobs(&[j.to_string()])?;
+            j.to_string()
+        }
+        None if ctx.config.jobs.len() == 1 => {
+            ctx.config.jobs.keys().next().cloned().unwrap_or_default()
+        }
+        None => {
+            return Err(usage(format!(
+                "`restore latest` needs --job when the config has several jobs ({})",
+                ctx.config.job_names()
+            )));
+        }
+    };
+    if let Some(s) = ctx.catalog.latest_good(&job)? {
+        return Ok((job, s.snapshot_id));
+    }
+    // The catalog may be new or lost: ask the repository itself.
+    let mut found = restic.snapshots(&[job_tag(&job)]).await?;
+    found.sort_by(|a, b| a.time.cmp(&b.time));
+    match found.pop() {
+        Some(s) => Ok((job, s.id)),
+        None => Err(anyhow::anyhow!(
+            "job `{job}` has no snapshot, neither in the catalog nor in the repository {}; run `omk-backup backup {job}` first",
+            restic.url()
+        )),
     }
 }
 

@@ -214,8 +214,21 @@ impl Docker {
             return Err(e);
         }
 
-        // The response (also after a failed send: the daemon may have answered early
-        // with the reason): status line, headers, a short body.
+        self.archive_answer(&mut io, sent, data_written, container_name, dir)
+            .await
+    }
+
+    /// Read the answer to an archive PUT (also after a failed send: the daemon may have
+    /// answered early with the reason): status line, headers, a short body.
+    async fn archive_answer(
+        &self,
+        io: &mut (impl tokio::io::AsyncBufRead + Unpin),
+        sent: Result<(), DockerError>,
+        data_written: bool,
+        container_name: &str,
+        dir: &str,
+    ) -> Result<(), DockerError> {
+        let path = format!("/containers/{container_name}/archive");
         let mut line = String::new();
         let read = io.read_line(&mut line).await;
         let status = line
@@ -227,14 +240,18 @@ impl Docker {
             (Some(s), _) => s,
             (None, Err(e)) => return Err(e),
             (None, Ok(())) => {
-                return Err(transport(match read {
-                    Err(e) => format!("reading the response: {e}"),
-                    Ok(_) => format!("not an HTTP response: {:?}", line.trim()),
-                }));
+                return Err(DockerError::Transport {
+                    method: "PUT".into(),
+                    path,
+                    detail: match read {
+                        Err(e) => format!("reading the response: {e}"),
+                        Ok(_) => format!("not an HTTP response: {:?}", line.trim()),
+                    },
+                });
             }
         };
         let mut rest = Vec::new();
-        let _ = (&mut io).take(16 * 1024).read_to_end(&mut rest).await;
+        let _ = io.take(16 * 1024).read_to_end(&mut rest).await;
         if status == 200 {
             return Ok(());
         }

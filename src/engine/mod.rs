@@ -27,7 +27,9 @@
 //!   `engine::tests::end_markers_on_cut_dumps`, samples in `src/engine/testdata/`).
 //! - Loads run with errors fatal (`ON_ERROR_STOP=1`, `-bail`, the MariaDB client's
 //!   default) and a live Postgres load tolerates only an existing role
-//!   (`engine::tests::loads_are_fatal_on_error`).
+//!   (`engine::tests::loads_are_fatal_on_error`,
+//!   `engine::tests::live_cluster_load_tolerates_only_existing_roles`, which runs the
+//!   real `sed` over the real pg_dumpall sample).
 
 pub mod mariadb;
 pub mod postgres;

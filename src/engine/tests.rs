@@ -17,6 +17,14 @@ const SQLITE_CUT: &[u8] = include_bytes!("testdata/sqlite_dump_cut.sql");
 
 const SECRET: &str = "s3cr3t-value";
 
+/// The whole samples, with the job shape that makes each (`database` or none).
+const FULL: [(JobKind, Option<&str>, &[u8]); 4] = [
+    (JobKind::Postgres, Some("app"), PG_DUMP),
+    (JobKind::Postgres, None, PG_DUMPALL),
+    (JobKind::Mariadb, Some("app"), MARIADB),
+    (JobKind::Sqlite, Some("/data/app.db"), SQLITE),
+];
+
 fn job(kind: JobKind, database: Option<&str>, password_file: Option<std::path::PathBuf>) -> Job {
     Job {
         name: "db".into(),
@@ -188,13 +196,7 @@ fn dump_commands() {
 
 #[test]
 fn end_markers_on_real_dumps() {
-    let cases: [(JobKind, Option<&str>, &[u8]); 4] = [
-        (JobKind::Postgres, Some("app"), PG_DUMP),
-        (JobKind::Postgres, None, PG_DUMPALL),
-        (JobKind::Mariadb, Some("app"), MARIADB),
-        (JobKind::Sqlite, Some("/data/app.db"), SQLITE),
-    ];
-    for (kind, db, sample) in cases {
+    for (kind, db, sample) in FULL {
         let (e, j) = (engine(kind), job(kind, db, None));
         for chunk in [1, 7, 100, 4096] {
             let tail = streamed_tail(sample, chunk);
@@ -218,13 +220,7 @@ fn end_markers_on_cut_dumps() {
     // Every cut at a line end before the tool's last line: not complete. For
     // pg_dumpall this includes the cuts between two databases, which end with
     // pg_dump's per-database marker.
-    let full: [(JobKind, Option<&str>, &[u8]); 4] = [
-        (JobKind::Postgres, Some("app"), PG_DUMP),
-        (JobKind::Postgres, None, PG_DUMPALL),
-        (JobKind::Mariadb, Some("app"), MARIADB),
-        (JobKind::Sqlite, Some("/data/app.db"), SQLITE),
-    ];
-    for (kind, db, sample) in full {
+    for (kind, db, sample) in FULL {
         let (e, j) = (engine(kind), job(kind, db, None));
         let text = std::str::from_utf8(sample).unwrap();
         let marker_at = text.rfind(e.end_marker(&j)).unwrap();

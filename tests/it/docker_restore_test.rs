@@ -514,7 +514,7 @@ fn restore_into_a_running_container_needs_confirmation_and_the_socket() {
         &fresh.name,
         "--yes-overwrite-live-database",
     ];
-    let r = env.run(&args).code(1);
+    let r = env.run(&args).code(2);
     assert!(r.all().contains("403"), "{}", r.all());
     assert!(
         r.all()
@@ -540,6 +540,51 @@ fn restore_into_a_running_container_needs_confirmation_and_the_socket() {
     assert_eq!(fresh.sh(q), pg.sh(q));
     assert_eq!(fresh.sh("ls /tmp | grep -c omk-restore || true"), "0");
     assert!(!r.all().contains(&pw));
+}
+
+/// A proxy's 403 is a set-up problem: exit 2 (not 1), the refused call named once, with
+/// the rule that allows it for this restore; nothing reaches the container.
+#[test]
+fn a_proxy_refusal_exits_2_with_the_rule_to_allow() {
+    let restic = restic18();
+    let db = sqlite();
+    let env = Env::new(&restic);
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.lite403]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n",
+        proxy(),
+        db.name
+    ));
+    env.run(&["backup", "--init"]).ok();
+    let args = [
+        "restore",
+        "latest",
+        "--job",
+        "lite403",
+        "--into-container",
+        &db.name,
+        "--yes-overwrite-live-database",
+    ];
+    let r = env.run(&args).code(2);
+    let all = r.all();
+    let call = format!("PUT /containers/{}/archive", db.name);
+    assert!(all.contains(&format!("refused {call} (HTTP 403)")), "{all}");
+    assert_eq!(all.matches("(HTTP 403)").count(), 1, "said once: {all}");
+    assert!(
+        all.contains(&format!("allow `{call}` temporarily")),
+        "{all}"
+    );
+    assert!(all.contains("docs/runbook-restore.md"), "{all}");
+    // The JSON error carries the same exit code.
+    let mut json_args = vec!["--json"];
+    json_args.extend(args);
+    let j = env.run(&json_args).code(2).json();
+    assert_eq!(j["exit_code"], 2, "{j}");
+    // Nothing was delivered or loaded.
+    assert_eq!(db.sh("ls /tmp | grep -c omk-restore || true"), "0");
+    assert_eq!(
+        db.sh("test -e /data/app.db.restored && echo yes || echo no"),
+        "no"
+    );
 }
 
 #[test]

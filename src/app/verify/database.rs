@@ -19,7 +19,7 @@ use super::{Check, Running, pick};
 use crate::app::{Ctx, Reporter};
 use crate::catalog::DumpRow;
 use crate::config::Job;
-use crate::docker::Docker;
+use crate::docker::{Docker, ScratchSpec};
 use crate::engine::{self, Engine, Profile};
 use crate::restic::Restic;
 use std::time::Instant;
@@ -58,40 +58,19 @@ pub(super) async fn test(
     };
     let password = crate::random::hex(24)?;
     let prof = engine.scratch(job, &password);
-    let limits = ctx.config.scratch_limits;
-    let spec = scratch::spec(job, run_id, &image, &volumes, limits, &prof);
+    let spec = scratch::spec(
+        job,
+        run_id,
+        &image,
+        &volumes,
+        ctx.config.scratch_limits,
+        &prof,
+    );
     let name = spec.name.clone();
-    // A container of the same name from an earlier attempt of this run id: replace it.
-    let _ = docker.remove_force(&name).await;
     reporter.note(&format!("{}: starting scratch container {name}", job.name));
-    // The guard exists before the create call: a signal or error at any point after it
-    // removes whatever was created (removing a missing container is fine).
-    let guard = Guard::new(&docker, &name);
-    if let Err(e) = docker.start_scratch(&spec).await {
-        let _ = guard.remove().await;
-        t.checks.push(Check::new(
-            "scratch-container",
-            false,
-            format!(
-                "cannot start a scratch container from image {}: {e}",
-                short_image(&image)
-            ),
-        ));
+    let Some(guard) = start(&docker, &spec, &prof, ctx, t).await else {
         return Ok(());
-    }
-    t.checks.push(Check::new(
-        "scratch-container",
-        true,
-        format!(
-            "{name} from image {} (network none, no-new-privileges, capabilities: {}, {} MiB, {} CPU, {} pids, tmpfs: {})",
-            short_image(&image),
-            if prof.caps.is_empty() { "none".to_string() } else { prof.caps.join(",") },
-            limits.memory_mb,
-            limits.cpus,
-            limits.pids,
-            if volumes.is_empty() { "-".to_string() } else { volumes.join(",") }
-        ),
-    ));
+    };
     let scratch = Scratch {
         docker: &docker,
         name: &name,
@@ -121,6 +100,56 @@ pub(super) async fn test(
         t.rto_seconds = Some((elapsed * 1000.0).round() / 1000.0);
     }
     Ok(())
+}
+
+/// Start the scratch container (replacing one of the same name from an earlier attempt
+/// of this run id): its guard, or `None` with a failed `scratch-container` check.
+async fn start(
+    docker: &Docker,
+    spec: &ScratchSpec,
+    prof: &Profile,
+    ctx: &Ctx,
+    t: &mut Running,
+) -> Option<Guard> {
+    let _ = docker.remove_force(&spec.name).await;
+    // The guard exists before the create call: a signal or error at any point after it
+    // removes whatever was created (removing a missing container is fine).
+    let guard = Guard::new(docker, &spec.name);
+    if let Err(e) = docker.start_scratch(spec).await {
+        let _ = guard.remove().await;
+        t.checks.push(Check::new(
+            "scratch-container",
+            false,
+            format!(
+                "cannot start a scratch container from image {}: {e}",
+                short_image(&spec.image)
+            ),
+        ));
+        return None;
+    }
+    let limits = ctx.config.scratch_limits;
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    t.checks.push(Check::new(
+        "scratch-container",
+        true,
+        format!(
+            "{} from image {} (network none, no-new-privileges, capabilities: {}, {} MiB, {} CPU, {} pids, tmpfs: {})",
+            spec.name,
+            short_image(&spec.image),
+            if prof.caps.is_empty() { "none".to_string() } else { prof.caps.join(",") },
+            limits.memory_mb,
+            limits.cpus,
+            limits.pids,
+            list(&spec.tmpfs)
+        ),
+    ));
+    Some(guard)
 }
 
 /// Docker, the source container's image id and the volumes it declares; `None` (with a

@@ -80,32 +80,15 @@ pub async fn deliver(
     let Some(mut out) = child.stdout.take() else {
         anyhow::bail!("restic dump has no stdout");
     };
-    let mut hasher = Sha256::new();
-    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL);
-    let put = docker
-        .put_file(name, DROP_DIR, dest, expected, &mut out, |c| {
-            hasher.update(c);
-            keep_tail(&mut tail, c);
-        })
-        .await;
-    // Bytes beyond the recorded size mean the stored dump is not the recorded one.
-    let mut extra = 0u64;
-    if put.is_ok() {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match out.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    extra += n as u64;
-                    hasher.update(&buf[..n]);
-                    keep_tail(&mut tail, &buf[..n]);
-                }
-            }
-        }
-    }
+    let streamed = stream_in(docker, name, dest, expected, &mut out).await;
     drop(out);
     let dumped = restic.finish_dump(child).await;
-    let digest = hex::encode(hasher.finalize());
+    let Streamed {
+        put,
+        digest,
+        extra,
+        tail,
+    } = streamed;
     let digest_failed =
         |detail: String| Delivered::failed(Check::new("dump-digest", false, detail));
     match (put, &dumped) {
@@ -154,6 +137,56 @@ pub async fn deliver(
         checks,
         refused: None,
     })
+}
+
+/// What went into the container, and what the stream held.
+struct Streamed {
+    put: Result<(), DockerError>,
+    /// SHA-256 (hex) of every byte restic gave, including any beyond the recorded size.
+    digest: String,
+    /// Bytes beyond the recorded size.
+    extra: u64,
+    tail: Vec<u8>,
+}
+
+/// The archive PUT of `expected` bytes from `out` into `name:DROP_DIR/dest`, hashed
+/// on the way; then the rest of `out` (bytes beyond the recorded size mean the stored
+/// dump is not the recorded one).
+async fn stream_in(
+    docker: &Docker,
+    name: &str,
+    dest: &str,
+    expected: u64,
+    out: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Streamed {
+    let mut hasher = Sha256::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL);
+    let put = docker
+        .put_file(name, DROP_DIR, dest, expected, out, |c| {
+            hasher.update(c);
+            keep_tail(&mut tail, c);
+        })
+        .await;
+    let mut extra = 0u64;
+    if put.is_ok() {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match out.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    extra += n as u64;
+                    hasher.update(&buf[..n]);
+                    keep_tail(&mut tail, &buf[..n]);
+                }
+            }
+        }
+    }
+    Streamed {
+        put,
+        digest: hex::encode(hasher.finalize()),
+        extra,
+        tail,
+    }
 }
 
 /// The dump tool's own end marker: a dump cut short (and recorded as if whole) ends
