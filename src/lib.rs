@@ -2,7 +2,10 @@
 //!
 //! The crate is split by the outside thing each module owns (see ARCHITECTURE.md):
 //! `restic` starts restic, `catalog` holds SQL, `cli` knows the terminal, `config` reads
-//! TOML, `kit` seals the recovery kit, `report` renders the monthly report, `engine` knows each database engine (commands and outputs, never Docker itself). `domain` and `exit` are pure and import none of them; `app` wires them together.
+//! TOML, `docker` speaks the Engine API, `engine` knows each database engine (it builds
+//! commands and reads their output, never runs them), `kit` seals the recovery kit,
+//! `report` renders the monthly report. `domain` is pure and imports none of them;
+//! `app` wires them together.
 
 pub mod app;
 pub mod catalog;

@@ -144,7 +144,6 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<HashMap<_, _>>(),
-            env_names: Vec::new(),
         }
     }
 

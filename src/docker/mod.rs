@@ -3,7 +3,10 @@
 //! negotiates the API version, inspects/pauses/stops/starts containers, lists labelled
 //! ones, and runs execs whose output is streamed without a protocol upgrade (see
 //! [`exec`]). Errors name the call (method and path) and, on a 403, the proxy setting
-//! that allows it.
+//! that allows it. Callers get typed answers, never the API's strings: a container's
+//! state is a [`ContainerState`], a proxy's refusal is [`DockerError::Refused`] (a
+//! set-up problem: `exit::classify` maps it to exit code 2), and a connection failure
+//! says its cause once, in plain words ([`DockerError::Unreachable`]).
 
 mod error;
 pub mod exec;
@@ -110,8 +113,6 @@ pub struct ContainerInfo {
     pub image: String,
     pub image_id: String,
     pub labels: HashMap<String, String>,
-    /// The names (never the values) of the container's environment variables.
-    pub env_names: Vec<String>,
 }
 
 /// A command to run in a container. `env` values may be secrets: they travel in the
@@ -215,12 +216,6 @@ impl Docker {
         &self.host
     }
 
-    /// The negotiated API version, e.g. "1.41".
-    pub fn api_version(&self) -> String {
-        let v = self.api.client_version();
-        format!("{}.{}", v.major_version, v.minor_version)
-    }
-
     fn map_err(&self, method: &str, path: &str, what: &str, e: BollardError) -> DockerError {
         match e {
             BollardError::DockerResponseServerError {
@@ -295,10 +290,6 @@ impl Docker {
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             image_id: r.image.clone().unwrap_or_default(),
             labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
-            env_names: config
-                .and_then(|c| c.env.as_deref())
-                .map(|env| env_names(env).into_iter().map(str::to_string).collect())
-                .unwrap_or_default(),
         })
     }
 

@@ -36,7 +36,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::config::{Job, Probe};
-use crate::docker::{ExecSpec, PID_MARKER};
+use crate::docker::{ExecSpec, PID_MARKER, env_names};
 use crate::domain::JobKind;
 use crate::fingerprint::Fingerprint;
 use crate::secret::read_password_file;
@@ -129,8 +129,9 @@ pub fn client_env(engine: &dyn Engine, job: &Job) -> anyhow::Result<Vec<String>>
     Ok(vec![format!("{var}={}", pw.expose())])
 }
 
-/// How a scratch container is started for one engine.
-#[derive(Debug, Clone)]
+/// How a scratch container is started for one engine. `Debug` shows the names of
+/// `env`, never its values.
+#[derive(Clone)]
 pub struct Profile {
     /// `NAME=value` for the create body (holds the scratch password).
     pub env: Vec<String>,
@@ -143,8 +144,8 @@ pub struct Profile {
 }
 
 /// Where a dump is loaded: a scratch container, or (`restore --into-container`) a live
-/// one. Secrets travel in `env` (exec `Env`), never argv.
-#[derive(Debug, Clone)]
+/// one. Secrets travel in `env` (exec `Env`), never argv; `Debug` shows only names.
+#[derive(Clone)]
 pub struct Target {
     /// Postgres role or MariaDB user the load, the counts and the probes run as.
     pub db_user: String,
@@ -155,6 +156,30 @@ pub struct Target {
     pub exec_user: Option<String>,
     /// A live database already has roles and users (see [`Engine::load`]).
     pub live: bool,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("env", &env_names(&self.env))
+            .field("caps", &self.caps)
+            .field("entrypoint", &self.entrypoint)
+            .field("cmd", &self.cmd)
+            .field("ready", &self.ready)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("db_user", &self.db_user)
+            .field("restored_file", &self.restored_file)
+            .field("env", &env_names(&self.env))
+            .field("exec_user", &self.exec_user)
+            .field("live", &self.live)
+            .finish()
+    }
 }
 
 impl Target {

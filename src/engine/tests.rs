@@ -99,6 +99,10 @@ fn secrets_travel_in_env_never_argv() {
             None => assert!(env.is_empty(), "{kind}: no password variable"),
         }
         let target = e.live_target(&j, env);
+        assert!(
+            !format!("{target:?}").contains(SECRET),
+            "{kind}: Debug redacts"
+        );
         for spec in all_specs(e, &j, &target) {
             assert!(
                 !spec.cmd.join(" ").contains(SECRET),
@@ -251,6 +255,7 @@ fn scratch_profiles_keep_the_password_out_of_argv() {
             };
             let j = job(kind, db, None);
             let p = e.scratch(&j, SECRET);
+            assert!(!format!("{p:?}").contains(SECRET), "{kind}: Debug redacts");
             assert!(!p.ready.cmd.join(" ").contains(SECRET), "{kind}");
             assert!(p.ready.env.is_empty());
             let t = e.scratch_target(&j);
