@@ -374,9 +374,50 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
         ours("omk-restore-cutpg-")
     );
 
+    // 2b. A cluster dump cut between two databases: it ends with pg_dump's marker for
+    //     the last whole database (`app`), not with pg_dumpall's cluster marker, and
+    //     its digest and rows agree with what streamed. Regression: the check took
+    //     either marker as the end of a cluster dump.
+    let text = std::str::from_utf8(raw).unwrap();
+    let app = text
+        .find("\\connect app")
+        .expect("the cluster dump holds `app`");
+    let marker = "-- PostgreSQL database dump complete\n--\n";
+    let after = app + text[app..].find(marker).unwrap() + marker.len();
+    let after = after + text[after..].find("\\unrestrict").unwrap();
+    let between = &raw[..after + text[after..].find('\n').unwrap() + 1];
+    assert!(
+        text[between.len()..].contains("\\connect postgres"),
+        "a database follows"
+    );
+    let mut counter = omk_backup::fingerprint::Counter::new(omk_backup::domain::JobKind::Postgres);
+    counter.feed(between);
+    let between_fp = serde_json::to_string(&counter.finish()).unwrap();
+    let snap_c = backup_bytes_as(&env, between, &run);
+    register(
+        &env,
+        &snap_c,
+        &run,
+        &hex::encode(Sha256::digest(between)),
+        between.len(),
+        &between_fp,
+    );
+    let c = env.run(&["--json", "restore-test", "cutpg"]).code(1).json();
+    let t = test_of(&c, "cutpg");
+    assert_eq!(check(t, "dump-digest")["passed"], true, "{t}");
+    let c = check(t, "dump-complete");
+    assert_eq!(c["passed"], false, "{t}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("-- PostgreSQL database cluster dump complete"),
+        "{c}"
+    );
+
     // Back to the real dump for the rest.
     env.sql(&format!(
-        "DELETE FROM dumps WHERE snapshot_id IN ('{snap_a}', '{snap_b}'); DELETE FROM snapshots WHERE snapshot_id IN ('{snap_a}', '{snap_b}')"
+        "DELETE FROM dumps WHERE snapshot_id IN ('{snap_a}', '{snap_b}', '{snap_c}'); DELETE FROM snapshots WHERE snapshot_id IN ('{snap_a}', '{snap_b}', '{snap_c}')"
     ));
 
     // 3. SIGTERM mid-test: the scratch container goes with the process.
