@@ -498,3 +498,23 @@ impl Docker {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quiesce journal stores the state's word and `recover` parses it back.
+    #[test]
+    fn container_states_round_trip_through_their_api_words() {
+        for s in ContainerState::ALL {
+            assert_eq!(ContainerState::parse(s.as_str()), s);
+        }
+        assert_eq!(ContainerState::parse("running"), ContainerState::Running);
+        assert_eq!(ContainerState::parse("frozen"), ContainerState::Unknown);
+        assert_eq!(
+            ContainerState::parse(bollard::models::ContainerStateStatusEnum::PAUSED.as_ref()),
+            ContainerState::Paused
+        );
+        assert_eq!(ContainerState::Exited.to_string(), "exited");
+    }
+}
