@@ -292,9 +292,25 @@ fn register(env: &Env, snap: &str, run: &str, sha: &str, bytes: usize, fp: &str)
     ));
 }
 
+/// Back up `data` as cutpg's newest good dump, recorded with the digest and fingerprint
+/// of exactly these bytes (what omk-backup would record if the dump tool exited 0
+/// early), and restore-test it: the snapshot and the test. The digest check passes.
+fn restore_test_as_recorded(env: &Env, data: &[u8], run: &str) -> (String, serde_json::Value) {
+    use sha2::{Digest, Sha256};
+    let mut counter = omk_backup::fingerprint::Counter::new(omk_backup::domain::JobKind::Postgres);
+    counter.feed(data);
+    let fp = serde_json::to_string(&counter.finish()).unwrap();
+    let snap = backup_bytes_as(env, data, run);
+    let sha = hex::encode(Sha256::digest(data));
+    register(env, &snap, run, &sha, data.len(), &fp);
+    let report = env.run(&["--json", "restore-test", "cutpg"]).code(1).json();
+    let t = test_of(&report, "cutpg").clone();
+    assert_eq!(check(&t, "dump-digest")["passed"], true, "{t}");
+    (snap, t)
+}
+
 #[test]
 fn cut_dumps_fail_and_scratch_containers_never_stay() {
-    use sha2::{Digest, Sha256};
     let restic = restic18();
     let pw = format!("pgpw-{}", unique());
     let pg = postgres(&pw);
@@ -349,23 +365,9 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
     // 2. The dump itself was cut while its digest and fingerprint were taken over what
     //    streamed (what omk-backup would record if a dump tool exited 0 half-way): digest
     //    and row counts agree with the half, but the dump tool's end marker is missing.
-    let mut counter = omk_backup::fingerprint::Counter::new(omk_backup::domain::JobKind::Postgres);
-    counter.feed(half);
-    let half_fp = serde_json::to_string(&counter.finish()).unwrap();
-    let snap_b = backup_bytes_as(&env, half, &run);
-    register(
-        &env,
-        &snap_b,
-        &run,
-        &hex::encode(Sha256::digest(half)),
-        half.len(),
-        &half_fp,
-    );
-    let b = env.run(&["--json", "restore-test", "cutpg"]).code(1).json();
-    let t = test_of(&b, "cutpg");
+    let (snap_b, t) = restore_test_as_recorded(&env, half, &run);
     assert_eq!(t["passed"], false, "{t}");
-    assert_eq!(check(t, "dump-digest")["passed"], true, "{t}");
-    let c = check(t, "dump-complete");
+    let c = check(&t, "dump-complete");
     assert_eq!(c["passed"], false, "{t}");
     assert!(c["detail"].as_str().unwrap().contains("cut short"), "{c}");
     assert!(
@@ -390,22 +392,8 @@ fn cut_dumps_fail_and_scratch_containers_never_stay() {
         text[between.len()..].contains("\\connect postgres"),
         "a database follows"
     );
-    let mut counter = omk_backup::fingerprint::Counter::new(omk_backup::domain::JobKind::Postgres);
-    counter.feed(between);
-    let between_fp = serde_json::to_string(&counter.finish()).unwrap();
-    let snap_c = backup_bytes_as(&env, between, &run);
-    register(
-        &env,
-        &snap_c,
-        &run,
-        &hex::encode(Sha256::digest(between)),
-        between.len(),
-        &between_fp,
-    );
-    let c = env.run(&["--json", "restore-test", "cutpg"]).code(1).json();
-    let t = test_of(&c, "cutpg");
-    assert_eq!(check(t, "dump-digest")["passed"], true, "{t}");
-    let c = check(t, "dump-complete");
+    let (snap_c, t) = restore_test_as_recorded(&env, between, &run);
+    let c = check(&t, "dump-complete");
     assert_eq!(c["passed"], false, "{t}");
     assert!(
         c["detail"]
