@@ -11,7 +11,7 @@ use super::{Ctx, Globals, Reporter};
 use crate::catalog::{DumpRow, SnapshotRow};
 use crate::config::Job;
 use crate::docker::{ContainerInfo, ContainerState, Docker, ExecSpec};
-use crate::domain::{SnapshotState, job_tag, parse_tags};
+use crate::domain::{JobKind, SnapshotState, job_tag, parse_tags};
 use crate::engine::{self, Engine, Target};
 use crate::exit::usage;
 use crate::restic::Restic;
@@ -59,8 +59,8 @@ pub async fn run(
         short(&snap),
         a.target.display()
     ));
-    let restored = match job.kind.is_database() {
-        false => {
+    let restored = match job.kind {
+        JobKind::Files => {
             restic
                 .restore(&snap, a.target, &job.paths)
                 .await
@@ -70,7 +70,7 @@ pub async fn run(
                 .map(|p| under(a.target, p).display().to_string())
                 .collect()
         }
-        true => {
+        _ => {
             let dump = ctx
                 .catalog
                 .dump(&snap)?
