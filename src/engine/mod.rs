@@ -15,16 +15,21 @@
 //! restored database with the dump's fingerprint ([`compare`]).
 //!
 //! It must never talk to Docker or restic: it builds [`ExecSpec`] values and parses
-//! outputs; `app` runs them (`app::dump`, `app::verify::deliver`).
+//! outputs; `app` runs them (`app::dump`, `app::verify::deliver`). Still outside it:
+//! the streaming row counter that reads each engine's dump text (`crate::fingerprint`).
 //!
 //! Invariants:
 //! - A secret is never in argv: a password from `password_file` travels in the exec's
 //!   `Env` under the engine's variable; without one, a client reads the container's own
-//!   variable by name inside the shell (tests `engine::tests::secrets_travel_in_env_never_argv`,
+//!   variable by name inside the shell; `Debug` of a spec, profile or target shows
+//!   variable names only (tests `engine::tests::secrets_travel_in_env_never_argv`,
 //!   `engine::tests::scratch_profiles_keep_the_password_out_of_argv`).
-//! - A dump counts as complete only when it ends with its tool's own marker; a cut dump
-//!   is found on real tool output (tests `engine::tests::end_markers_on_real_dumps`,
-//!   `engine::tests::end_markers_on_cut_dumps`, samples in `src/engine/testdata/`).
+//! - A dump counts as complete only when it ends with its tool's own marker, a
+//!   pg_dumpall dump only with the *cluster* marker (it writes pg_dump's after every
+//!   database); cut dumps are found on real tool output (tests
+//!   `engine::tests::end_markers_on_real_dumps`, `engine::tests::end_markers_on_cut_dumps`,
+//!   samples in `src/engine/testdata/`; end to end
+//!   `docker_restore_test::cut_dumps_fail_and_scratch_containers_never_stay`).
 //! - Loads run with errors fatal (`ON_ERROR_STOP=1`, `-bail`, the MariaDB client's
 //!   default) and a live Postgres load tolerates only an existing role
 //!   (`engine::tests::loads_are_fatal_on_error`,
