@@ -11,7 +11,7 @@
 //! container is always removed: at the end, on failure, on error or cancellation (a
 //! guard: `restore-test` abandons a test on SIGTERM/SIGINT), and by
 //! [`remove_leftovers`] at the next locking command after a crash. What differs per
-//! engine comes from [`crate::engine`]; the container's lifecycle from [`super::scratch`].
+//! engine comes from [`crate::engine`]; the container's lifecycle from `scratch.rs`.
 
 use super::deliver::{self, DROP_DIR, short};
 use super::scratch::{self, Guard};
