@@ -98,6 +98,12 @@ build_base() {
     log "rootfs $name in $(elapsed "$t0" "$(now_ms)") ($(du -h "$tarball" | cut -f1))"
   fi
   "$DOCKER" import -m "omk rootfs $name ($SUITE minbase: $pkgs)" "$tarball" "$base" >/dev/null
+  # Older rootfs builds of this name (other KEYs) are superseded: drop them.
+  local old
+  for old in $("$DOCKER" image ls --format '{{.Repository}}:{{.Tag}}' "$name/rootfs"); do
+    [ "$old" = "$base" ] || "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
+  done
+  find "$OMK_CACHE" -maxdepth 1 -name "rootfs-${name//\//-}-*.tar" ! -name "$(basename "$tarball")" -delete
   echo "$base"
 }
 

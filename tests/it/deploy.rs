@@ -345,25 +345,7 @@ fn compose_deployment_backs_up_restore_tests_stops_cleanly_and_keeps_its_catalog
         d.logs().contains("daemon started")
     });
 
-    // Backups and restore tests through the proxy (scratch containers created there).
-    let r = d.omk(&["--json", "backup", "--init", "photos", "db"]).ok();
-    assert!(r.stdout.contains("\"success\""), "{}", r.stdout);
-    let r = d.omk(&["--json", "restore-test", "photos", "db"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.all(), d.logs());
-    let report = r.json();
-    let tests = report["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 2, "{report}");
-    assert!(tests.iter().all(|t| t["passed"] == true), "{report}");
-    let leftovers = docker_ok(&[
-        "ps",
-        "-aq",
-        "--filter",
-        "label=omk-backup.scratch=1",
-        "--filter",
-        "name=omk-restore-db",
-    ]);
-    assert_eq!(leftovers, "", "scratch containers left behind");
-
+    backup_and_restore_test(&d);
     interrupted_by_docker_stop(&d, &app, &jobs);
 
     // Recreated from the same file: the catalog volume still has every run.
@@ -400,6 +382,43 @@ fn compose_deployment_backs_up_restore_tests_stops_cleanly_and_keeps_its_catalog
             snaps.stdout
         );
     }
+}
+
+/// Backups and restore tests from inside the container, through the proxy (the
+/// Postgres dump by exec, its scratch container created there).
+fn backup_and_restore_test(d: &Deploy) {
+    let r = d.omk(&["--json", "backup", "--init", "photos", "db"]).ok();
+    let v = r.json();
+    let jobs: Vec<&str> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["photos", "db"], "{v}");
+    assert!(
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["snapshot_id"].is_string()),
+        "{v}"
+    );
+    let r = d.omk(&["--json", "restore-test", "photos", "db"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), d.logs());
+    let report = r.json();
+    let tests = report["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 2, "{report}");
+    assert!(tests.iter().all(|t| t["passed"] == true), "{report}");
+    let leftovers = docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=omk-backup.scratch=1",
+        "--filter",
+        "name=omk-restore-db",
+    ]);
+    assert_eq!(leftovers, "", "scratch containers left behind");
 }
 
 /// A scheduled backup (the daemon's own) is in flight with its container paused when
