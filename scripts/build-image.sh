@@ -14,8 +14,9 @@
 #   --test-proxy  also build omk-test/haproxy:2.6 (the harness's proxy as a container,
 #                 used by tests/it/deploy.rs)
 # Env: OMK_IMAGE_TAG (default omk-backup:local), OMK_IMAGE_RESTIC (a restic 0.18
-#      binary; default /opt/omk-test/restic-0.18/usr/bin/restic, fetched from Debian 13
-#      with apt when missing), OMK_IMAGE_BINARY.
+#      binary; default /opt/omk-test/restic-0.18/usr/bin/restic as the test harness
+#      installs it, else fetched from Debian 13 with apt into /var/cache/omk-test),
+#      OMK_IMAGE_BINARY.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=lib/common.sh
@@ -59,8 +60,8 @@ fetch_restic() { # fetch_restic DEST_DIR
 }
 RESTIC=${OMK_IMAGE_RESTIC:-/opt/omk-test/restic-0.18/usr/bin/restic}
 if [ ! -x "$RESTIC" ]; then
-  fetch_restic /opt/omk-test/restic-0.18
-  RESTIC=/opt/omk-test/restic-0.18/usr/bin/restic
+  RESTIC=$OMK_CACHE/restic-0.18-image/usr/bin/restic
+  [ -x "$RESTIC" ] || fetch_restic "$OMK_CACHE/restic-0.18-image"
 fi
 "$RESTIC" version | grep -q '^restic 0\.18\.' || die "$RESTIC is not restic 0.18: $("$RESTIC" version)"
 
