@@ -176,9 +176,20 @@ impl Deploy {
     }
 
     /// The catalog on the state volume, read from the host while the daemon may write.
-    fn sql(&self, query: &str) -> String {
+    /// The state volume's folder on the host.
+    fn state_volume(&self) -> PathBuf {
         let vol = format!("{}_omk_backup_state", self.name);
-        let mp = docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", &vol]);
+        PathBuf::from(docker_ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Mountpoint}}",
+            &vol,
+        ]))
+    }
+
+    fn sql(&self, query: &str) -> String {
+        let mp = self.state_volume().display().to_string();
         let out = Command::new("sqlite3")
             .args(["-cmd", ".timeout 5000"])
             .arg(format!("{mp}/catalog.db"))
@@ -419,6 +430,24 @@ fn backup_and_restore_test(d: &Deploy) {
         "name=omk-restore-db",
     ]);
     assert_eq!(leftovers, "", "scratch containers left behind");
+    // The files job was restored on the state volume ([restore_test] work_dir of the
+    // example config), not in the 64 MB /tmp, and its scratch folder is gone.
+    let work = d.state_volume().join("restore-test");
+    assert!(work.is_dir(), "{} missing", work.display());
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "scratch left in {}",
+        work.display()
+    );
+    // The repository password is in no log and no container setting.
+    let pw = std::fs::read_to_string(d.path("secrets/restic_password")).unwrap();
+    let pw = pw.trim();
+    assert!(!d.logs().contains(pw), "password in docker logs");
+    assert!(
+        !d.inspect().to_string().contains(pw),
+        "password in docker inspect"
+    );
 }
 
 /// A scheduled backup (the daemon's own) is in flight with its container paused when
