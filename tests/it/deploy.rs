@@ -468,6 +468,7 @@ fn interrupted_by_docker_stop(d: &Deploy, app: &Container, jobs: &str) {
     let t0 = Instant::now();
     docker_ok(&["stop", &d.name]);
     let took = t0.elapsed();
+    eprintln!("docker stop during a backup took {took:?}");
     let state = &d.inspect()["State"];
     assert_eq!(state["ExitCode"], 0, "{state}\n{}", d.logs());
     assert!(took < Duration::from_secs(15), "docker stop took {took:?}");
