@@ -113,7 +113,6 @@ docker_build() {
   local log="$OMK_LOG/build-${1//[\/:]/-}.log"
   DOCKER_BUILDKIT=0 "$DOCKER" build --build-arg "BASE=$2" -t "$1" "$3" > "$log" 2>&1 \
     || { cat "$log" >&2; die "docker build of $1 failed"; }
-  grep -c 'Using cache' "$log" || true
 }
 
 # ---------------------------------------------------------------- omk-backup:local
@@ -139,7 +138,7 @@ cp "$ROOT/images/omk-backup/Dockerfile" "$ctx/Dockerfile"
 strip -o "$ctx/omk-backup.new" "$BIN"
 if cmp -s "$ctx/omk-backup.new" "$ctx/omk-backup"; then rm "$ctx/omk-backup.new"; else mv "$ctx/omk-backup.new" "$ctx/omk-backup"; fi
 before=$("$DOCKER" image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)
-docker_build "$TAG" "$base" "$ctx" >/dev/null
+docker_build "$TAG" "$base" "$ctx"
 after=$("$DOCKER" image inspect -f '{{.Id}}' "$TAG")
 
 verify_image() { # read-only root, no capabilities, no new privileges, default user
@@ -164,7 +163,7 @@ log "$TAG: $("$DOCKER" image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%.0f 
 # ---------------------------------------------------------------- test proxy
 if [ "$WITH_PROXY" = 1 ]; then
   pbase=$(build_base omk-test/haproxy "$ROOT/images/omk-backup/test-proxy/packages")
-  docker_build "$PROXY_TAG" "$pbase" "$ROOT/images/omk-backup/test-proxy" >/dev/null
+  docker_build "$PROXY_TAG" "$pbase" "$ROOT/images/omk-backup/test-proxy"
   "$DOCKER" run --rm --network none --entrypoint haproxy "$PROXY_TAG" -v | grep -q 'version 2\.6' \
     || die "verify: $PROXY_TAG has no haproxy 2.6"
   log "$PROXY_TAG ready"
