@@ -41,7 +41,8 @@ struct Deploy {
 }
 
 impl Deploy {
-    fn new() -> Deploy {
+    /// `big`: add a 70 MB file to the photos (more than the /tmp tmpfs).
+    fn new(big: bool) -> Deploy {
         let image = built_image("OMK_TEST_IMAGE_OMK_BACKUP");
         let proxy_image = built_image("OMK_TEST_IMAGE_PROXY");
         let dir = tempfile::Builder::new()
@@ -66,7 +67,7 @@ impl Deploy {
             chown(&p);
             chmod(&p, "0400");
         }
-        d.write_data();
+        d.write_data(big);
         d.start_proxy(&proxy_image);
         std::fs::write(d.path("override.yaml"), d.override_yaml()).unwrap();
         d
@@ -76,9 +77,11 @@ impl Deploy {
         self.dir.path().join(rel)
     }
 
-    /// More than the 64 MB /tmp tmpfs: a restore test there would run out of space.
-    fn write_data(&self) {
+    fn write_data(&self, big: bool) {
         std::fs::write(self.path("photos/small/a.txt"), "photo a\n").unwrap();
+        if !big {
+            return;
+        }
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut big = Vec::with_capacity(70 << 20);
         while big.len() < 70 << 20 {
@@ -214,17 +217,16 @@ impl Deploy {
     }
 
     /// The example config up to its `[notify]` section (no egress here), plus `extra`.
-    fn write_config(&self, extra: &str, password_command: Option<&str>, cron: &str) {
+    fn write_config(&self, extra: &str, edits: &[(&str, &str)], cron: &str) {
         let example = std::fs::read_to_string(repo_file("deploy/omk-backup.example.toml")).unwrap();
         let (head, _) = example
             .split_once("[notify]")
             .expect("[notify] in the example config");
         assert!(head.contains("work_dir = \"/var/lib/omk-backup/"), "{head}");
         let mut text = format!("{head}[docker]\ndiscover = false\n\n{extra}");
-        if let Some(cmd) = password_command {
-            let line = "password_file = \"/run/secrets/restic_password\"";
-            assert!(text.contains(line), "{text}");
-            text = text.replace(line, &format!("password_command = \"{cmd}\""));
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from} not in {text}");
+            text = text.replace(from, to);
         }
         std::fs::write(self.path("cfg/omk-backup.toml"), text).unwrap();
         std::fs::write(self.path("cfg/schedules/test.cron"), cron).unwrap();
@@ -235,6 +237,7 @@ impl Drop for Deploy {
     fn drop(&mut self) {
         let _ = self.compose(true, &["down", "-v", "-t", "5"]);
         let _ = docker(&["rm", "-f", &format!("{}-proxy", self.name)]);
+        let _ = docker(&["rm", "-f", &format!("{}-rest", self.name)]);
         let _ = docker(&["network", "rm", &self.name]);
     }
 }
@@ -334,7 +337,7 @@ fn healthcheck(d: &Deploy) -> Run {
 
 #[test]
 fn compose_deployment_backs_up_restore_tests_stops_cleanly_and_keeps_its_catalog() {
-    let d = Deploy::new();
+    let d = Deploy::new(true);
     let pg = postgres(&format!("pgpw-{}", unique()));
     pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE t (id int primary key); INSERT INTO t SELECT generate_series(1, 1000);\"");
     let app = sqlite();
@@ -342,7 +345,7 @@ fn compose_deployment_backs_up_restore_tests_stops_cleanly_and_keeps_its_catalog
         "[jobs.photos]\nkind = \"files\"\npaths = [\"/srv/photos\"]\n\n[jobs.db]\nkind = \"postgres\"\ncontainer = \"{}\"\nprobes = [{{ sql = \"SELECT count(*) FROM t\", expect = \"1000\", database = \"app\" }}]\n\n[jobs.slow]\nkind = \"files\"\npaths = [\"/srv/photos/small\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
         pg.name, app.name
     );
-    d.write_config(&jobs, None, "0 0 1 1 * backup\n");
+    d.write_config(&jobs, &[], "0 0 1 1 * backup\n");
 
     // The file as written validates, and so does it with the override.
     d.compose(false, &["config", "-q"]).ok();
@@ -375,7 +378,7 @@ fn compose_deployment_backs_up_restore_tests_stops_cleanly_and_keeps_its_catalog
         "{runs_before}"
     );
     let old_id = d.inspect()["Id"].clone();
-    d.write_config(&jobs, None, "0 0 1 1 * backup\n");
+    d.write_config(&jobs, &[], "0 0 1 1 * backup\n");
     d.compose(true, &["up", "-d", "--force-recreate"]).ok();
     assert_ne!(d.inspect()["Id"], old_id, "the container was not recreated");
     poll(60, "the healthcheck after recreate", || {
@@ -457,7 +460,10 @@ fn interrupted_by_docker_stop(d: &Deploy, app: &Container, jobs: &str) {
     // restic asks for the password first: this one takes 40 s.
     d.write_config(
         jobs,
-        Some("sh -c 'sleep 40; cat /run/secrets/restic_password'"),
+        &[(
+            "password_file = \"/run/secrets/restic_password\"",
+            "password_command = \"sh -c 'sleep 40; cat /run/secrets/restic_password'\"",
+        )],
         "* * * * * backup slow\n",
     );
     docker_ok(&["kill", "-s", "HUP", &d.name]);
@@ -484,4 +490,88 @@ fn interrupted_by_docker_stop(d: &Deploy, app: &Container, jobs: &str) {
         d.logs()
     );
     assert!(d.logs().contains("recorded as interrupted"), "{}", d.logs());
+}
+
+/// A remote repository, as docs/deploy.md says to set one up: `url = "rest:..."` (the
+/// credentials in the URL reach restic in its environment), served by `rclone serve
+/// restic` from the same image on the test's one network (a deployment would reach it over
+/// an egress network of its own). Backup and restore test work from
+/// inside the container, nothing lands in the local `/repo`, the REST password shows in
+/// no log or container setting of the service.
+#[test]
+fn compose_deployment_with_a_rest_repository_backs_up_and_restore_tests() {
+    let d = Deploy::new(false);
+    std::fs::create_dir_all(d.path("rest")).unwrap();
+    chown(&d.path("rest"));
+    let pass = format!("rest-{}", unique());
+    let rest = format!("{}-rest", d.name);
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &rest,
+        "--label",
+        "omk-it=1",
+        "--network",
+        &d.name,
+        "--network-alias",
+        "rest-server",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges:true",
+        "--user",
+        "1000:1000",
+        "-v",
+        &format!("{}:/data", d.path("rest").display()),
+        "--entrypoint",
+        "rclone",
+        &d.image,
+        "serve",
+        "restic",
+        "--addr",
+        ":8000",
+        "--user",
+        "omk",
+        "--pass",
+        &pass,
+        "/data",
+    ]);
+    poll(30, "rclone's REST server", || {
+        let o = docker(&["logs", &rest]);
+        String::from_utf8_lossy(&o.stderr).contains("Serving restic REST API")
+    });
+    let url = format!("url = \"rest:http://omk:{pass}@rest-server:8000/\"");
+    d.write_config(
+        "[jobs.photos]\nkind = \"files\"\npaths = [\"/srv/photos\"]\n",
+        &[("url = \"/repo\"", &url)],
+        "0 0 1 1 * backup\n",
+    );
+    d.compose(true, &["up", "-d"]).ok();
+    poll(60, "the healthcheck command to pass", || {
+        healthcheck(&d).code == 0
+    });
+    let r = d.omk(&["--json", "backup", "--init"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), d.logs());
+    let r = d.omk(&["--json", "restore-test"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), d.logs());
+    let report = r.json();
+    assert_eq!(report["tests"][0]["job"], "photos", "{report}");
+    assert_eq!(report["tests"][0]["passed"], true, "{report}");
+    assert!(
+        d.path("rest/config").is_file(),
+        "no repository on the REST server"
+    );
+    assert!(d.path("rest/snapshots").read_dir().unwrap().count() >= 1);
+    assert_eq!(
+        d.path("repo").read_dir().unwrap().count(),
+        0,
+        "local /repo used"
+    );
+    assert!(!d.logs().contains(&pass), "REST password in docker logs");
+    assert!(
+        !d.inspect().to_string().contains(&pass),
+        "REST password in docker inspect"
+    );
 }
