@@ -6,6 +6,8 @@
 #   - dockerd (background, log /var/log/omk-test/dockerd.log)
 #   - test images omk-test/{postgres:15,mariadb:10.11,sqlite:3} (scripts/build-images.sh)
 #   - socket proxies: haproxy on 127.0.0.1:2375, nginx (upgrade-passing) on 127.0.0.1:2376
+#   - deployment: omk-backup:local + omk-test/haproxy:2.6 (scripts/build-image.sh, with
+#     the release build), docker-compose 1.29, systemd-analyze, the service user
 # Fast when everything is already in place. Every failure exits non-zero.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +27,8 @@ step_done() { SUMMARY+=("$(printf '%-28s %8s  %s' "$1" "$(elapsed "$2" "$(now_ms
 
 # ------------------------------------------------------------------ packages
 PACKAGES=(docker.io restic haproxy nginx-light debootstrap sqlite3 curl jq ca-certificates util-linux iproute2 procps chromium bc)
+# deployment (tests/it/deploy.rs): compose validation/runs, unit verification, strip.
+PACKAGES+=(docker-compose systemd binutils)
 t=$(now_ms)
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -193,6 +197,21 @@ for port in 2375 2376; do
 done
 step_done "proxies" "$t" "haproxy :2375 $hs; nginx :2376 $ns"
 
+# ------------------------------------------------------------------ deployment image
+# omk-backup:local as deploy/compose.yaml runs it, and the harness's haproxy as a
+# container (tests/it/deploy.rs). Cached: the rootfs only when its inputs change, the
+# binary layer only when the release binary changes. The systemd test runs run-due as
+# the unit's User=omk-backup, created as docs/deploy.md says.
+t=$(now_ms)
+for b in /usr/bin/docker-compose /usr/bin/systemd-analyze /usr/bin/strip; do
+  [ -x "$b" ] || die "$b missing after package install"
+done
+id omk-backup >/dev/null 2>&1 \
+  || useradd --system --home-dir /var/lib/omk-backup --no-create-home --shell /usr/sbin/nologin omk-backup \
+  || die "useradd omk-backup failed"
+bash "$ROOT/scripts/build-image.sh" --test-proxy || die "building omk-backup:local failed (scripts/build-image.sh)"
+step_done "deployment image" "$t" "$("$DOCKER" image inspect -f '{{.Size}}' omk-backup:local | awk '{printf "omk-backup:local %.0f MB", $1/1e6}')"
+
 # ------------------------------------------------------------------ env file
 mkdir -p "$ROOT/target"
 ENV_FILE=$ROOT/target/omk-test-env.sh
@@ -206,6 +225,8 @@ export OMK_TEST_DOCKER_SOCKET=unix:///var/run/docker.sock
 export OMK_TEST_IMAGE_POSTGRES=omk-test/postgres:15
 export OMK_TEST_IMAGE_MARIADB=omk-test/mariadb:10.11
 export OMK_TEST_IMAGE_SQLITE=omk-test/sqlite:3
+export OMK_TEST_IMAGE_OMK_BACKUP=omk-backup:local
+export OMK_TEST_IMAGE_PROXY=omk-test/haproxy:2.6
 ENV
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 

@@ -7,6 +7,7 @@ mod util;
 mod backup_restore;
 mod bad_input;
 mod daemon;
+mod deploy;
 mod dock;
 mod docker_discover;
 mod docker_dumps;
