@@ -25,6 +25,8 @@ step_done() { SUMMARY+=("$(printf '%-28s %8s  %s' "$1" "$(elapsed "$2" "$(now_ms
 
 # ------------------------------------------------------------------ packages
 PACKAGES=(docker.io restic haproxy nginx-light debootstrap sqlite3 curl jq ca-certificates util-linux iproute2 procps chromium bc)
+# Remote repositories: rclone serves the restic REST protocol (see the REST block below).
+PACKAGES+=(rclone openssl)
 t=$(now_ms)
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -193,6 +195,30 @@ for port in 2375 2376; do
 done
 step_done "proxies" "$t" "haproxy :2375 $hs; nginx :2376 $ns"
 
+# ------------------------------------------------------------------ REST repository server
+# `rclone serve restic` is a real rest-server protocol endpoint. Basic auth from an
+# htpasswd file (`{SHA}` form), so the password is in no argv; tests read it from
+# $OMK_TEST_REST_PASS_FILE and use a sub-path of their own per repository.
+t=$(now_ms)
+REST_PORT=2380
+REST_DIR=/var/lib/omk-test/rest
+REST_PASS_FILE=$OMK_RUN/rest-server.pass
+mkdir -p "$REST_DIR"
+if [ ! -s "$REST_PASS_FILE" ]; then
+  (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$REST_PASS_FILE")
+fi
+chmod 600 "$REST_PASS_FILE"
+REST_HTPASSWD=$OMK_RUN/rest-server.htpasswd
+printf 'omk:{SHA}%s\n' "$(tr -d '\n' < "$REST_PASS_FILE" | openssl dgst -sha1 -binary | base64)" > "$REST_HTPASSWD.new"
+chmod 600 "$REST_HTPASSWD.new"
+mv "$REST_HTPASSWD.new" "$REST_HTPASSWD"
+REST_CFG=$OMK_RUN/rest-server.args
+printf '%s\n' "serve restic --addr 127.0.0.1:$REST_PORT --htpasswd $REST_HTPASSWD $REST_DIR" "$(sha256sum "$REST_HTPASSWD")" > "$REST_CFG"
+rs=$(ensure_proxy rclone "$REST_PORT" "$REST_CFG" /usr/bin/rclone serve restic --addr "127.0.0.1:$REST_PORT" --htpasswd "$REST_HTPASSWD" "$REST_DIR")
+got=$(curl -s --max-time 10 -o /dev/null -w "%{http_code}" "http://127.0.0.1:$REST_PORT/" || true)
+[ "$got" = 401 ] || die "REST server :$REST_PORT answered $got without credentials, expected 401"
+step_done "REST server" "$t" "rclone :$REST_PORT $rs"
+
 # ------------------------------------------------------------------ env file
 mkdir -p "$ROOT/target"
 ENV_FILE=$ROOT/target/omk-test-env.sh
@@ -206,6 +232,9 @@ export OMK_TEST_DOCKER_SOCKET=unix:///var/run/docker.sock
 export OMK_TEST_IMAGE_POSTGRES=omk-test/postgres:15
 export OMK_TEST_IMAGE_MARIADB=omk-test/mariadb:10.11
 export OMK_TEST_IMAGE_SQLITE=omk-test/sqlite:3
+export OMK_TEST_REST_ADDR=127.0.0.1:$REST_PORT
+export OMK_TEST_REST_USER=omk
+export OMK_TEST_REST_PASS_FILE=$REST_PASS_FILE
 ENV
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 

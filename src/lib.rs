@@ -17,6 +17,7 @@ pub mod lock;
 pub mod metrics;
 pub mod notify;
 pub mod random;
+pub mod redact;
 pub mod report;
 pub mod restic;
 pub mod schedule;

@@ -143,7 +143,7 @@ pub fn rewrite_config(config: &Config) -> anyhow::Result<String> {
     cat.insert("path".into(), "catalog.db".into());
     t.insert("catalog".into(), cat.into());
     let mut repo = table(&mut t, "repository").unwrap_or_default();
-    repo.insert("url".into(), config.repository.url.clone().into());
+    repo.insert("url".into(), config.repository.url.expose().into());
     repo.remove("password_command");
     repo.remove("cache_dir");
     repo.insert("password_file".into(), "secrets/restic_password".into());

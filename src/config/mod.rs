@@ -121,7 +121,8 @@ impl Default for CheckPolicy {
 /// Where the restic repository is and how restic gets its password.
 #[derive(Debug, Clone)]
 pub struct Repository {
-    pub url: String,
+    /// Credentials inside it are shown masked everywhere (`crate::redact`).
+    pub url: crate::redact::RepoUrl,
     pub password: PasswordSource,
     pub restic: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
@@ -130,7 +131,7 @@ pub struct Repository {
 impl Repository {
     /// A local repository path (no `backend:` prefix), which we may read directly.
     pub fn local_path(&self) -> Option<PathBuf> {
-        local_repo_path(&self.url)
+        local_repo_path(self.url.expose())
     }
 }
 
@@ -514,7 +515,7 @@ impl Validator<'_> {
             }
         };
         Ok(Repository {
-            url,
+            url: crate::redact::RepoUrl::new(url),
             password,
             restic: r.restic.as_ref().map(|p| PathBuf::from(p.get_ref())),
             cache_dir: r.cache_dir.as_ref().map(|p| self.resolve(p.get_ref())),

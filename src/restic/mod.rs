@@ -18,6 +18,7 @@ pub use version::Version;
 
 use crate::config::{PasswordSource, Repository};
 use crate::domain::Retention;
+use crate::redact::RepoUrl;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -28,7 +29,7 @@ use tokio::process::{Child, Command};
 pub struct Restic {
     binary: PathBuf,
     version: Version,
-    url: String,
+    url: RepoUrl,
     password: PasswordSource,
     cache_dir: Option<PathBuf>,
     /// True when the caller holds omk-backup's run lock: then a restic lock found on the
@@ -92,8 +93,9 @@ impl Restic {
         self.version
     }
 
+    /// The repository URL with any credentials masked (for messages and rows).
     pub fn url(&self) -> &str {
-        &self.url
+        self.url.shown()
     }
 
     /// The one place a restic process is built.
@@ -110,7 +112,7 @@ impl Restic {
         ] {
             c.env_remove(var);
         }
-        c.env("RESTIC_REPOSITORY", &self.url);
+        c.env("RESTIC_REPOSITORY", self.url.expose());
         match &self.password {
             PasswordSource::File(p) => c.env("RESTIC_PASSWORD_FILE", p),
             PasswordSource::Command(cmd) => c.env("RESTIC_PASSWORD_COMMAND", cmd),
@@ -273,7 +275,7 @@ impl Restic {
         if id.len() == 64 {
             return Ok(id.to_string());
         }
-        if let Some(dir) = crate::config::local_repo_path(&self.url)
+        if let Some(dir) = crate::config::local_repo_path(self.url.expose())
             && let Ok(entries) = std::fs::read_dir(dir.join("snapshots"))
         {
             let hits: Vec<String> = entries
@@ -505,7 +507,7 @@ pub struct StdinBackup {
     pub stdin: Option<tokio::process::ChildStdin>,
     stdout_task: tokio::task::JoinHandle<String>,
     stderr_task: tokio::task::JoinHandle<String>,
-    url: String,
+    url: RepoUrl,
 }
 
 impl StdinBackup {
@@ -549,7 +551,7 @@ fn finish_backup(
     summary: Option<BackupSummary>,
     item_errors: Vec<String>,
     stderr: &str,
-    url: &str,
+    url: &RepoUrl,
 ) -> Result<BackupDone, ResticError> {
     match code {
         Some(0) => {
@@ -571,9 +573,9 @@ fn finish_backup(
             })
         }
         Some(3) => {
-            let mut detail = item_errors.join("; ");
+            let mut detail = url.scrub(&item_errors.join("; "));
             if detail.is_empty() {
-                detail = tail(stderr, 6);
+                detail = tail(&url.scrub(stderr), 6);
             }
             Err(ResticError::SourceUnreadable {
                 snapshot_id: summary.and_then(|s| s.snapshot_id),
