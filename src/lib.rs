@@ -16,6 +16,7 @@ pub mod kit;
 pub mod lock;
 pub mod metrics;
 pub mod notify;
+pub mod proxy;
 pub mod random;
 pub mod redact;
 pub mod report;

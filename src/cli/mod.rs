@@ -133,6 +133,18 @@ enum Command {
     },
     /// Resume containers a crashed run left paused or stopped
     Recover,
+    /// Print the tightest socket-proxy rules for this config (container names filled in)
+    ProxyRules {
+        /// haproxy (a whole haproxy.cfg, Tecnativa/linuxserver style) or cetusguard
+        #[arg(long)]
+        format: app::proxy_rules::Format,
+        /// haproxy: the address the proxy listens on
+        #[arg(long, default_value = "127.0.0.1:2375")]
+        listen: String,
+        /// haproxy: the Docker socket it forwards to
+        #[arg(long, default_value = "/var/run/docker.sock")]
+        socket: String,
+    },
     /// Catalog maintenance
     Catalog {
         #[command(subcommand)]
@@ -370,6 +382,15 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
         Command::HashBench { paths } => {
             let rep = app::verify::hash::bench(paths)?;
             println!("{rep}");
+            Ok(Outcome::Ok)
+        }
+        Command::ProxyRules {
+            format,
+            listen,
+            socket,
+        } => {
+            let text = app::proxy_rules::run(g, *format, listen, socket, r).await?;
+            print!("{text}");
             Ok(Outcome::Ok)
         }
         Command::Recover => {

@@ -13,6 +13,7 @@ mod docker_dumps;
 mod docker_quiesce;
 mod docker_restore_test;
 mod faults;
+mod proxy_rules;
 mod remote_rest;
 mod secrets;
 mod verify;
