@@ -70,6 +70,10 @@ enum Command {
         /// Confirm that --into-container replaces the live database's data
         #[arg(long, requires = "into_container")]
         yes_overwrite_live_database: bool,
+        /// Restore another host's snapshot from a shared repository (disaster recovery);
+        /// default: this host ([repository] host)
+        #[arg(long, value_name = "HOST", conflicts_with = "into_container")]
+        host: Option<String>,
     },
     /// List snapshots from the catalog
     Snapshots {
@@ -259,6 +263,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             overwrite,
             into_container,
             yes_overwrite_live_database,
+            host,
         } => {
             if *yes_overwrite_live_database && into_container.is_none() {
                 return Err(crate::exit::usage(
@@ -286,6 +291,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 job: job.as_deref(),
                 target,
                 overwrite: *overwrite,
+                host: host.as_deref(),
             };
             let rep = app::restore::run(g, args, r).await?;
             output::restore(&rep, json);

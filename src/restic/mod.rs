@@ -30,6 +30,8 @@ pub struct Restic {
     binary: PathBuf,
     version: Version,
     url: RepoUrl,
+    /// restic `--host` of every snapshot made and every snapshot listed or forgotten.
+    host: String,
     password: PasswordSource,
     cache_dir: Option<PathBuf>,
     /// True when the caller holds omk-backup's run lock: then a restic lock found on the
@@ -83,6 +85,7 @@ impl Restic {
             binary,
             version,
             url: repo.url.clone(),
+            host: repo.host.clone(),
             password: repo.password.clone(),
             cache_dir: repo.cache_dir.clone(),
             may_unlock,
@@ -91,6 +94,20 @@ impl Restic {
 
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// The host this instance's snapshots are made and looked up with.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The same restic and repository, looking at another host's snapshots (disaster
+    /// recovery: `restore --host`).
+    pub fn with_host(&self, host: &str) -> Restic {
+        Restic {
+            host: host.to_string(),
+            ..self.clone()
+        }
     }
 
     /// The repository URL with any credentials masked (for messages and rows).
@@ -188,7 +205,12 @@ impl Restic {
         tags: &[String],
         progress: &mut (dyn FnMut(&BackupStatus) + Send),
     ) -> Result<BackupDone, ResticError> {
-        let mut args: Vec<String> = vec!["backup".into(), "--json".into()];
+        let mut args: Vec<String> = vec![
+            "backup".into(),
+            "--json".into(),
+            "--host".into(),
+            self.host.clone(),
+        ];
         for t in tags {
             args.push("--tag".into());
             args.push(t.clone());
@@ -247,6 +269,8 @@ impl Restic {
             "--stdin".into(),
             "--stdin-filename".into(),
             filename.into(),
+            "--host".into(),
+            self.host.clone(),
         ];
         for t in tags {
             args.push("--tag".into());
@@ -298,9 +322,9 @@ impl Restic {
         }
     }
 
-    /// All snapshots, or those carrying every tag given.
+    /// This host's snapshots, or those of them carrying every tag given.
     pub async fn snapshots(&self, tags: &[String]) -> Result<Vec<Snapshot>, ResticError> {
-        let mut args = vec!["snapshots", "--json"];
+        let mut args = vec!["snapshots", "--json", "--host", &self.host];
         let joined = tags.join(",");
         if !tags.is_empty() {
             args.push("--tag");
@@ -320,8 +344,9 @@ impl Restic {
         self.run_unlocking(&args).await.map(|_| ())
     }
 
-    /// Apply a retention policy to the snapshots of one job (all its snapshots form one
-    /// group, whatever host or paths they were taken with). Returns the removed ids.
+    /// Apply a retention policy to this host's snapshots of one job (they form one
+    /// group, whatever paths they were taken with; other hosts' snapshots in a shared
+    /// repository are never touched). Returns the removed ids.
     pub async fn forget_policy(
         &self,
         job_tag: &str,
@@ -330,6 +355,8 @@ impl Restic {
         let mut args: Vec<String> = vec![
             "forget".into(),
             "--json".into(),
+            "--host".into(),
+            self.host.clone(),
             "--tag".into(),
             job_tag.into(),
             "--group-by".into(),

@@ -16,4 +16,5 @@ mod faults;
 mod proxy_rules;
 mod remote_rest;
 mod secrets;
+mod shared_repo;
 mod verify;
