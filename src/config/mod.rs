@@ -84,6 +84,9 @@ impl Notify {
     }
 }
 
+/// `[repository] stall_timeout` when not set.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Parse a duration such as `90s`, `30m`, `6h`, `2d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
@@ -126,6 +129,8 @@ pub struct Repository {
     /// restic's `--host`: this instance's snapshots, retention and restores are scoped
     /// to it (a shared repository holds other hosts' snapshots too).
     pub host: String,
+    /// A restic backup showing no progress this long is stopped and fails (`None`: never).
+    pub stall_timeout: Option<std::time::Duration>,
     pub password: PasswordSource,
     pub restic: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
@@ -532,9 +537,15 @@ impl Validator<'_> {
                     .hint("set [repository] host = \"NAME\" (restic's --host for this machine's snapshots)")
             })?,
         };
+        let stall_timeout = match &r.stall_timeout {
+            None => Some(DEFAULT_STALL_TIMEOUT),
+            Some(v) if v.get_ref().trim() == "0" => None,
+            Some(v) => Some(self.duration(v, "repository.stall_timeout")?),
+        };
         Ok(Repository {
             url: crate::redact::RepoUrl::new(url),
             host,
+            stall_timeout,
             password,
             restic: r.restic.as_ref().map(|p| PathBuf::from(p.get_ref())),
             cache_dir: r.cache_dir.as_ref().map(|p| self.resolve(p.get_ref())),

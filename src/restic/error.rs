@@ -47,8 +47,28 @@ pub enum ResticError {
     RestoreIncomplete { problems: String },
     #[error("`restic {command}` answered something unexpected: {detail}")]
     Protocol { command: String, detail: String },
+    #[error(
+        "`restic {command}` stalled after {} without progress and was stopped: the source or the repository stopped answering (an unmounted share, a hung NFS server, a stalled network); nothing was recorded — fix it and run again, or raise [repository] stall_timeout",
+        short_duration(*after)
+    )]
+    Stalled {
+        command: String,
+        after: std::time::Duration,
+    },
     #[error("`restic {command}` was interrupted")]
     Interrupted { command: String },
+}
+
+/// `90s`, `30m`, `2h`: how the config writes it.
+fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 impl ResticError {

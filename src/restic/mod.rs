@@ -21,6 +21,7 @@ use crate::domain::Retention;
 use crate::redact::RepoUrl;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -32,6 +33,8 @@ pub struct Restic {
     url: RepoUrl,
     /// restic `--host` of every snapshot made and every snapshot listed or forgotten.
     host: String,
+    /// A backup whose progress does not move for this long is stopped.
+    stall_timeout: Option<Duration>,
     password: PasswordSource,
     cache_dir: Option<PathBuf>,
     /// True when the caller holds omk-backup's run lock: then a restic lock found on the
@@ -86,6 +89,7 @@ impl Restic {
             version,
             url: repo.url.clone(),
             host: repo.host.clone(),
+            stall_timeout: repo.stall_timeout,
             password: repo.password.clone(),
             cache_dir: repo.cache_dir.clone(),
             may_unlock,
@@ -243,12 +247,40 @@ impl Restic {
         let mut lines = BufReader::new(stdout).lines();
         let mut summary = None;
         let mut item_errors = Vec::new();
-        while let Some(line) = lines.next_line().await.map_err(|e| protocol("backup", e))? {
+        // restic prints status lines many times a second, whether or not anything
+        // moves (seconds_elapsed always does): progress is the file and byte counters.
+        let mut watch = StallWatch::new(self.stall_timeout);
+        loop {
+            let next = match watch.deadline() {
+                Some(at) => match tokio::time::timeout_at(at, lines.next_line()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        stop_child(&mut child).await;
+                        return Err(ResticError::Stalled {
+                            command: "backup".into(),
+                            after: self.stall_timeout.unwrap_or_default(),
+                        });
+                    }
+                },
+                None => lines.next_line().await,
+            };
+            let Some(line) = next.map_err(|e| protocol("backup", e))? else {
+                break;
+            };
             match json::parse_backup_line(&line) {
-                json::BackupMessage::Status(s) => progress(&s),
-                json::BackupMessage::Summary(s) => summary = Some(s),
-                json::BackupMessage::Error(e) => item_errors.push(e),
-                json::BackupMessage::Other => {}
+                json::BackupMessage::Status(s) => {
+                    watch.saw((s.total_files, s.files_done, s.total_bytes, s.bytes_done));
+                    progress(&s)
+                }
+                json::BackupMessage::Summary(s) => {
+                    watch.moved();
+                    summary = Some(s)
+                }
+                json::BackupMessage::Error(e) => {
+                    watch.moved();
+                    item_errors.push(e)
+                }
+                json::BackupMessage::Other => watch.moved(),
             }
         }
         let status = child.wait().await.map_err(|e| protocol("backup", e))?;
@@ -526,6 +558,60 @@ impl Restic {
             .filter(|n| n.struct_type.as_deref().is_none_or(|t| t == "node"))
             .collect())
     }
+}
+
+/// When a backup last made progress, and when it counts as stalled.
+struct StallWatch {
+    limit: Option<Duration>,
+    last: tokio::time::Instant,
+    key: Option<(u64, u64, u64, u64)>,
+}
+
+impl StallWatch {
+    fn new(limit: Option<Duration>) -> StallWatch {
+        StallWatch {
+            limit,
+            last: tokio::time::Instant::now(),
+            key: None,
+        }
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.limit.map(|d| self.last + d)
+    }
+
+    /// A status line: progress only when its counters changed.
+    fn saw(&mut self, key: (u64, u64, u64, u64)) {
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.moved();
+        }
+    }
+
+    fn moved(&mut self) {
+        self.last = tokio::time::Instant::now();
+    }
+}
+
+/// Stop a restic child: SIGTERM (restic removes its lock), SIGKILL after 10 s.
+async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
 }
 
 /// A running `restic backup --stdin`.

@@ -17,4 +17,5 @@ mod proxy_rules;
 mod remote_rest;
 mod secrets;
 mod shared_repo;
+mod stall;
 mod verify;
