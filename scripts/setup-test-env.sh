@@ -29,6 +29,8 @@ step_done() { SUMMARY+=("$(printf '%-28s %8s  %s' "$1" "$(elapsed "$2" "$(now_ms
 PACKAGES=(docker.io restic haproxy nginx-light debootstrap sqlite3 curl jq ca-certificates util-linux iproute2 procps chromium bc)
 # deployment (tests/it/deploy.rs): compose validation/runs, unit verification, strip.
 PACKAGES+=(docker-compose systemd binutils)
+# Remote repositories: rclone serves the restic REST protocol (see the REST block below).
+PACKAGES+=(rclone openssl)
 t=$(now_ms)
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -211,6 +213,29 @@ id omk-backup >/dev/null 2>&1 \
   || die "useradd omk-backup failed"
 bash "$ROOT/scripts/build-image.sh" --test-proxy || die "building omk-backup:local failed (scripts/build-image.sh)"
 step_done "deployment image" "$t" "$("$DOCKER" image inspect -f '{{.Size}}' omk-backup:local | awk '{printf "omk-backup:local %.0f MB", $1/1e6}')"
+# ------------------------------------------------------------------ REST repository server
+# `rclone serve restic` is a real rest-server protocol endpoint. Basic auth from an
+# htpasswd file (`{SHA}` form), so the password is in no argv; tests read it from
+# $OMK_TEST_REST_PASS_FILE and use a sub-path of their own per repository.
+t=$(now_ms)
+REST_PORT=2380
+REST_DIR=/var/lib/omk-test/rest
+REST_PASS_FILE=$OMK_RUN/rest-server.pass
+mkdir -p "$REST_DIR"
+if [ ! -s "$REST_PASS_FILE" ]; then
+  (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$REST_PASS_FILE")
+fi
+chmod 600 "$REST_PASS_FILE"
+REST_HTPASSWD=$OMK_RUN/rest-server.htpasswd
+printf 'omk:{SHA}%s\n' "$(tr -d '\n' < "$REST_PASS_FILE" | openssl dgst -sha1 -binary | base64)" > "$REST_HTPASSWD.new"
+chmod 600 "$REST_HTPASSWD.new"
+mv "$REST_HTPASSWD.new" "$REST_HTPASSWD"
+REST_CFG=$OMK_RUN/rest-server.args
+printf '%s\n' "serve restic --addr 127.0.0.1:$REST_PORT --htpasswd $REST_HTPASSWD $REST_DIR" "$(sha256sum "$REST_HTPASSWD")" > "$REST_CFG"
+rs=$(ensure_proxy rclone "$REST_PORT" "$REST_CFG" /usr/bin/rclone serve restic --addr "127.0.0.1:$REST_PORT" --htpasswd "$REST_HTPASSWD" "$REST_DIR")
+got=$(curl -s --max-time 10 -o /dev/null -w "%{http_code}" "http://127.0.0.1:$REST_PORT/" || true)
+[ "$got" = 401 ] || die "REST server :$REST_PORT answered $got without credentials, expected 401"
+step_done "REST server" "$t" "rclone :$REST_PORT $rs"
 
 # ------------------------------------------------------------------ env file
 mkdir -p "$ROOT/target"
@@ -227,6 +252,9 @@ export OMK_TEST_IMAGE_MARIADB=omk-test/mariadb:10.11
 export OMK_TEST_IMAGE_SQLITE=omk-test/sqlite:3
 export OMK_TEST_IMAGE_OMK_BACKUP=omk-backup:local
 export OMK_TEST_IMAGE_PROXY=omk-test/haproxy:2.6
+export OMK_TEST_REST_ADDR=127.0.0.1:$REST_PORT
+export OMK_TEST_REST_USER=omk
+export OMK_TEST_REST_PASS_FILE=$REST_PASS_FILE
 ENV
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 

@@ -83,7 +83,8 @@ pub async fn dump_job(
     let spec = engine.dump(job, engine::client_env(engine, job)?)?;
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
-    let mut stream = match docker.exec(&container.id, &spec).await {
+    // By name, as inspected just now: proxy rules name the containers they allow.
+    let mut stream = match docker.exec(container_name, &spec).await {
         Ok(s) => s,
         Err(e) => {
             backup.abort().await;
@@ -143,7 +144,7 @@ pub async fn dump_job(
     };
     if let Some(e) = failure {
         backup.abort().await;
-        stop_dump(docker, &container.id, stream.pid()).await;
+        stop_dump(docker, container_name, stream.pid()).await;
         return Err(anyhow!(
             "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
             job.name,
@@ -155,7 +156,7 @@ pub async fn dump_job(
         Ok(c) => c,
         Err(e) => {
             backup.abort().await;
-            stop_dump(docker, &container.id, stream.pid()).await;
+            stop_dump(docker, container_name, stream.pid()).await;
             return Err(e.into());
         }
     };

@@ -143,7 +143,9 @@ pub fn rewrite_config(config: &Config) -> anyhow::Result<String> {
     cat.insert("path".into(), "catalog.db".into());
     t.insert("catalog".into(), cat.into());
     let mut repo = table(&mut t, "repository").unwrap_or_default();
-    repo.insert("url".into(), config.repository.url.clone().into());
+    repo.insert("url".into(), config.repository.url.expose().into());
+    // The kit opens on another machine: its snapshots are still this host's.
+    repo.insert("host".into(), config.repository.host.clone().into());
     repo.remove("password_command");
     repo.remove("cache_dir");
     repo.insert("password_file".into(), "secrets/restic_password".into());

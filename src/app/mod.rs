@@ -10,6 +10,7 @@ pub mod discover;
 pub mod dump;
 pub mod kit;
 pub mod maintain;
+pub mod proxy_rules;
 pub mod query;
 pub mod quiesce;
 pub mod reconcile;

@@ -118,11 +118,11 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
     }
     let repository_flag = ctx
         .catalog
-        .repository_flag(&ctx.config.repository.url)?
+        .repository_flag(ctx.config.repository.url.shown())?
         .map(|c| flag_text(&c));
     let check_coverage = super::maintain::coverage(
         &ctx.catalog,
-        &ctx.config.repository.url,
+        ctx.config.repository.url.shown(),
         ctx.config.check,
         super::now_ms(),
     )?;
@@ -210,7 +210,7 @@ pub fn describe(config: &Config) -> ConfigReport {
         .collect();
     ConfigReport {
         file: config.file.display().to_string(),
-        repository: config.repository.url.clone(),
+        repository: config.repository.url.shown().to_string(),
         catalog: config.catalog_path.display().to_string(),
         jobs,
     }

@@ -28,7 +28,6 @@ const RESUME_TRIES: u32 = 5;
 #[derive(Debug)]
 pub struct Quiesced {
     journal: i64,
-    container_id: String,
     name: String,
     mode: QuiesceMode,
     touched: bool,
@@ -41,7 +40,8 @@ impl Drop for Quiesced {
         if !self.touched {
             return;
         }
-        let (docker, id, mode) = (self.docker.clone(), self.container_id.clone(), self.mode);
+        // By name: least-privilege proxy rules name the containers (`proxy-rules`).
+        let (docker, id, mode) = (self.docker.clone(), self.name.clone(), self.mode);
         let worker = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -87,7 +87,6 @@ pub async fn quiesce(
         .journal_before(journal, &info.id, info.state.as_str())?;
     let mut qd = Quiesced {
         journal,
-        container_id: info.id.clone(),
         name: q.container.clone(),
         mode: q.mode,
         touched: false,
@@ -104,8 +103,9 @@ pub async fn quiesce(
     qd.touched = true;
     qd.since = Instant::now();
     let done = match q.mode {
-        QuiesceMode::Pause => docker.pause(&info.id).await,
-        QuiesceMode::Stop => docker.stop(&info.id, 60).await,
+        // By name, as inspected just now: proxy rules name the containers they allow.
+        QuiesceMode::Pause => docker.pause(&q.container).await,
+        QuiesceMode::Stop => docker.stop(&q.container, 60).await,
     };
     if let Err(e) = done {
         let msg = e.to_string();
@@ -156,7 +156,7 @@ pub async fn resume(
     }
     // From here on this function owns the outcome: the guard stands down.
     q.touched = false;
-    match resume_with_retries(docker, &q.container_id, q.mode).await {
+    match resume_with_retries(docker, &q.name, q.mode).await {
         Ok(()) => {
             let window = q.since.elapsed().as_millis() as i64;
             ctx.catalog
@@ -302,7 +302,8 @@ async fn recover_one(ctx: &Ctx, docker: &Docker, row: &QuiesceRow) -> anyhow::Re
         close("resumed", note, None)?;
         return Ok(mk("already-running", note.into()));
     }
-    match resume_with_retries(docker, &info.id, mode).await {
+    // The name still points at the container we quiesced (checked above).
+    match resume_with_retries(docker, &row.container, mode).await {
         Ok(()) => {
             let note = format!(
                 "{} after the run {} was interrupted",

@@ -119,7 +119,7 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     let (ny, nm) = shift(y, m, 1);
     let to = start_ms(ny, nm);
     let cat = &ctx.catalog;
-    let repo = ctx.config.repository.url.clone();
+    let repo = ctx.config.repository.url.shown().to_string();
     let mut problems = Vec::new();
     let flag = cat
         .repository_flag(&repo)?

@@ -33,6 +33,8 @@ pub struct RestoreArgs<'a> {
     pub job: Option<&'a str>,
     pub target: &'a Path,
     pub overwrite: bool,
+    /// Another host's snapshots (disaster recovery); `None`: this host's.
+    pub host: Option<&'a str>,
 }
 
 pub async fn run(
@@ -43,7 +45,19 @@ pub async fn run(
     let ctx = Ctx::open_reconciled(g, reporter).await?;
     check_target(a.target, a.overwrite)?;
     let restic = ctx.restic().await?;
-    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job).await?;
+    // Another host's snapshots are not in this catalog: ask the repository for them.
+    let foreign = match a.host {
+        Some(h) if h != restic.host() => {
+            crate::config::valid_host(h).map_err(|why| usage(format!("--host {h:?} {why}")))?;
+            true
+        }
+        _ => false,
+    };
+    let restic = match a.host {
+        Some(h) if foreign => restic.with_host(h),
+        _ => restic,
+    };
+    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job, foreign).await?;
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
@@ -60,6 +74,15 @@ pub async fn run(
         a.target.display()
     ));
     let restored = match job.kind {
+        // Another host's snapshot holds that host's paths, not this config's: restore it
+        // whole (an include filter of our paths would restore nothing, successfully).
+        JobKind::Files if foreign => {
+            restic
+                .restore(&snap, a.target, &[])
+                .await
+                .with_context(|| format!("restoring {job_name} of host {}", restic.host()))?;
+            vec![a.target.display().to_string()]
+        }
         JobKind::Files => {
             restic
                 .restore(&snap, a.target, &job.paths)
@@ -126,11 +149,16 @@ async fn pick_snapshot(
     restic: &Restic,
     which: &str,
     job: Option<&str>,
+    foreign: bool,
 ) -> anyhow::Result<(String, String)> {
     if which == "latest" {
-        return latest(ctx, restic, job).await;
+        return latest(ctx, restic, job, foreign).await;
     }
-    let matches: Vec<SnapshotRow> = ctx.catalog.find_snapshot(which)?;
+    let matches: Vec<SnapshotRow> = if foreign {
+        Vec::new()
+    } else {
+        ctx.catalog.find_snapshot(which)?
+    };
     match matches.as_slice() {
         [one] => {
             if one.state == SnapshotState::Forgotten {
@@ -180,7 +208,12 @@ async fn pick_snapshot(
 
 /// The newest good snapshot of `job` (the only job when none is named): from the
 /// catalog, else (a new or lost catalog) from the repository by tag.
-async fn latest(ctx: &Ctx, restic: &Restic, job: Option<&str>) -> anyhow::Result<(String, String)> {
+async fn latest(
+    ctx: &Ctx,
+    restic: &Restic,
+    job: Option<&str>,
+    foreign: bool,
+) -> anyhow::Result<(String, String)> {
     let job = match job {
         Some(j) => {
             ctx.config.select_jobs(&[j.to_string()])?;
@@ -196,17 +229,24 @@ async fn latest(ctx: &Ctx, restic: &Restic, job: Option<&str>) -> anyhow::Result
             )));
         }
     };
-    if let Some(s) = ctx.catalog.latest_good(&job)? {
+    if !foreign && let Some(s) = ctx.catalog.latest_good(&job)? {
         return Ok((job, s.snapshot_id));
     }
-    // The catalog may be new or lost: ask the repository itself.
+    // The catalog may be new or lost (or the snapshots are another host's): ask the
+    // repository itself.
     let mut found = restic.snapshots(&[job_tag(&job)]).await?;
     found.sort_by(|a, b| a.time.cmp(&b.time));
     match found.pop() {
         Some(s) => Ok((job, s.id)),
-        None => Err(anyhow::anyhow!(
-            "job `{job}` has no snapshot, neither in the catalog nor in the repository {}; run `omk-backup backup {job}` first",
+        None if foreign => Err(anyhow::anyhow!(
+            "host `{}` has no snapshot of job `{job}` in the repository {}; list the hosts with `restic snapshots`",
+            restic.host(),
             restic.url()
+        )),
+        None => Err(anyhow::anyhow!(
+            "job `{job}` has no snapshot, neither in the catalog nor in the repository {} (host `{}`); run `omk-backup backup {job}` first",
+            restic.url(),
+            restic.host()
         )),
     }
 }
@@ -253,7 +293,7 @@ pub async fn into_container(
     }
     let ctx = Ctx::open_reconciled(g, reporter).await?;
     let restic = ctx.restic().await?;
-    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job).await?;
+    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job, false).await?;
     let job = ctx
         .config
         .jobs

@@ -70,6 +70,10 @@ enum Command {
         /// Confirm that --into-container replaces the live database's data
         #[arg(long, requires = "into_container")]
         yes_overwrite_live_database: bool,
+        /// Restore another host's snapshot from a shared repository (disaster recovery);
+        /// default: this host ([repository] host)
+        #[arg(long, value_name = "HOST", conflicts_with = "into_container")]
+        host: Option<String>,
     },
     /// List snapshots from the catalog
     Snapshots {
@@ -133,6 +137,18 @@ enum Command {
     },
     /// Resume containers a crashed run left paused or stopped
     Recover,
+    /// Print the tightest socket-proxy rules for this config (container names filled in)
+    ProxyRules {
+        /// haproxy (a whole haproxy.cfg, Tecnativa/linuxserver style) or cetusguard
+        #[arg(long)]
+        format: app::proxy_rules::Format,
+        /// haproxy: the address the proxy listens on
+        #[arg(long, default_value = "127.0.0.1:2375")]
+        listen: String,
+        /// haproxy: the Docker socket it forwards to
+        #[arg(long, default_value = "/var/run/docker.sock")]
+        socket: String,
+    },
     /// Catalog maintenance
     Catalog {
         #[command(subcommand)]
@@ -247,6 +263,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             overwrite,
             into_container,
             yes_overwrite_live_database,
+            host,
         } => {
             if *yes_overwrite_live_database && into_container.is_none() {
                 return Err(crate::exit::usage(
@@ -274,6 +291,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 job: job.as_deref(),
                 target,
                 overwrite: *overwrite,
+                host: host.as_deref(),
             };
             let rep = app::restore::run(g, args, r).await?;
             output::restore(&rep, json);
@@ -370,6 +388,15 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
         Command::HashBench { paths } => {
             let rep = app::verify::hash::bench(paths)?;
             println!("{rep}");
+            Ok(Outcome::Ok)
+        }
+        Command::ProxyRules {
+            format,
+            listen,
+            socket,
+        } => {
+            let text = app::proxy_rules::run(g, *format, listen, socket, r).await?;
+            print!("{text}");
             Ok(Outcome::Ok)
         }
         Command::Recover => {

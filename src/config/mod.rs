@@ -84,6 +84,9 @@ impl Notify {
     }
 }
 
+/// `[repository] stall_timeout` when not set.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Parse a duration such as `90s`, `30m`, `6h`, `2d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
@@ -121,7 +124,13 @@ impl Default for CheckPolicy {
 /// Where the restic repository is and how restic gets its password.
 #[derive(Debug, Clone)]
 pub struct Repository {
-    pub url: String,
+    /// Credentials inside it are shown masked everywhere (`crate::redact`).
+    pub url: crate::redact::RepoUrl,
+    /// restic's `--host`: this instance's snapshots, retention and restores are scoped
+    /// to it (a shared repository holds other hosts' snapshots too).
+    pub host: String,
+    /// A restic backup showing no progress this long is stopped and fails (`None`: never).
+    pub stall_timeout: Option<std::time::Duration>,
     pub password: PasswordSource,
     pub restic: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
@@ -130,7 +139,7 @@ pub struct Repository {
 impl Repository {
     /// A local repository path (no `backend:` prefix), which we may read directly.
     pub fn local_path(&self) -> Option<PathBuf> {
-        local_repo_path(&self.url)
+        local_repo_path(self.url.expose())
     }
 }
 
@@ -513,8 +522,30 @@ impl Validator<'_> {
                     .hint("add password_file = \"/run/secrets/restic_password\" (secrets never go in the config text)"));
             }
         };
+        let host = match &r.host {
+            Some(h) => {
+                let v = h.get_ref().trim();
+                if let Err(why) = valid_host(v) {
+                    return Err(self.err(h, format!("repository.host {v:?} {why}")).hint(
+                        "use the machine's short name, e.g. host = \"nas-01\" (letters, digits, `.`, `_`, `-`)",
+                    ));
+                }
+                v.to_string()
+            }
+            None => machine_hostname().map_err(|why| {
+                self.err(span_holder, format!("repository.host is not set and {why}"))
+                    .hint("set [repository] host = \"NAME\" (restic's --host for this machine's snapshots)")
+            })?,
+        };
+        let stall_timeout = match &r.stall_timeout {
+            None => Some(DEFAULT_STALL_TIMEOUT),
+            Some(v) if v.get_ref().trim() == "0" => None,
+            Some(v) => Some(self.duration(v, "repository.stall_timeout")?),
+        };
         Ok(Repository {
-            url,
+            url: crate::redact::RepoUrl::new(url),
+            host,
+            stall_timeout,
             password,
             restic: r.restic.as_ref().map(|p| PathBuf::from(p.get_ref())),
             cache_dir: r.cache_dir.as_ref().map(|p| self.resolve(p.get_ref())),
@@ -671,3 +702,32 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// A restic host name we can pass to `--host` and filter on: restic splits a filter at
+/// commas, so only plain name characters.
+pub fn valid_host(h: &str) -> Result<(), &'static str> {
+    if h.is_empty() {
+        return Err("is empty");
+    }
+    if h.len() > 253 {
+        return Err("is longer than 253 characters");
+    }
+    if !h
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err("holds characters other than letters, digits, `.`, `_` and `-`");
+    }
+    Ok(())
+}
+
+/// The kernel's host name — what restic itself records when `--host` is not given, so
+/// snapshots made before `[repository] host` existed stay this host's.
+pub fn machine_hostname() -> Result<String, String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(|e| {
+        format!("the machine's host name cannot be read (/proc/sys/kernel/hostname: {e})")
+    })?;
+    let h = raw.trim().to_string();
+    valid_host(&h).map_err(|why| format!("the machine's host name {h:?} {why}"))?;
+    Ok(h)
+}

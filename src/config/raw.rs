@@ -38,6 +38,10 @@ pub struct RawDocker {
 #[serde(deny_unknown_fields)]
 pub struct RawRepository {
     pub url: Spanned<String>,
+    /// restic's `--host` for this instance's snapshots (default: the machine's hostname).
+    pub host: Option<Spanned<String>>,
+    /// A restic backup with no progress this long is stopped (default `30m`; `0` = never).
+    pub stall_timeout: Option<Spanned<String>>,
     pub password_file: Option<Spanned<String>>,
     pub password_command: Option<Spanned<String>>,
     /// The restic binary to run; else `$OMK_BACKUP_RESTIC`, else `restic` on PATH.

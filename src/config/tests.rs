@@ -31,7 +31,7 @@ fn minimal_config_resolves_relative_paths() {
         .unwrap();
     assert_eq!(c.catalog_path, f.dir.path().join("catalog.db"));
     assert_eq!(
-        c.repository.url,
+        c.repository.url.expose(),
         f.dir.path().join("repo").display().to_string()
     );
     assert_eq!(
@@ -49,7 +49,7 @@ fn remote_urls_are_kept() {
     let c = f
         .parse("[repository]\nurl = \"sftp:nas:/srv/restic\"\npassword_command = \"cat x\"\n")
         .unwrap();
-    assert_eq!(c.repository.url, "sftp:nas:/srv/restic");
+    assert_eq!(c.repository.url.expose(), "sftp:nas:/srv/restic");
     assert!(c.repository.local_path().is_none());
 }
 

@@ -1,4 +1,8 @@
 //! The Markdown rendering (also what a mail or a chat message carries).
+//!
+//! Every value that comes from outside (job names from container labels, error texts
+//! with a dump's stderr tail, check details, the repository URL) goes through [`text`]:
+//! it cannot open a heading, a link, an image, raw HTML or a new table row.
 
 use super::{MonthReport, bytes, duration};
 use std::fmt::Write;
@@ -8,15 +12,16 @@ pub fn render(r: &MonthReport) -> String {
     let _ = writeln!(s, "# Backup and restore report — {}\n", r.month);
     let _ = writeln!(
         s,
-        "Repository `{}` · generated {}\n",
-        r.repository, r.generated_at
+        "Repository {} · generated {}\n",
+        text(&r.repository),
+        r.generated_at
     );
     let _ = writeln!(s, "## Open problems\n");
     if r.problems.is_empty() {
         let _ = writeln!(s, "None.\n");
     } else {
         for p in &r.problems {
-            let _ = writeln!(s, "- **{p}**");
+            let _ = writeln!(s, "- **{}**", text(p));
         }
         s.push('\n');
     }
@@ -31,8 +36,8 @@ pub fn render(r: &MonthReport) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} ({}) | {} | {} | {} | {}/{} | {} | {} |",
-            j.job,
-            j.kind,
+            text(&j.job),
+            text(&j.kind),
             j.backups_run,
             j.backups_failed,
             j.snapshots,
@@ -53,7 +58,7 @@ pub fn render(r: &MonthReport) -> String {
     s.push('\n');
     let _ = writeln!(s, "## RTO and RPO trend\n");
     for j in &r.jobs {
-        let _ = writeln!(s, "**{}**\n", j.job);
+        let _ = writeln!(s, "**{}**\n", text(&j.job));
         let _ = writeln!(s, "| month | tests (passed) | mean RTO | mean RPO |");
         let _ = writeln!(s, "|---|---|---|---|");
         for p in &j.trend {
@@ -88,7 +93,7 @@ pub fn render(r: &MonthReport) -> String {
             } else {
                 "FAILED"
             };
-            let _ = writeln!(s, "  - {} ({mark}): {}", c.name, c.detail);
+            let _ = writeln!(s, "  - {} ({mark}): {}", text(&c.name), text(&c.detail));
         }
     }
     s.push('\n');
@@ -109,7 +114,47 @@ pub fn render(r: &MonthReport) -> String {
         }
     );
     if let Some(f) = &c.flag {
-        let _ = writeln!(s, "**Repository flagged:** {f}\n");
+        let _ = writeln!(s, "**Repository flagged:** {}\n", text(f));
     }
     s
+}
+
+/// Untrusted text as inert Markdown: one line, inline-markup characters
+/// backslash-escaped, `<`/`>`/`&` as entities (no raw HTML).
+pub fn text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 8);
+    for c in raw.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            // The text never starts a line (it follows `- ` or `| `), so only inline
+            // markup and the table separator need escaping.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn hostile_text_cannot_make_markup() {
+        let evil = "x |\n# Owned\n[click](http://evil) <script>alert(1)</script> ![i](x) `c` **b**";
+        let t = text(evil);
+        assert!(!t.contains('\n'));
+        assert!(!t.contains("<script"));
+        assert!(t.contains("\\[click\\](http"), "{t}");
+        assert!(t.contains("\\|"), "{t}");
+        assert!(t.contains("\\`c\\`"), "{t}");
+        assert_eq!(text("plain words 42"), "plain words 42");
+    }
 }

@@ -18,6 +18,10 @@ pub enum ResticError {
         "there is no restic repository at {url}: check repository.url, or create one on purpose with `omk-backup backup --init`"
     )]
     RepoMissing { url: String },
+    #[error(
+        "the server of {url} refused the credentials in repository.url (HTTP {status}): check the user and password in the URL (they are not shown here)"
+    )]
+    AccessDenied { url: String, status: u16 },
     #[error("a restic repository already exists at {url}: nothing to initialise")]
     AlreadyExists { url: String },
     #[error(
@@ -43,8 +47,28 @@ pub enum ResticError {
     RestoreIncomplete { problems: String },
     #[error("`restic {command}` answered something unexpected: {detail}")]
     Protocol { command: String, detail: String },
+    #[error(
+        "`restic {command}` stalled after {} without progress and was stopped: the source or the repository stopped answering (an unmounted share, a hung NFS server, a stalled network); nothing was recorded — fix it and run again, or raise [repository] stall_timeout",
+        short_duration(*after)
+    )]
+    Stalled {
+        command: String,
+        after: std::time::Duration,
+    },
     #[error("`restic {command}` was interrupted")]
     Interrupted { command: String },
+}
+
+/// `90s`, `30m`, `2h`: how the config writes it.
+fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 impl ResticError {
@@ -55,6 +79,7 @@ impl ResticError {
             ResticError::NotInstalled { .. }
                 | ResticError::Unsupported { .. }
                 | ResticError::RepoMissing { .. }
+                | ResticError::AccessDenied { .. }
                 | ResticError::AlreadyExists { .. }
         )
     }
@@ -64,13 +89,27 @@ impl ResticError {
         command: &str,
         code: Option<i32>,
         stderr: &str,
-        url: &str,
+        repo: &crate::redact::RepoUrl,
     ) -> ResticError {
+        // restic may echo the location it was given, credentials included.
+        let scrubbed = repo.scrub(stderr);
+        let stderr = scrubbed.as_str();
+        let url = repo.shown();
         let has = |s: &str| stderr.contains(s);
         if code == Some(12) || has("wrong password or no key found") {
             return ResticError::WrongPassword {
                 url: url.to_string(),
             };
+        }
+        // A REST server's answer to bad basic-auth credentials; restic 0.14 and 0.18 report
+        // it as "unable to open config file", which must not read as "no repository".
+        for status in [401u16, 403] {
+            if has(&format!("unexpected HTTP response ({status})")) {
+                return ResticError::AccessDenied {
+                    url: url.to_string(),
+                    status,
+                };
+            }
         }
         if code == Some(10)
             || has("unable to open config file")
@@ -244,9 +283,20 @@ ignoring error for /d/big.bin: UtimesNano: no such file or directory\nFatal: The
                 "AlreadyExists",
             ),
             (Some(1), "boom\n", "Failed"),
+            (
+                Some(1),
+                "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized\nIs there a repository at the following location?\nrest:http://omk:***@127.0.0.1:2380/x/\n",
+                "AccessDenied",
+            ),
+            (
+                Some(10),
+                "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized\n",
+                "AccessDenied",
+            ),
         ];
         for (code, stderr, want) in cases {
-            let e = ResticError::from_exit("cmd", *code, stderr, "/r");
+            let e =
+                ResticError::from_exit("cmd", *code, stderr, &crate::redact::RepoUrl::new("/r"));
             let got = format!("{e:?}");
             assert!(got.starts_with(want), "{stderr:?} -> {got}");
         }

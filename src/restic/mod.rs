@@ -18,8 +18,10 @@ pub use version::Version;
 
 use crate::config::{PasswordSource, Repository};
 use crate::domain::Retention;
+use crate::redact::RepoUrl;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -28,7 +30,11 @@ use tokio::process::{Child, Command};
 pub struct Restic {
     binary: PathBuf,
     version: Version,
-    url: String,
+    url: RepoUrl,
+    /// restic `--host` of every snapshot made and every snapshot listed or forgotten.
+    host: String,
+    /// A backup whose progress does not move for this long is stopped.
+    stall_timeout: Option<Duration>,
     password: PasswordSource,
     cache_dir: Option<PathBuf>,
     /// True when the caller holds omk-backup's run lock: then a restic lock found on the
@@ -82,6 +88,8 @@ impl Restic {
             binary,
             version,
             url: repo.url.clone(),
+            host: repo.host.clone(),
+            stall_timeout: repo.stall_timeout,
             password: repo.password.clone(),
             cache_dir: repo.cache_dir.clone(),
             may_unlock,
@@ -92,8 +100,23 @@ impl Restic {
         self.version
     }
 
+    /// The host this instance's snapshots are made and looked up with.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The same restic and repository, looking at another host's snapshots (disaster
+    /// recovery: `restore --host`).
+    pub fn with_host(&self, host: &str) -> Restic {
+        Restic {
+            host: host.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The repository URL with any credentials masked (for messages and rows).
     pub fn url(&self) -> &str {
-        &self.url
+        self.url.shown()
     }
 
     /// The one place a restic process is built.
@@ -110,7 +133,7 @@ impl Restic {
         ] {
             c.env_remove(var);
         }
-        c.env("RESTIC_REPOSITORY", &self.url);
+        c.env("RESTIC_REPOSITORY", self.url.expose());
         match &self.password {
             PasswordSource::File(p) => c.env("RESTIC_PASSWORD_FILE", p),
             PasswordSource::Command(cmd) => c.env("RESTIC_PASSWORD_COMMAND", cmd),
@@ -186,7 +209,12 @@ impl Restic {
         tags: &[String],
         progress: &mut (dyn FnMut(&BackupStatus) + Send),
     ) -> Result<BackupDone, ResticError> {
-        let mut args: Vec<String> = vec!["backup".into(), "--json".into()];
+        let mut args: Vec<String> = vec![
+            "backup".into(),
+            "--json".into(),
+            "--host".into(),
+            self.host.clone(),
+        ];
         for t in tags {
             args.push("--tag".into());
             args.push(t.clone());
@@ -219,12 +247,40 @@ impl Restic {
         let mut lines = BufReader::new(stdout).lines();
         let mut summary = None;
         let mut item_errors = Vec::new();
-        while let Some(line) = lines.next_line().await.map_err(|e| protocol("backup", e))? {
+        // restic prints status lines many times a second, whether or not anything
+        // moves (seconds_elapsed always does): progress is the file and byte counters.
+        let mut watch = StallWatch::new(self.stall_timeout);
+        loop {
+            let next = match watch.deadline() {
+                Some(at) => match tokio::time::timeout_at(at, lines.next_line()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        stop_child(&mut child).await;
+                        return Err(ResticError::Stalled {
+                            command: "backup".into(),
+                            after: self.stall_timeout.unwrap_or_default(),
+                        });
+                    }
+                },
+                None => lines.next_line().await,
+            };
+            let Some(line) = next.map_err(|e| protocol("backup", e))? else {
+                break;
+            };
             match json::parse_backup_line(&line) {
-                json::BackupMessage::Status(s) => progress(&s),
-                json::BackupMessage::Summary(s) => summary = Some(s),
-                json::BackupMessage::Error(e) => item_errors.push(e),
-                json::BackupMessage::Other => {}
+                json::BackupMessage::Status(s) => {
+                    watch.saw((s.total_files, s.files_done, s.total_bytes, s.bytes_done));
+                    progress(&s)
+                }
+                json::BackupMessage::Summary(s) => {
+                    watch.moved();
+                    summary = Some(s)
+                }
+                json::BackupMessage::Error(e) => {
+                    watch.moved();
+                    item_errors.push(e)
+                }
+                json::BackupMessage::Other => watch.moved(),
             }
         }
         let status = child.wait().await.map_err(|e| protocol("backup", e))?;
@@ -245,6 +301,8 @@ impl Restic {
             "--stdin".into(),
             "--stdin-filename".into(),
             filename.into(),
+            "--host".into(),
+            self.host.clone(),
         ];
         for t in tags {
             args.push("--tag".into());
@@ -273,7 +331,7 @@ impl Restic {
         if id.len() == 64 {
             return Ok(id.to_string());
         }
-        if let Some(dir) = crate::config::local_repo_path(&self.url)
+        if let Some(dir) = crate::config::local_repo_path(self.url.expose())
             && let Ok(entries) = std::fs::read_dir(dir.join("snapshots"))
         {
             let hits: Vec<String> = entries
@@ -296,9 +354,9 @@ impl Restic {
         }
     }
 
-    /// All snapshots, or those carrying every tag given.
+    /// This host's snapshots, or those of them carrying every tag given.
     pub async fn snapshots(&self, tags: &[String]) -> Result<Vec<Snapshot>, ResticError> {
-        let mut args = vec!["snapshots", "--json"];
+        let mut args = vec!["snapshots", "--json", "--host", &self.host];
         let joined = tags.join(",");
         if !tags.is_empty() {
             args.push("--tag");
@@ -318,8 +376,9 @@ impl Restic {
         self.run_unlocking(&args).await.map(|_| ())
     }
 
-    /// Apply a retention policy to the snapshots of one job (all its snapshots form one
-    /// group, whatever host or paths they were taken with). Returns the removed ids.
+    /// Apply a retention policy to this host's snapshots of one job (they form one
+    /// group, whatever paths they were taken with; other hosts' snapshots in a shared
+    /// repository are never touched). Returns the removed ids.
     pub async fn forget_policy(
         &self,
         job_tag: &str,
@@ -328,6 +387,8 @@ impl Restic {
         let mut args: Vec<String> = vec![
             "forget".into(),
             "--json".into(),
+            "--host".into(),
+            self.host.clone(),
             "--tag".into(),
             job_tag.into(),
             "--group-by".into(),
@@ -499,13 +560,67 @@ impl Restic {
     }
 }
 
+/// When a backup last made progress, and when it counts as stalled.
+struct StallWatch {
+    limit: Option<Duration>,
+    last: tokio::time::Instant,
+    key: Option<(u64, u64, u64, u64)>,
+}
+
+impl StallWatch {
+    fn new(limit: Option<Duration>) -> StallWatch {
+        StallWatch {
+            limit,
+            last: tokio::time::Instant::now(),
+            key: None,
+        }
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.limit.map(|d| self.last + d)
+    }
+
+    /// A status line: progress only when its counters changed.
+    fn saw(&mut self, key: (u64, u64, u64, u64)) {
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.moved();
+        }
+    }
+
+    fn moved(&mut self) {
+        self.last = tokio::time::Instant::now();
+    }
+}
+
+/// Stop a restic child: SIGTERM (restic removes its lock), SIGKILL after 10 s.
+async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
 /// A running `restic backup --stdin`.
 pub struct StdinBackup {
     child: Child,
     pub stdin: Option<tokio::process::ChildStdin>,
     stdout_task: tokio::task::JoinHandle<String>,
     stderr_task: tokio::task::JoinHandle<String>,
-    url: String,
+    url: RepoUrl,
 }
 
 impl StdinBackup {
@@ -549,7 +664,7 @@ fn finish_backup(
     summary: Option<BackupSummary>,
     item_errors: Vec<String>,
     stderr: &str,
-    url: &str,
+    url: &RepoUrl,
 ) -> Result<BackupDone, ResticError> {
     match code {
         Some(0) => {
@@ -571,9 +686,9 @@ fn finish_backup(
             })
         }
         Some(3) => {
-            let mut detail = item_errors.join("; ");
+            let mut detail = url.scrub(&item_errors.join("; "));
             if detail.is_empty() {
-                detail = tail(stderr, 6);
+                detail = tail(&url.scrub(stderr), 6);
             }
             Err(ResticError::SourceUnreadable {
                 snapshot_id: summary.and_then(|s| s.snapshot_id),

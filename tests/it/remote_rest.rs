@@ -1,0 +1,140 @@
+//! A `rest:` repository on a real REST server (`rclone serve restic`, started by
+//! scripts/setup-test-env.sh with basic auth): the credentials inside the URL never
+//! appear in output at any verbosity, argv, the catalog, reports or the metrics file,
+//! and wrong credentials are named as such (not as "no repository").
+
+use crate::util::*;
+use std::process::Stdio;
+
+/// The REST server's address and password, from the harness.
+fn rest_server() -> (String, String, String) {
+    let addr = std::env::var("OMK_TEST_REST_ADDR")
+        .expect("OMK_TEST_REST_ADDR is not set: run the tests with scripts/test.sh");
+    let user = std::env::var("OMK_TEST_REST_USER").expect("OMK_TEST_REST_USER is not set");
+    let file =
+        std::env::var("OMK_TEST_REST_PASS_FILE").expect("OMK_TEST_REST_PASS_FILE is not set");
+    let pass = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read the REST server password {file}: {e}"))
+        .trim()
+        .to_string();
+    assert!(
+        pass.len() >= 12,
+        "the harness's REST password is too short to grep for"
+    );
+    (addr, user, pass)
+}
+
+/// An env whose repository is a fresh sub-path on the REST server.
+fn rest_env(restic: &std::path::Path, pass: &str) -> (Env, String) {
+    let (addr, user, _) = rest_server();
+    let env = Env::new(restic);
+    let url = format!("rest:http://{user}:{pass}@{addr}/omk-it-{}/", unique());
+    let text = format!(
+        "[repository]\nurl = \"{url}\"\npassword_file = \"password\"\n\n\
+         [metrics]\ntextfile = \"metrics.prom\"\n\n\
+         [retention]\nkeep_last = 3\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
+    );
+    std::fs::write(env.config_path(), text).unwrap();
+    (env, url)
+}
+
+fn assert_absent(what: &str, hay: &[u8], needle: &str) {
+    assert!(
+        !hay.windows(needle.len()).any(|w| w == needle.as_bytes()),
+        "{what} contains the REST password"
+    );
+}
+
+#[test]
+fn rest_repository_works_and_its_url_credentials_are_never_shown() {
+    let (_, _, pass) = rest_server();
+    for (ver, restic) in restics() {
+        let (env, _url) = rest_env(&restic, &pass);
+        let mut outputs = Vec::new();
+        for args in [
+            vec!["-vvv", "backup", "--init"],
+            vec!["-vvv", "backup"],
+            vec!["-vvv", "--json", "backup"],
+            vec!["-vvv", "snapshots"],
+            vec!["-vvv", "--json", "status"],
+            vec!["-vvv", "status"],
+            vec!["-vvv", "restore", "latest", "--target", "restored"],
+            vec!["-vvv", "check"],
+            vec!["-vvv", "forget", "--prune"],
+            vec!["-vvv", "--json", "restore-test"],
+            vec!["-vvv", "report", "--format", "md", "--output", "r.md"],
+            vec!["-vvv", "report", "--format", "html", "--output", "r.html"],
+            vec!["-vvv", "report", "--format", "json", "--output", "r.json"],
+            vec!["-vvv", "config", "check"],
+            vec!["-vvv", "catalog", "rebuild"],
+        ] {
+            let r = Run::from_output(env.cmd(&args).stdout(Stdio::piped()).output().unwrap());
+            assert_eq!(
+                r.code,
+                0,
+                "restic {ver}: `{}` failed: {}",
+                args.join(" "),
+                r.stderr
+            );
+            assert_absent(
+                &format!("restic {ver}: `{}` output", args.join(" ")),
+                r.all().as_bytes(),
+                &pass,
+            );
+            outputs.push(r);
+        }
+        // The REST repository really holds the backup: restore matches the source.
+        assert_same_tree(
+            &env.path("data"),
+            &env.path(&format!("restored{}", env.path("data").display())),
+        );
+        // The report names the repository, masked.
+        let md = std::fs::read_to_string(env.path("r.md")).unwrap();
+        assert!(
+            md.contains(":***@"),
+            "restic {ver}: the report does not show the masked URL:\n{md}"
+        );
+        assert_absent(
+            &format!("restic {ver}: catalog"),
+            &env.catalog_bytes(),
+            &pass,
+        );
+        for f in ["r.md", "r.html", "r.json", "metrics.prom"] {
+            let b = std::fs::read(env.path(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(!b.is_empty(), "{f} is empty");
+            assert_absent(&format!("restic {ver}: {f}"), &b, &pass);
+        }
+        // The restore test passed over the wire.
+        let rt = outputs[9].json();
+        assert_eq!(rt["tests"][0]["passed"], true, "restic {ver}: {rt}");
+    }
+}
+
+#[test]
+fn wrong_rest_credentials_are_named_not_mistaken_for_a_missing_repository() {
+    let (_, _, pass) = rest_server();
+    for (ver, restic) in restics() {
+        let (env, url) = rest_env(&restic, &pass);
+        env.run(&["backup", "--init"]).ok();
+        let wrong = format!("wrong-{}", unique());
+        let text = std::fs::read_to_string(env.config_path())
+            .unwrap()
+            .replace(&url, &url.replace(&pass, &wrong));
+        std::fs::write(env.config_path(), text).unwrap();
+        let r = env.run(&["-vv", "backup"]);
+        // The run is recorded and fails (exit 1), like a wrong repository password.
+        assert_eq!(r.code, 1, "restic {ver}: {}", r.all());
+        assert!(
+            r.stderr.contains("refused the credentials") && r.stderr.contains("401"),
+            "restic {ver}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("there is no restic repository"),
+            "restic {ver}: {}",
+            r.stderr
+        );
+        assert_absent(&format!("restic {ver}: output"), r.all().as_bytes(), &wrong);
+        assert_absent(&format!("restic {ver}: output"), r.all().as_bytes(), &pass);
+    }
+}
