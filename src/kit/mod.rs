@@ -94,6 +94,11 @@ pub enum KitError {
     Seal,
 }
 
+/// The most memory a kit may ask Argon2 for (1 GiB; we seal with 64 MiB).
+const MAX_M_COST_KIB: u32 = 1024 * 1024;
+/// The most Argon2 passes a kit may ask for (we seal with 3).
+const MAX_T_COST: u32 = 16;
+
 struct Keys {
     cipher: XChaCha20Poly1305,
     verifier: [u8; 32],
@@ -109,7 +114,7 @@ fn derive(pass: &[u8], salt: &[u8], p: KdfParams) -> Result<Keys, KitError> {
     let cipher =
         XChaCha20Poly1305::new_from_slice(&out[..32]).map_err(|e| KitError::Kdf(e.to_string()))?;
     let verifier: [u8; 32] = Sha256::digest(&out[32..]).into();
-    out.fill(0);
+    zeroize::Zeroize::zeroize(&mut out);
     Ok(Keys { cipher, verifier })
 }
 
@@ -181,9 +186,10 @@ pub fn open(sealed: &[u8], passphrase: &[u8]) -> Result<Vec<u8>, KitError> {
         p_cost: u32_at(16),
     };
     let chunk = u32_at(55) as usize;
-    // Refuse parameters that would make opening a denial of service.
-    if p.m_cost > 4 * 1024 * 1024
-        || p.t_cost > 64
+    // Refuse parameters that would make opening a denial of service: a hostile kit
+    // must not make a small machine allocate gigabytes or spin for minutes.
+    if p.m_cost > MAX_M_COST_KIB
+        || p.t_cost > MAX_T_COST
         || p.p_cost > 16
         || !(1024..=1 << 24).contains(&chunk)
     {
@@ -240,6 +246,21 @@ mod tests {
             m_cost: 1024,
             t_cost: 1,
             p_cost: 1,
+        }
+    }
+
+    #[test]
+    fn hostile_kdf_parameters_are_refused_before_any_work() {
+        let kit = seal(b"x", b"pw", fast()).unwrap();
+        for (at, value) in [(8, MAX_M_COST_KIB + 1), (12, MAX_T_COST + 1), (16, 17)] {
+            let mut bad = kit.clone();
+            bad[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            let t = std::time::Instant::now();
+            assert_eq!(open(&bad, b"pw"), Err(KitError::BadHeader), "field at {at}");
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(1),
+                "field at {at}: derived anyway"
+            );
         }
     }
 
