@@ -22,44 +22,70 @@ pub fn docker_configured(config: &Config) -> bool {
 }
 
 /// Add labelled containers' jobs to `config`. A Docker failure is returned to the caller,
-/// which decides whether the command needs Docker.
-pub async fn merge(config: &mut Config, reporter: &dyn Reporter) -> anyhow::Result<()> {
+/// which decides whether the command needs Docker. Containers whose labels are refused
+/// (or that claim the same job name) add no job: they come back as problems, one line
+/// each naming the container and the label, for the run to fail on.
+pub async fn merge(config: &mut Config, reporter: &dyn Reporter) -> anyhow::Result<Vec<String>> {
     if !config.docker_discover || !docker_configured(config) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let docker = Docker::connect(config.docker_host.as_deref()).await?;
     let found = docker.list_labelled(ENABLE).await?;
+    let mut problems = Vec::new();
+    let mut jobs = Vec::new();
     for c in found {
-        match job_from_labels(&c) {
-            Ok(job) => {
-                if let Some(existing) = config.jobs.get(&job.name) {
-                    let at = match &existing.origin {
-                        JobOrigin::Config { line } => {
-                            format!("{}:{line}", config.file.display())
-                        }
-                        JobOrigin::Label { container } => {
-                            format!("the labels of container {container}")
-                        }
-                    };
-                    reporter.note(&format!(
-                        "job `{}` from the labels of container {} is ignored: {at} already defines it",
-                        job.name, c.name
-                    ));
-                    continue;
-                }
-                config.jobs.insert(job.name.clone(), job);
-            }
-            Err(why) => reporter.note(&format!(
-                "container {} has {ENABLE} but no usable job: {why}",
-                c.name
-            )),
+        match job_from_labels(&c, &config.label_path_roots) {
+            Ok(job) => jobs.push((job, c.name.clone())),
+            Err(why) => problems.push(format!("container {}: {why}", c.name)),
         }
     }
-    Ok(())
+    let claims: Vec<(String, String)> = jobs
+        .iter()
+        .map(|(j, c)| (j.name.clone(), c.clone()))
+        .collect();
+    let dups = duplicate_claims(&claims);
+    for (name, containers) in &dups {
+        problems.push(format!(
+            "job `{name}` is claimed by the labels of several containers ({}): none of them is backed up; give each its own omk-backup.job label",
+            containers.join(", ")
+        ));
+    }
+    for (job, container) in jobs {
+        if dups.iter().any(|(n, _)| *n == job.name) {
+            continue;
+        }
+        if let Some(existing) = config.jobs.get(&job.name) {
+            let at = match &existing.origin {
+                JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
+                JobOrigin::Label { container } => format!("the labels of container {container}"),
+            };
+            reporter.note(&format!(
+                "job `{}` from the labels of container {container} is ignored: {at} already defines it",
+                job.name
+            ));
+            continue;
+        }
+        config.jobs.insert(job.name.clone(), job);
+    }
+    Ok(problems)
 }
 
-/// The job a container's labels describe.
-pub fn job_from_labels(c: &ContainerInfo) -> Result<Job, String> {
+/// Labels that would make omk-backup read a file of the host: config-only. (Labels are
+/// written by whoever built the image: a label naming `/etc/shadow` as a password file
+/// would have it sent into that container's exec environment.)
+const HOST_FILE_LABELS: &[&str] = &["password_file", "password_command", "probes"];
+
+/// The job a container's labels describe. `roots` are `[docker] label_path_roots`
+/// (canonical); a label path must resolve (symlinks included) below one of them.
+pub fn job_from_labels(c: &ContainerInfo, roots: &[PathBuf]) -> Result<Job, String> {
+    for k in HOST_FILE_LABELS {
+        if c.labels.contains_key(&format!("omk-backup.{k}")) {
+            return Err(format!(
+                "label omk-backup.{k} is refused: labels are written by whoever built the image and may not name host files or commands; set {k} for this job in the config ([jobs.NAME] with container = \"{}\") instead",
+                c.name
+            ));
+        }
+    }
     let label = |k: &str| {
         c.labels
             .get(&format!("omk-backup.{k}"))
@@ -81,7 +107,7 @@ pub fn job_from_labels(c: &ContainerInfo) -> Result<Job, String> {
         quiesce: None,
         container: None,
         user: label("user"),
-        password_file: label("password_file").map(PathBuf::from),
+        password_file: None,
         database: label("database"),
         retention: None,
         notify: None,
@@ -94,11 +120,7 @@ pub fn job_from_labels(c: &ContainerInfo) -> Result<Job, String> {
         JobKind::Files => {
             let paths = label("paths").ok_or("a files job needs omk-backup.paths")?;
             for p in paths.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let path = PathBuf::from(p);
-                if !path.is_absolute() {
-                    return Err(format!("omk-backup.paths: `{p}` is not an absolute path"));
-                }
-                job.paths.push(path);
+                job.paths.push(allowed_path(p, roots)?);
             }
             if let Some(mode) = label("quiesce") {
                 let mode = match mode.as_str() {
@@ -127,6 +149,47 @@ pub fn job_from_labels(c: &ContainerInfo) -> Result<Job, String> {
     Ok(job)
 }
 
+/// A label path, resolved, if it lies below one of `roots` (already canonical).
+fn allowed_path(p: &str, roots: &[PathBuf]) -> Result<PathBuf, String> {
+    let path = PathBuf::from(p);
+    if !path.is_absolute() {
+        return Err(format!("omk-backup.paths: `{p}` is not an absolute path"));
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "omk-backup.paths: `{p}` is refused: labels may name host paths only below [docker] label_path_roots, which is not set (add the folder to it, or define the job in the config)"
+        ));
+    }
+    let resolved = std::fs::canonicalize(&path)
+        .map_err(|e| format!("omk-backup.paths: `{p}` cannot be resolved on this host ({e})"))?;
+    if !roots.iter().any(|r| resolved.starts_with(r)) {
+        return Err(format!(
+            "omk-backup.paths: `{p}` (resolved: {}) is outside [docker] label_path_roots ({}): refused",
+            resolved.display(),
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(resolved)
+}
+
+/// Job names claimed by more than one container: `(name, containers)`. Neither may run
+/// (which one is the real one is not ours to guess).
+pub fn duplicate_claims(jobs: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut by_name: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (job, container) in jobs {
+        by_name.entry(job).or_default().push(container.clone());
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, cs)| cs.len() > 1)
+        .map(|(j, cs)| (j.to_string(), cs))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,25 +212,101 @@ mod tests {
 
     #[test]
     fn labels_make_jobs() {
-        let j = job_from_labels(&container(&[
-            ("omk-backup.enable", "true"),
-            ("omk-backup.kind", "postgres"),
-            ("omk-backup.user", "immich"),
-        ]))
+        let j = job_from_labels(
+            &container(&[
+                ("omk-backup.enable", "true"),
+                ("omk-backup.kind", "postgres"),
+                ("omk-backup.user", "immich"),
+            ]),
+            &[],
+        )
         .unwrap();
         assert_eq!(j.name, "app_db");
         assert_eq!(j.container.as_deref(), Some("app_db"));
         assert_eq!(j.user.as_deref(), Some("immich"));
-        let f = job_from_labels(&container(&[
-            ("omk-backup.kind", "files"),
-            ("omk-backup.job", "vault"),
-            ("omk-backup.paths", "/srv/a, /srv/b"),
-            ("omk-backup.quiesce", "stop"),
-        ]))
+        let root = tempfile::tempdir().unwrap();
+        let a = root.path().join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        let roots = [std::fs::canonicalize(root.path()).unwrap()];
+        let f = job_from_labels(
+            &container(&[
+                ("omk-backup.kind", "files"),
+                ("omk-backup.job", "vault"),
+                (
+                    "omk-backup.paths",
+                    &format!("{}, {}", a.display(), root.path().display()),
+                ),
+                ("omk-backup.quiesce", "stop"),
+            ]),
+            &roots,
+        )
         .unwrap();
         assert_eq!(f.name, "vault");
         assert_eq!(f.paths.len(), 2);
         assert_eq!(f.quiesce.unwrap().mode, QuiesceMode::Stop);
+    }
+
+    #[test]
+    fn labels_cannot_name_host_files_or_paths_outside_the_roots() {
+        // password_file (and any label that reads the host) is config-only.
+        for k in ["password_file", "password_command", "probes"] {
+            let e = job_from_labels(
+                &container(&[
+                    ("omk-backup.kind", "postgres"),
+                    (&format!("omk-backup.{k}"), "/etc/shadow"),
+                ]),
+                &[],
+            )
+            .unwrap_err();
+            assert!(
+                e.contains(&format!("omk-backup.{k}"))
+                    && e.contains("app_db")
+                    && e.contains("config"),
+                "{e}"
+            );
+        }
+        let root = tempfile::tempdir().unwrap();
+        let inside = root.path().join("inside");
+        std::fs::create_dir_all(&inside).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        // A symlink inside the root that points outside it is outside.
+        let link = inside.join("escape");
+        std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+        let roots = [std::fs::canonicalize(root.path()).unwrap()];
+        let files = |p: &str| container(&[("omk-backup.kind", "files"), ("omk-backup.paths", p)]);
+        assert!(job_from_labels(&files(&inside.display().to_string()), &roots).is_ok());
+        for (p, want) in [
+            (
+                link.display().to_string(),
+                "outside [docker] label_path_roots",
+            ),
+            (outside.path().display().to_string(), "outside"),
+            (format!("{}/../..", inside.display()), "outside"),
+            ("/etc".to_string(), "outside"),
+            (
+                format!("{}/missing", inside.display()),
+                "cannot be resolved",
+            ),
+        ] {
+            let e = job_from_labels(&files(&p), &roots).unwrap_err();
+            assert!(e.contains(want), "{p}: {e}");
+        }
+        // No roots configured: every label path is refused.
+        let e = job_from_labels(&files(&inside.display().to_string()), &[]).unwrap_err();
+        assert!(e.contains("label_path_roots, which is not set"), "{e}");
+    }
+
+    #[test]
+    fn a_job_name_claimed_twice_is_reported_with_both_containers() {
+        let d = duplicate_claims(&[
+            ("db".into(), "a".into()),
+            ("web".into(), "w".into()),
+            ("db".into(), "b".into()),
+        ]);
+        assert_eq!(
+            d,
+            vec![("db".to_string(), vec!["a".to_string(), "b".to_string()])]
+        );
     }
 
     #[test]
@@ -186,7 +325,7 @@ mod tests {
                 "job name",
             ),
         ] {
-            let e = job_from_labels(&container(&labels)).unwrap_err();
+            let e = job_from_labels(&container(&labels), &[]).unwrap_err();
             assert!(e.contains(want), "{e}");
         }
     }

@@ -152,8 +152,13 @@ impl Ctx {
     /// Add jobs from container labels (when a Docker host is configured). A Docker
     /// failure is a warning here: the jobs that need Docker fail on their own, clearly.
     pub async fn discover_jobs(&mut self, reporter: &dyn Reporter) {
-        if let Err(e) = discover::merge(&mut self.config, reporter).await {
-            reporter.note(&format!("warning: label discovery skipped: {e:#}"));
+        match discover::merge(&mut self.config, reporter).await {
+            Ok(problems) => {
+                for p in &problems {
+                    reporter.note(&format!("refused: {p}"));
+                }
+            }
+            Err(e) => reporter.note(&format!("warning: label discovery skipped: {e:#}")),
         }
     }
 

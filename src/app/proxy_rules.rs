@@ -61,7 +61,13 @@ pub async fn run(
     let mut ctx = Ctx::open(g)?;
     // Rules that silently lacked a labelled container would break its backups: a
     // discovery failure is an error here, not a warning.
-    if let Err(e) = super::discover::merge(&mut ctx.config, reporter).await {
+    let found = super::discover::merge(&mut ctx.config, reporter).await;
+    if let Ok(problems) = &found {
+        for p in problems {
+            reporter.note(&format!("refused (no rule for it): {p}"));
+        }
+    }
+    if let Err(e) = found {
         bail!(
             "label discovery failed, so the rules would miss labelled containers: {e:#}; run this once against a Docker endpoint that allows GET /containers/json (e.g. DOCKER_HOST=unix:///var/run/docker.sock), or set [docker] discover = false"
         );

@@ -170,8 +170,13 @@ pub async fn config_check(
     reporter: &dyn super::Reporter,
 ) -> anyhow::Result<ConfigReport> {
     let mut config = load_config(g)?;
-    if let Err(e) = super::discover::merge(&mut config, reporter).await {
-        reporter.note(&format!("warning: label discovery skipped: {e:#}"));
+    match super::discover::merge(&mut config, reporter).await {
+        Ok(problems) => {
+            for p in &problems {
+                reporter.note(&format!("refused: {p}"));
+            }
+        }
+        Err(e) => reporter.note(&format!("warning: label discovery skipped: {e:#}")),
     }
     Ok(describe(&config))
 }

@@ -29,6 +29,8 @@ pub struct Config {
     pub docker_host: Option<String>,
     /// Discover jobs from container labels (`[docker] discover`, default true).
     pub docker_discover: bool,
+    /// `[docker] label_path_roots`, canonical: where label-discovered paths may lie.
+    pub label_path_roots: Vec<PathBuf>,
     pub repository: Repository,
     pub retention: Retention,
     /// Schedule file globs, already resolved against the config's folder.
@@ -322,6 +324,35 @@ impl Validator<'_> {
             None => self.dir.join("catalog.db"),
         };
         let docker_discover = raw.docker.as_ref().and_then(|d| d.discover).unwrap_or(true);
+        let mut label_path_roots = Vec::new();
+        for r in raw
+            .docker
+            .as_ref()
+            .and_then(|d| d.label_path_roots.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if !Path::new(r.get_ref()).is_absolute() {
+                return Err(self
+                    .err(
+                        r,
+                        format!(
+                            "docker.label_path_roots: `{}` is not an absolute path",
+                            r.get_ref()
+                        ),
+                    )
+                    .hint("list the host folders labels may back up, e.g. [\"/srv/appdata\"]"));
+            }
+            // Resolved once (symlinks included): a label's path is compared against this.
+            let canonical = std::fs::canonicalize(r.get_ref()).map_err(|e| {
+                self.err(
+                    r,
+                    format!("docker.label_path_roots: `{}`: {e}", r.get_ref()),
+                )
+                .hint("the folder must exist on this host")
+            })?;
+            label_path_roots.push(canonical);
+        }
         let docker_host = raw.docker.and_then(|d| d.host).map(|h| h.into_inner());
         let repository = match raw.repository {
             Some(r) => self.repository(r)?,
@@ -423,6 +454,7 @@ impl Validator<'_> {
             catalog_path,
             docker_host,
             docker_discover,
+            label_path_roots,
             repository,
             retention,
             schedule_files,

@@ -32,6 +32,9 @@ pub struct RawDocker {
     pub host: Option<Spanned<String>>,
     /// Make jobs from containers labelled `omk-backup.enable=true` (default true).
     pub discover: Option<bool>,
+    /// Label-discovered `omk-backup.paths` must lie below one of these (default: none,
+    /// i.e. labels cannot name host paths).
+    pub label_path_roots: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
