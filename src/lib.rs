@@ -11,6 +11,7 @@ pub mod config;
 pub mod docker;
 pub mod domain;
 pub mod exit;
+pub mod fault;
 pub mod fingerprint;
 pub mod kit;
 pub mod lock;

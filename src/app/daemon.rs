@@ -10,8 +10,10 @@
 //! keeps the old ones and logs why. Notifications and the metrics file follow each task
 //! and never fail it.
 
+use super::reporter::Reporter;
+use super::session::Session;
 use super::task::{TaskResult, execute};
-use super::{Ctx, Globals, Reporter, now, now_ms};
+use super::{Globals, now, now_ms};
 use crate::config::Config;
 use crate::domain::{Trigger, from_millis, rfc3339};
 use crate::exit::Outcome;
@@ -55,7 +57,7 @@ pub fn grace(config: &Config, kind: TaskKind) -> Duration {
 
 /// When each command last ran, from the catalog.
 fn last_runs(g: &Globals) -> anyhow::Result<Vec<(TaskKind, Option<DateTime<Utc>>)>> {
-    let ctx = Ctx::open(g)?;
+    let ctx = Session::open_undiscovered(g)?;
     let kinds = [
         TaskKind::Backup,
         TaskKind::Forget,
@@ -112,15 +114,18 @@ impl Signals {
     }
 }
 
-/// The next stop signal's name.
+/// The next stop signal's name. The running task's run is then dropped: it is
+/// recorded interrupted by this signal (see `recorder`).
 async fn stop(
     term: &mut tokio::signal::unix::Signal,
     int: &mut tokio::signal::unix::Signal,
 ) -> &'static str {
-    tokio::select! {
+    let sig = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
-    }
+    };
+    super::recorder::stopping_because(sig);
+    sig
 }
 
 /// The lines due now (missed since their command last ran, within grace), once per task.

@@ -8,7 +8,7 @@
 //! `omk-backup.password_file`. Discovery only runs when a Docker host is configured
 //! (`[docker] host` or `$DOCKER_HOST`): a plain files-only setup never needs Docker.
 
-use super::Reporter;
+use super::reporter::Reporter;
 use crate::config::{Config, Job, JobOrigin, Quiesce};
 use crate::docker::{ContainerInfo, Docker};
 use crate::domain::{JobKind, QuiesceMode, validate_job_name};
@@ -16,18 +16,21 @@ use std::path::PathBuf;
 
 pub const ENABLE: &str = "omk-backup.enable=true";
 
-/// Whether this config asks for Docker at all.
-pub fn docker_configured(config: &Config) -> bool {
-    config.docker_host.is_some() || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty())
+/// Whether this config asks for label discovery: it is on and a Docker host is
+/// configured (`[docker] host` or `$DOCKER_HOST`).
+pub fn wanted(config: &Config) -> bool {
+    let host = config.docker_host.is_some()
+        || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    config.docker_discover && host
 }
 
 /// Add labelled containers' jobs to `config`. A Docker failure is returned to the caller,
 /// which decides whether the command needs Docker.
-pub async fn merge(config: &mut Config, reporter: &dyn Reporter) -> anyhow::Result<()> {
-    if !config.docker_discover || !docker_configured(config) {
-        return Ok(());
-    }
-    let docker = Docker::connect(config.docker_host.as_deref()).await?;
+pub async fn merge(
+    config: &mut Config,
+    docker: &Docker,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
     let found = docker.list_labelled(ENABLE).await?;
     for c in found {
         match job_from_labels(&c) {

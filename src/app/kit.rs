@@ -5,7 +5,9 @@
 //! `kit open` unseals it into a folder as a working config; `restore-test --from-kit`
 //! proves a restore works from the kit alone.
 
-use super::{Globals, Reporter, load_config};
+use super::Globals;
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::catalog::Catalog;
 use crate::config::{Config, PasswordSource};
 use crate::kit::{self, Archive, KdfParams};
@@ -39,13 +41,13 @@ pub struct OpenReport {
     pub config_problem: Option<String>,
 }
 
-pub async fn export(g: &Globals, output: &Path, pass: &Secret) -> anyhow::Result<ExportReport> {
-    let config = load_config(g)?;
+pub async fn export(s: &Session, output: &Path, pass: &Secret) -> anyhow::Result<ExportReport> {
+    let config = &s.config;
     let mut a = Archive::default();
     a.add(
         "secrets/restic_password",
         0o600,
-        repository_password(&config).await?,
+        repository_password(config).await?,
     );
     for job in config.jobs.values() {
         if let Some(pf) = &job.password_file {
@@ -59,8 +61,8 @@ pub async fn export(g: &Globals, output: &Path, pass: &Secret) -> anyhow::Result
             a.add(&format!("secrets/db-{}", job.name), 0o600, b);
         }
     }
-    a.add("catalog.db", 0o600, catalog_copy(&config)?);
-    a.add(CONFIG_NAME, 0o600, rewrite_config(&config)?.into_bytes());
+    a.add("catalog.db", 0o600, catalog_copy(config)?);
+    a.add(CONFIG_NAME, 0o600, rewrite_config(config)?.into_bytes());
     a.add("README.txt", 0o644, README.as_bytes().to_vec());
     let files = a.entries.iter().map(|e| e.name.clone()).collect();
     let sealed = tokio::task::spawn_blocking({
@@ -284,7 +286,8 @@ pub async fn restore_test(
         config: Some(PathBuf::from(&opened.config)),
         ..Default::default()
     };
-    let mut rep = super::verify::run(&g, jobs, reporter).await?;
+    let s = super::startup::locked(&g, reporter).await?;
+    let mut rep = super::verify::run(&s, jobs, reporter).await?;
     rep.from_kit = Some(kit_path.display().to_string());
     Ok(rep)
 }

@@ -4,12 +4,14 @@
 //!
 //! Only called with the run lock held, so any run still marked `running` is dead.
 
-use super::{Ctx, Reporter, now_ms};
+use super::now_ms;
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::catalog::SnapshotRow;
 use crate::domain::{SnapshotState, parse_tags, run_tag};
 
-pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Result<()> {
-    debug_assert!(ctx.lock.is_some(), "reconcile needs the run lock");
+pub async fn after_crash(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    debug_assert!(ctx.holds_lock(), "reconcile needs the run lock");
     let dead = ctx.catalog.running_runs()?;
     if dead.is_empty() {
         return Ok(());

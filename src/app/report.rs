@@ -2,7 +2,10 @@
 //! month of backups, restore tests, encryption proofs and checks from the catalog into a
 //! [`MonthReport`], render it, and record its digest (the chain of issued reports).
 
-use super::{Ctx, Globals, Reporter, now_ms};
+use super::now_ms;
+use super::reporter::Reporter;
+use super::session::Session;
+use crate::catalog::Check;
 use crate::domain::{RunStatus, from_millis, rfc3339};
 use crate::exit::usage;
 use crate::report::{
@@ -75,7 +78,7 @@ pub fn month_label(month: &str, now: chrono::DateTime<Utc>) -> anyhow::Result<St
 }
 
 pub async fn run(
-    g: &Globals,
+    ctx: &Session,
     month: &str,
     format: &str,
     output: Option<&Path>,
@@ -84,9 +87,8 @@ pub async fn run(
     let fmt = Format::parse(format)
         .ok_or_else(|| usage(format!("--format {format}: expected md, html or json")))?;
     let (y, m) = parse_month(month, super::now())?;
-    let ctx = Ctx::open(g)?;
     let _ = reporter;
-    let report = gather(&ctx, y, m)?;
+    let report = gather(ctx, y, m)?;
     let prev = shift(y, m, -1);
     let previous = ctx
         .catalog
@@ -114,7 +116,7 @@ pub async fn run(
     })
 }
 
-fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
+fn gather(ctx: &Session, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     let from = start_ms(y, m);
     let (ny, nm) = shift(y, m, 1);
     let to = start_ms(ny, nm);
@@ -123,7 +125,7 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     let mut problems = Vec::new();
     let flag = cat
         .repository_flag(&repo)?
-        .map(|c| super::query::flag_text(&c));
+        .map(|c| super::health::flag_text(&c));
     if let Some(f) = &flag {
         problems.push(format!("repository flagged: {f}"));
     }
@@ -215,7 +217,7 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
         .map(|e| EncryptionEvidence {
             at: rfc3339(from_millis(e.at)),
             passed: e.passed,
-            checks: serde_json::from_str::<Vec<EvidenceCheck>>(&e.checks).unwrap_or_default(),
+            checks: e.checks.iter().map(evidence).collect(),
         })
         .collect();
     match encryption.last() {
@@ -229,7 +231,7 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
         _ => {}
     }
     let checks = cat.check_runs(&repo, from, to)?;
-    let cov = super::maintain::coverage(cat, &repo, ctx.config.check, to.min(now_ms()))?;
+    let cov = super::health::coverage(cat, &repo, ctx.config.check, to.min(now_ms()))?;
     if !cov.complete {
         problems.push(format!(
             "check coverage: {}/{} data subsets read in the last {} days; not every pack has been read",
@@ -259,10 +261,18 @@ fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-fn failed_checks(json: &str) -> Vec<String> {
-    serde_json::from_str::<Vec<EvidenceCheck>>(json)
-        .unwrap_or_default()
-        .into_iter()
+fn evidence(c: &Check) -> EvidenceCheck {
+    EvidenceCheck {
+        name: c.name.clone(),
+        passed: c.passed,
+        detail: c.detail.clone(),
+        skipped: c.skipped,
+    }
+}
+
+fn failed_checks(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
         .filter(|c| !c.passed)
         .map(|c| format!("{}: {}", c.name, c.detail))
         .collect()

@@ -5,7 +5,8 @@
 //! tag. A non-empty target is refused unless `--overwrite`; a files job restores only its
 //! own paths, under the target (so `/srv/photos` lands in `DIR/srv/photos`).
 
-use super::{Ctx, Globals, Reporter};
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::catalog::SnapshotRow;
 use crate::domain::{JobKind, SnapshotState, job_tag, parse_tags};
 use crate::exit::usage;
@@ -30,14 +31,13 @@ pub struct RestoreArgs<'a> {
 }
 
 pub async fn run(
-    g: &Globals,
+    ctx: &Session,
     a: RestoreArgs<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreReport> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
     check_target(a.target, a.overwrite)?;
     let restic = ctx.restic().await?;
-    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job).await?;
+    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job).await?;
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
@@ -116,7 +116,7 @@ fn check_target(target: &Path, overwrite: bool) -> anyhow::Result<()> {
 
 /// Resolve `latest` or an id (prefix) to (job, full snapshot id).
 async fn pick_snapshot(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &crate::restic::Restic,
     which: &str,
     job: Option<&str>,
@@ -217,7 +217,7 @@ pub struct IntoContainerReport {
     /// SQLite: the restored file beside the live one (the app keeps its file open).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored_file: Option<String>,
-    pub checks: Vec<crate::app::verify::Check>,
+    pub checks: Vec<crate::catalog::Check>,
     pub duration_ms: i64,
 }
 
@@ -226,12 +226,12 @@ pub struct IntoContainerReport {
 /// and end marker recorded at dump time before anything is loaded), loaded with errors
 /// fatal, removed again, and the restored rows are compared with the fingerprint.
 pub async fn into_container(
-    g: &Globals,
+    ctx: &Session,
     a: IntoContainerArgs<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<IntoContainerReport> {
-    use crate::app::verify::Check;
     use crate::app::verify::database::{Target, compare, count_rows, deliver, restore_spec};
+    use crate::catalog::Check;
     if !a.confirmed {
         return Err(usage(format!(
             "`restore --into-container {c}` loads the dump into the database running in `{c}`: existing tables, roles and rows in it are replaced and this cannot be undone; pass --yes-overwrite-live-database to confirm (prove the snapshot first with `omk-backup restore-test{job}`)",
@@ -239,9 +239,8 @@ pub async fn into_container(
             job = a.job.map(|j| format!(" {j}")).unwrap_or_default()
         )));
     }
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
     let restic = ctx.restic().await?;
-    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job).await?;
+    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job).await?;
     let job = ctx
         .config
         .jobs
@@ -394,11 +393,7 @@ pub async fn into_container(
             return Ok(report(checks));
         }
     }
-    match dump
-        .fingerprint
-        .as_deref()
-        .and_then(|f| serde_json::from_str::<crate::fingerprint::Fingerprint>(f).ok())
-    {
+    match dump.fingerprint.clone() {
         Some(fp) => match count_rows(&docker, &info.id, &job, &target).await {
             Ok(rows) => checks.push(compare(job.kind, &fp, &rows)),
             Err(e) => checks.push(Check::new(

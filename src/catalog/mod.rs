@@ -4,12 +4,14 @@
 //! integer milliseconds since the epoch (UTC). What the catalog records can always be
 //! rebuilt from the repository's tags (`omk:job=`, `omk:run=`).
 
+mod detail;
 mod sched;
 mod schema;
 mod verify;
 
 pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
+pub use detail::{Check, StepDetail};
 pub use sched::JobMetrics;
 
 use crate::domain::{RunStatus, SnapshotState};
@@ -33,6 +35,18 @@ pub enum CatalogError {
         path: PathBuf,
         found: i64,
         known: i64,
+    },
+    /// A JSON detail column does not parse as its type (damaged, or written by
+    /// another tool): named by table, row and column, never read as "none recorded".
+    #[error(
+        "catalog {path}: {table} row {row}: the {column} column is not what omk-backup wrote ({detail}); run `omk-backup catalog rebuild` or remove the row"
+    )]
+    BadDetail {
+        path: PathBuf,
+        table: &'static str,
+        row: String,
+        column: &'static str,
+        detail: String,
     },
     #[error("catalog {path}: {source}")]
     Sql {
@@ -96,7 +110,7 @@ pub struct DumpRow {
     pub filename: String,
     pub sha256: String,
     pub bytes: i64,
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 /// A quiesce journal entry.
@@ -265,10 +279,11 @@ impl Catalog {
         &self,
         id: i64,
         status: RunStatus,
-        detail: Option<&str>,
+        detail: Option<&StepDetail>,
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        let detail = detail.map(StepDetail::to_json);
         self.conn
             .execute(
                 "UPDATE steps SET status = ?2, detail = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
@@ -442,35 +457,45 @@ impl Catalog {
     // ---- dumps ----
 
     pub fn insert_dump(&self, d: &DumpRow) -> Result<()> {
+        let fingerprint = d.fingerprint.as_ref().map(detail::to_json);
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO dumps (snapshot_id, job, engine, filename, sha256, bytes, fingerprint)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![d.snapshot_id, d.job, d.engine, d.filename, d.sha256, d.bytes, d.fingerprint],
+                params![d.snapshot_id, d.job, d.engine, d.filename, d.sha256, d.bytes, fingerprint],
             )
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
 
     pub fn dump(&self, snapshot_id: &str) -> Result<Option<DumpRow>> {
-        self.conn
+        let row: Option<(DumpRow, Option<String>)> = self
+            .conn
             .query_row(
                 "SELECT snapshot_id, job, engine, filename, sha256, bytes, fingerprint FROM dumps WHERE snapshot_id = ?1",
                 [snapshot_id],
                 |r| {
-                    Ok(DumpRow {
+                    Ok((DumpRow {
                         snapshot_id: r.get(0)?,
                         job: r.get(1)?,
                         engine: r.get(2)?,
                         filename: r.get(3)?,
                         sha256: r.get(4)?,
                         bytes: r.get(5)?,
-                        fingerprint: r.get(6)?,
-                    })
+                        fingerprint: None,
+                    }, r.get(6)?))
                 },
             )
             .optional()
-            .map_err(|e| self.sql(e))
+            .map_err(|e| self.sql(e))?;
+        let Some((mut d, raw)) = row else {
+            return Ok(None);
+        };
+        if let Some(text) = raw {
+            d.fingerprint =
+                Some(self.parse_detail("dumps", &d.snapshot_id, "fingerprint", &text)?);
+        }
+        Ok(Some(d))
     }
 
     // ---- quiesce journal ----

@@ -13,8 +13,10 @@
 //! end, on failure, on error or cancellation (a guard: `restore-test` abandons a test on
 //! SIGTERM/SIGINT), and by [`remove_leftovers`] at the next locking command after a crash.
 
-use super::{Check, Running, pick};
-use crate::app::{Ctx, Reporter};
+use super::common::{Running, pick};
+use crate::app::reporter::Reporter;
+use crate::app::session::Session;
+use crate::catalog::Check;
 use crate::config::Job;
 use crate::docker::{Docker, DockerError, ExecSpec, ScratchSpec};
 use crate::domain::JobKind;
@@ -118,7 +120,7 @@ async fn remove_with_retries(docker: &Docker, name: &str) -> Result<(), DockerEr
 /// Remove scratch containers left by our own runs (killed mid-test). Called with the
 /// run lock held, so none of this catalog's runs is alive; containers of runs this
 /// catalog does not know belong to another installation and are left alone.
-pub async fn remove_leftovers(ctx: &Ctx, reporter: &dyn Reporter) -> anyhow::Result<usize> {
+pub async fn remove_leftovers(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<usize> {
     let docker = ctx.docker().await?;
     let found = docker.list_labelled(&format!("{SCRATCH_LABEL}=1")).await?;
     let mut removed = 0;
@@ -241,7 +243,7 @@ fn pg_superuser(job: &Job) -> String {
 /// Run the restore test of one database job; checks are pushed onto `t`. The caller
 /// abandons it on SIGTERM/SIGINT (dropping it removes the scratch container).
 pub(super) async fn test(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: &Job,
     run_id: &str,
@@ -252,7 +254,7 @@ pub(super) async fn test(
 }
 
 async fn test_inner(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: &Job,
     run_id: &str,
@@ -275,10 +277,7 @@ async fn test_inner(
         ));
         return Ok(());
     };
-    let fingerprint: Option<Fingerprint> = dump
-        .fingerprint
-        .as_deref()
-        .and_then(|f| serde_json::from_str(f).ok());
+    let fingerprint: Option<Fingerprint> = dump.fingerprint.clone();
     let Some(source) = job.container.as_deref() else {
         t.checks.push(Check::new(
             "scratch-container",

@@ -5,7 +5,7 @@
 //! `"kdf": "scrypt"`. For remote repositories the raw-file checks are reported as
 //! skipped with the reason, never as passed silently.
 
-use super::Check;
+use crate::catalog::Check;
 use crate::config::Repository;
 use crate::restic::{Restic, ResticError};
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 //! snapshot's listing (names and sizes), and restored content against the live source
 //! (SHA-256) for every file that provably did not change since the snapshot started.
 
-use super::Check;
 use super::hash::{hash_all, walk_files};
+use crate::catalog::Check;
 use crate::restic::LsNode;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
