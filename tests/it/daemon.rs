@@ -276,55 +276,6 @@ fn daemon_fires_a_minute_schedule_and_survives_a_broken_sighup() {
     assert!(l.contains("due: `backup`"), "{l}");
 }
 
-/// A tiny HTTP server: records request lines and bodies, answers with `status` after
-/// `delay`.
-fn http_server(status: u16, delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let s3 = s2.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                let mut got = Vec::new();
-                let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got);
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|h| {
-                                h.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break;
-                        }
-                    }
-                }
-                s3.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&got).into_owned());
-                std::thread::sleep(delay);
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            });
-        }
-    });
-    (url, seen)
-}
-
 #[test]
 fn notifiers_report_and_a_failing_one_never_fails_the_backup() {
     let (_, restic) = restics().remove(1);

@@ -13,5 +13,6 @@ mod docker_dumps;
 mod docker_quiesce;
 mod docker_restore_test;
 mod faults;
+mod notify_runs;
 mod secrets;
 mod verify;
