@@ -3,10 +3,8 @@
 //! that fail without failing the backup. Real binary, real restic, real SQLite.
 
 use crate::util::*;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A catalog query while the daemon may be writing: sqlite3 with a busy timeout.

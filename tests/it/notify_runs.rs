@@ -26,7 +26,11 @@ fn a_cli_backup_pings_start_and_success_and_a_failed_one_pings_fail() {
     let (url, seen) = http_server(200, Duration::ZERO);
     config_with_ping(&env, &url, &url);
     env.run(&["--no-notify", "backup", "--init"]).ok();
-    assert!(lines(&seen).is_empty(), "--no-notify sends nothing: {:?}", lines(&seen));
+    assert!(
+        lines(&seen).is_empty(),
+        "--no-notify sends nothing: {:?}",
+        lines(&seen)
+    );
 
     env.run(&["backup"]).ok();
     let got = lines(&seen);
@@ -38,7 +42,10 @@ fn a_cli_backup_pings_start_and_success_and_a_failed_one_pings_fail() {
     ] {
         assert!(got.iter().any(|l| l.starts_with(want)), "{want} in {got:?}");
     }
-    assert!(got[0].starts_with("POST /ping/run-1/start "), "start first: {got:?}");
+    assert!(
+        got[0].starts_with("POST /ping/run-1/start "),
+        "start first: {got:?}"
+    );
     seen.lock().unwrap().clear();
 
     // A wrong repository password: the run fails, and both targets hear /fail with why.

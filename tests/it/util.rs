@@ -286,7 +286,10 @@ pub fn kill9(pid: u32) {
 
 /// A tiny HTTP server: records request lines and bodies, answers with `status` after
 /// `delay`.
-pub fn http_server(status: u16, delay: std::time::Duration) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub fn http_server(
+    status: u16,
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -332,4 +335,3 @@ pub fn http_server(status: u16, delay: std::time::Duration) -> (String, std::syn
     });
     (url, seen)
 }
-
