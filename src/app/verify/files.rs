@@ -70,7 +70,7 @@ pub fn compare(
     out
 }
 
-/// 1. The file list: every listed file restored, nothing else, each with its size.
+/// The file list (1.): every listed file restored, nothing else, each with its size.
 fn list_checks(files: &[&LsNode], scratch: &Path) -> [Check; 2] {
     let mut missing = Vec::new();
     let mut wrong_size = Vec::new();
@@ -127,7 +127,7 @@ fn list_checks(files: &[&LsNode], scratch: &Path) -> [Check; 2] {
     [list, sizes]
 }
 
-/// 2. Content: hash restored and source copies of files unchanged since the snapshot.
+/// Content (2.): hash restored and source copies of files unchanged since the snapshot.
 /// Returns how many were (deleted, changed) in the source meanwhile.
 fn content_check(
     files: &[&LsNode],
@@ -195,7 +195,7 @@ fn content_check(
     (deleted, changed)
 }
 
-/// 3. What could not be compared, and why (informational: passes).
+/// What could not be compared (3.), and why (informational: passes).
 fn not_compared_check(deleted: usize, changed: usize, specials: usize) -> Check {
     let mut d = Vec::new();
     if changed > 0 {
