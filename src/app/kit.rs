@@ -8,7 +8,6 @@
 use super::Globals;
 use super::reporter::Reporter;
 use super::session::Session;
-use crate::catalog::Catalog;
 use crate::config::{Config, PasswordSource};
 use crate::kit::{self, Archive, KdfParams};
 use crate::secret::Secret;
@@ -61,7 +60,7 @@ pub async fn export(s: &Session, output: &Path, pass: &Secret) -> anyhow::Result
             a.add(&format!("secrets/db-{}", job.name), 0o600, b);
         }
     }
-    a.add("catalog.db", 0o600, catalog_copy(config)?);
+    a.add("catalog.db", 0o600, catalog_copy(s)?);
     a.add(CONFIG_NAME, 0o600, rewrite_config(config)?.into_bytes());
     a.add("README.txt", 0o644, README.as_bytes().to_vec());
     let files = a.entries.iter().map(|e| e.name.clone()).collect();
@@ -114,16 +113,16 @@ async fn repository_password(config: &Config) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn catalog_copy(config: &Config) -> anyhow::Result<Vec<u8>> {
-    let dir = config
+fn catalog_copy(s: &Session) -> anyhow::Result<Vec<u8>> {
+    let dir = s
+        .config
         .catalog_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let tmp = dir.join(format!(".omk-kit-catalog-{}.db", crate::random::hex(6)?));
     let res = (|| -> anyhow::Result<Vec<u8>> {
-        let cat = Catalog::open(&config.catalog_path)?;
-        cat.copy_to(&tmp)?;
+        s.catalog.copy_to(&tmp)?;
         Ok(std::fs::read(&tmp)?)
     })();
     let _ = std::fs::remove_file(&tmp);

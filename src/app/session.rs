@@ -11,7 +11,7 @@ use super::Globals;
 use super::reporter::Reporter;
 use crate::catalog::Catalog;
 use crate::config::{self, Config, Job};
-use crate::docker::Docker;
+use crate::docker::{Docker, DockerError};
 use crate::lock::RunLock;
 use crate::restic::Restic;
 use anyhow::Context;
@@ -24,12 +24,18 @@ use tokio::sync::{Mutex, OnceCell};
 /// the local socket) points at. The only one today; more hosts are more names.
 pub const LOCAL_ENGINE: &str = "local";
 
-/// One Docker engine's connection: tried on first use, then kept (a failure too, so
-/// the command meets it, typed, once; later uses get its words without the chain).
+/// One Docker engine's connection: tried on first use, then kept. A failure is kept
+/// too: the first use gets the whole sentence (what failed, what to do), later uses a
+/// short reminder, so the command says it once.
 enum Engine {
     Untried,
     Up(Docker),
-    Down(String),
+    Down {
+        full: String,
+        short: String,
+        /// Whether the full sentence reached somebody (see `docker_failure_unsaid`).
+        said: bool,
+    },
 }
 
 /// Everything one command works with.
@@ -131,8 +137,12 @@ impl Session {
         let mut state = cell.lock().await;
         match &*state {
             Engine::Up(d) => return Ok(d.clone()),
-            Engine::Down(why) => {
-                anyhow::bail!("{why}")
+            Engine::Down { full, short, said } => {
+                let msg = if *said { short.clone() } else { full.clone() };
+                if let Engine::Down { said, .. } = &mut *state {
+                    *said = true;
+                }
+                anyhow::bail!("{msg}")
             }
             Engine::Untried => {}
         }
@@ -141,10 +151,48 @@ impl Session {
                 *state = Engine::Up(d.clone());
                 Ok(d)
             }
+            Err(DockerError::Unreachable { host, detail, .. }) => {
+                // Plain words: the last cause of the transport's chain, not the chain.
+                let why = detail.rsplit(": ").next().unwrap_or(&detail).to_lowercase();
+                let short = format!("cannot reach Docker at {host} ({why})");
+                let full = format!(
+                    "{short}; check that dockerd (or the socket proxy) runs there, or set [docker] host in {} or $DOCKER_HOST",
+                    self.config.file.display()
+                );
+                *state = Engine::Down {
+                    full: full.clone(),
+                    short,
+                    said: true,
+                };
+                anyhow::bail!("{full}")
+            }
             Err(e) => {
-                *state = Engine::Down(e.to_string());
+                *state = Engine::Down {
+                    full: e.to_string(),
+                    short: e.to_string(),
+                    said: true,
+                };
                 Err(e.into())
             }
+        }
+    }
+
+    /// Whether the local engine was tried and could not be reached.
+    pub fn docker_down(&self) -> bool {
+        self.engines
+            .get(LOCAL_ENGINE)
+            .and_then(|e| e.try_lock().ok().map(|e| matches!(*e, Engine::Down { .. })))
+            .unwrap_or(false)
+    }
+
+    /// The last Docker failure was only logged at debug level: the next use says it in
+    /// full.
+    pub fn docker_failure_unsaid(&self) {
+        if let Some(e) = self.engines.get(LOCAL_ENGINE)
+            && let Ok(mut e) = e.try_lock()
+            && let Engine::Down { said, .. } = &mut *e
+        {
+            *said = false;
         }
     }
 

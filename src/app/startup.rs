@@ -67,7 +67,51 @@ async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec
     if (s.config.docker_host.is_some() || s.config.jobs.values().any(|j| j.kind.is_database()))
         && let Err(e) = verify::database::remove_leftovers(s, reporter).await
     {
-        tracing::warn!("could not look for leftover scratch containers: {e:#}");
+        // An unreachable Docker is said once, by discovery or the jobs that need it.
+        if s.docker_down() {
+            tracing::debug!("could not look for leftover scratch containers: {e:#}");
+            s.docker_failure_unsaid();
+        } else {
+            tracing::warn!("could not look for leftover scratch containers: {e:#}");
+        }
     }
     Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::reporter::Silent;
+    use crate::domain::RunStatus;
+
+    #[tokio::test]
+    async fn a_reader_beside_a_live_run_neither_fails_nor_reconciles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "x\n").unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            "[repository]\nurl = \"r\"\npassword_file = \"pw\"\n[docker]\ndiscover = false\n",
+        )
+        .unwrap();
+        let g = Globals {
+            config: Some(cfg),
+            no_notify: true,
+            ..Default::default()
+        };
+        // A live run: its row says running and its process holds the lock.
+        let writer = Session::open_undiscovered(&g).unwrap();
+        let held = lock::acquire(&writer.config.catalog_path).unwrap();
+        writer.catalog.start_run("r1", "backup", "cli", 1).unwrap();
+        let reader = reconciled(&g, &Silent)
+            .await
+            .expect("a reader never fails for the lock");
+        assert!(!reader.holds_lock());
+        assert_eq!(
+            reader.catalog.run("r1").unwrap().unwrap().status,
+            RunStatus::Running,
+            "a live run is not reconciled"
+        );
+        drop(held);
+    }
 }

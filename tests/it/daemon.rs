@@ -7,6 +7,20 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A config whose repository password takes 30 s to arrive (restic asks for it first),
+/// so a scheduled backup is in flight (restic running, run recorded) when a signal
+/// comes.
+fn write_slow_password_config(env: &Env) {
+    let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
+        ),
+    )
+    .unwrap();
+}
+
 /// A catalog query while the daemon may be writing: sqlite3 with a busy timeout.
 fn sql_busy(env: &Env, query: &str) -> String {
     let out = Command::new("sqlite3")
@@ -189,16 +203,7 @@ fn daemon_sigterm_during_a_backup_records_interrupted_and_exits_fast() {
         env.run(&["backup", "--init"]).ok();
         env.sql("DELETE FROM runs");
         write_schedule(&env, "0 0 1 1 * backup\n");
-        // restic asks for the password first: this one takes 30 s, so the backup is
-        // in flight (restic running, run recorded) when SIGTERM comes.
-        let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
-        std::fs::write(
-            env.config_path(),
-            format!(
-                "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
-            ),
-        )
-        .unwrap();
+        write_slow_password_config(&env);
         let mut d = spawn_daemon(&env);
         let pid = d.id();
         wait_until(30, "the caught-up backup to be running", || {
@@ -382,14 +387,7 @@ fn run_due_sigterm_records_interrupted_and_exits_1() {
     env.run(&["backup", "--init"]).ok();
     env.sql("DELETE FROM runs");
     write_schedule(&env, "0 0 1 1 * backup\n");
-    let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
-    std::fs::write(
-        env.config_path(),
-        format!(
-            "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
-        ),
-    )
-    .unwrap();
+    write_slow_password_config(&env);
     let mut c = env
         .cmd(&["run-due"])
         .stdout(Stdio::piped())

@@ -105,7 +105,7 @@ fn labelled_containers_become_jobs_and_config_wins_a_clash() {
     );
     let rep = env.run(&["report", "--format", "json"]).ok();
     let doc: serde_json::Value = serde_json::from_str(&rep.stdout).expect("report JSON");
-    let month = doc["jobs"]
+    let month = doc["report"]["jobs"]
         .as_array()
         .unwrap()
         .iter()
@@ -141,4 +141,14 @@ fn unreachable_docker_fails_only_the_jobs_that_need_it() {
         e.contains("cannot reach Docker at tcp://127.0.0.1:1"),
         "{e}"
     );
+    // Said once, in plain words: the hint once, no transport chain, however many jobs.
+    let h = env.run(&["backup"]).code(1);
+    assert!(!h.stderr.contains("hyper"), "{}", h.stderr);
+    assert_eq!(
+        h.stderr.matches("check that dockerd").count(),
+        1,
+        "{}",
+        h.stderr
+    );
+    assert!(h.stderr.contains("connection refused"), "{}", h.stderr);
 }
