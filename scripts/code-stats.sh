@@ -11,7 +11,8 @@ for m in "$src"/*; do
 done | sort -rn
 echo "== files over 600 lines =="
 find "$src" -name '*.rs' -print0 | xargs -0 wc -l | awk '$2 != "total" && $1 > 600 {print}' | sort -rn
-echo "== longest functions (top 10) =="
+TOP="${TOP:-10}"
+echo "== longest functions (top $TOP, and every one over 80 lines) =="
 find "$src" -name '*.rs' -print0 | xargs -0 awk '
   FNR == 1 { infn = 0 }
   !infn && match($0, /^( *)(pub(\([a-z]+\))? )?(async )?fn [a-z_0-9]+/) {
@@ -21,4 +22,4 @@ find "$src" -name '*.rs' -print0 | xargs -0 awk '
     infn = 1; start = FNR; file = FILENAME; p = pad; next
   }
   infn && $0 == p "}" { printf "%5d %s:%d %s\n", FNR - start + 1, file, start, name; infn = 0 }
-' | sort -rn | head -10
+' | sort -rn | awk -v n="${TOP:-10}" 'NR <= n || $1 > 80'

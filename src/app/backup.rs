@@ -222,41 +222,7 @@ async fn backup_job(
     let tags = [job_tag(&job.name), run_tag(run_id)];
     match job.kind {
         JobKind::Files => {
-            let name = job.name.clone();
-            let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
-            // Quiesce first (journaled), and resume as soon as restic is done, whatever
-            // it answered.
-            let quiesced = match &job.quiesce {
-                Some(q) => {
-                    let docker = ctx.docker().await?;
-                    let qd =
-                        super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
-                    Some((docker, qd))
-                }
-                None => None,
-            };
-            let backed_up = restic
-                .backup_paths(&job.paths, &job.exclude, &tags, &mut progress)
-                .await;
-            let mut window_ms = None;
-            if let Some((docker, qd)) = quiesced {
-                match super::quiesce::resume(ctx, &docker, qd, reporter).await {
-                    Ok(w) => window_ms = w,
-                    Err(e) => {
-                        if let Ok(done) = &backed_up {
-                            // The data is safe; the failure is the container's.
-                            return Err(e.context(format!(
-                                "{}: restic made snapshot {} but the container was not resumed",
-                                job.name, done.snapshot_id
-                            )));
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            if let Some(w) = window_ms {
-                tracing::info!("{}: quiesce window {w} ms", job.name);
-            }
+            let backed_up = copy_files(ctx, restic, run_id, job, &tags, reporter).await?;
             match backed_up {
                 Ok(done) => Ok(Made {
                     snapshot_id: restic.full_id(&done.snapshot_id).await?,
@@ -269,15 +235,8 @@ async fn backup_job(
                     snapshot_id,
                     detail,
                 }) => {
-                    discard(
-                        ctx,
-                        restic,
-                        job,
-                        run_id,
-                        snapshot_id.as_deref(),
-                        "some source files could not be read",
-                    )
-                    .await;
+                    let why = "some source files could not be read";
+                    discard(ctx, restic, job, run_id, snapshot_id.as_deref(), why).await;
                     Err(ResticError::SourceUnreadable {
                         snapshot_id,
                         detail,
@@ -309,20 +268,55 @@ async fn backup_job(
                     })
                 }
                 Err(f) => {
-                    discard(
-                        ctx,
-                        restic,
-                        job,
-                        run_id,
-                        f.snapshot_id.as_deref(),
-                        "the dump did not complete",
-                    )
-                    .await;
+                    let why = "the dump did not complete";
+                    discard(ctx, restic, job, run_id, f.snapshot_id.as_deref(), why).await;
                     Err(f.error)
                 }
             }
         }
     }
+}
+
+/// A files job's `restic backup`, quiesced first when asked (journaled) and resumed as
+/// soon as restic is done, whatever it answered. The outer error is the container's.
+async fn copy_files(
+    ctx: &Session,
+    restic: &Restic,
+    run_id: &str,
+    job: &Job,
+    tags: &[String],
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Result<crate::restic::BackupDone, ResticError>> {
+    let name = job.name.clone();
+    let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
+    let quiesced = match &job.quiesce {
+        Some(q) => {
+            let docker = ctx.docker().await?;
+            let qd = super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
+            Some((docker, qd))
+        }
+        None => None,
+    };
+    let backed_up = restic
+        .backup_paths(&job.paths, &job.exclude, tags, &mut progress)
+        .await;
+    if let Some((docker, qd)) = quiesced {
+        match super::quiesce::resume(ctx, &docker, qd, reporter).await {
+            Ok(Some(w)) => tracing::info!("{}: quiesce window {w} ms", job.name),
+            Ok(None) => {}
+            Err(e) => {
+                if let Ok(done) = &backed_up {
+                    // The data is safe; the failure is the container's.
+                    return Err(e.context(format!(
+                        "{}: restic made snapshot {} but the container was not resumed",
+                        job.name, done.snapshot_id
+                    )));
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(backed_up)
 }
 
 /// Forget a bad snapshot right away and remember that we did.
