@@ -6,10 +6,11 @@
 use super::health::{Coverage, coverage};
 use super::now_ms;
 use super::quiesce::{RecoverReport, Recovered};
+use super::reconcile::{row_of, snapshot_time};
 use super::recorder::RunRecorder;
 use super::reporter::Reporter;
 use super::session::Session;
-use crate::catalog::{SnapshotRow, StepDetail};
+use crate::catalog::StepDetail;
 use crate::config::Job;
 use crate::domain::{RunStatus, SnapshotState, job_tag, parse_tags};
 use crate::exit::Outcome;
@@ -319,27 +320,16 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
                 report.ignored_untagged += 1;
                 continue;
             };
-            let time = chrono::DateTime::parse_from_rfc3339(&s.time)
-                .map(|t| t.timestamp_millis())
-                .unwrap_or(0);
+            let time = snapshot_time(s).unwrap_or(0);
             if let Some(r) = &run {
                 cat.insert_run_if_missing(r, "backup", "rebuild", RunStatus::Success, time)?;
             }
             if cat.has_snapshot(&s.id)? {
                 continue;
             }
-            cat.insert_snapshot(&SnapshotRow {
-                snapshot_id: s.id.clone(),
-                job,
-                run_id: run,
-                time,
-                bytes: s.summary.as_ref().map(|x| x.total_bytes_processed as i64),
-                files: s.summary.as_ref().map(|x| x.total_files_processed as i64),
-                data_added: s.summary.as_ref().map(|x| x.data_added as i64),
-                duration_ms: None,
-                state: SnapshotState::Good,
-                note: Some("rebuilt from the repository".into()),
-            })?;
+            let note = "rebuilt from the repository";
+            let state = SnapshotState::Good;
+            cat.insert_snapshot(&row_of(s, &job, run, time, state, note))?;
             report.added += 1;
         }
         let gone: Vec<String> = known.into_iter().filter(|id| !live.contains(id)).collect();
