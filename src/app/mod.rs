@@ -1,10 +1,11 @@
 //! The application: one function per command, wiring config, catalog, restic and lock.
 //!
-//! Layers (arrows point down; `tests/arch.rs`-style check in `app::layers` keeps it so):
-//! `daemon` → `task` → the command modules (`backup`, `maintain`, `verify`, `query`,
-//! `report`, `restore`, `kit`, `schedule`) → `startup` (opening a session with crash
-//! recovery) → the helpers commands share (`quiesce`, `reconcile`, `dump`, `discover`)
-//! → `recorder` → `session` → `reporter` and this module's clock and id helpers.
+//! Layers, top to bottom (an import only points down; the test in `app/layers.rs`
+//! keeps it so): `daemon` → `task`, `kit` → the commands (`backup`, `maintain`,
+//! `verify`, `query`, `report`, `restore`, `schedule`) → `startup` (a session opened
+//! with crash recovery) → `verify::database` → the shared helpers (`quiesce`,
+//! `reconcile`, `dump`, verify's parts) → `recorder`, `health` → `session` →
+//! `discover` → `reporter` and this module's clock and id helpers.
 //!
 //! Commands take a [`session::Session`] and return plain report values (rendered by `cli`) and
 //! an [`Outcome`]; errors travel as `anyhow::Error` with context, and `exit::classify`
