@@ -62,9 +62,10 @@ async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec
     };
     reconcile::after_crash(s, reporter).await?;
     // Scratch containers of restore tests a killed run left behind. Only when the
-    // config has database jobs (others may have no Docker at all); a failure here must
-    // not block the command.
-    if (s.config.docker_host.is_some() || s.config.jobs.values().any(|j| j.kind.is_database()))
+    // config has database jobs or asks for Docker (others may have no Docker at all);
+    // a failure here must not block the command.
+    let docker_jobs = s.config.jobs.values().any(|j| j.kind.is_database());
+    if (s.config.docker_host.is_some() || docker_jobs || super::discover::wanted(&s.config))
         && let Err(e) = verify::database::remove_leftovers(s, reporter).await
     {
         // An unreachable Docker is said once, by discovery or the jobs that need it.
