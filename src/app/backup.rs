@@ -59,10 +59,6 @@ pub async fn run(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BackupReport> {
     let jobs = s.jobs(names)?;
-    let restic = s.restic().await?;
-    if init {
-        init_repository(&restic, reporter).await?;
-    }
     if jobs.is_empty() {
         reporter.note(&format!(
             "{} defines no jobs: nothing to back up",
@@ -70,9 +66,18 @@ pub async fn run(
         ));
     }
     let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    // The run is recorded (and notified) before restic is even looked for: a missing
+    // restic or repository is a failed run its pings report, not silence.
     let rec = RunRecorder::start(s, "backup", &names).await?;
     let run_id = rec.id().to_string();
-    let res = back_up_all(s, &rec, &restic, &jobs, reporter).await;
+    let res = async {
+        let restic = s.restic().await?;
+        if init {
+            init_repository(&restic, reporter).await?;
+        }
+        back_up_all(s, &rec, &restic, &jobs, reporter).await
+    }
+    .await;
     let (report, fatal) = rec
         .close(res, |(r, _)| {
             let err = r

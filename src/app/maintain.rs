@@ -46,9 +46,12 @@ pub async fn forget(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<ForgetReport> {
     let jobs = s.jobs(names)?;
-    let restic = s.restic().await?;
     let rec = RunRecorder::start(s, "forget", &[]).await?;
-    let res = forget_all(s, &rec, &restic, &jobs, prune, reporter).await;
+    let res = async {
+        let restic = s.restic().await?;
+        forget_all(s, &rec, &restic, &jobs, prune, reporter).await
+    }
+    .await;
     rec.close(res, |r| (super::run_status(r.outcome()), None))
         .await
 }
@@ -188,18 +191,21 @@ pub async fn check(
     if let Some(sub) = subset {
         validate_subset(sub)?;
     }
-    let restic = s.restic().await?;
-    let repo = restic.url().to_string();
-    let n = i64::from(s.config.check.subsets);
-    let (chosen, rotating) = match subset {
-        Some(sub) => (sub.to_string(), false),
-        None => {
-            let k = next_k(s.catalog.last_rotating_k(&repo, n)?, n);
-            (format!("{k}/{n}"), true)
-        }
-    };
     let rec = RunRecorder::start(s, "check", &[]).await?;
-    let res = check_subset(s, &rec, &restic, chosen, rotating, reporter).await;
+    let res = async {
+        let restic = s.restic().await?;
+        let repo = restic.url().to_string();
+        let n = i64::from(s.config.check.subsets);
+        let (chosen, rotating) = match subset {
+            Some(sub) => (sub.to_string(), false),
+            None => {
+                let k = next_k(s.catalog.last_rotating_k(&repo, n)?, n);
+                (format!("{k}/{n}"), true)
+            }
+        };
+        check_subset(s, &rec, &restic, chosen, rotating, reporter).await
+    }
+    .await;
     rec.close(res, |r| {
         let err = (!r.passed).then(|| r.detail.clone());
         (super::run_status(Outcome::from_failures(!r.passed)), err)

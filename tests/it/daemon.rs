@@ -206,8 +206,11 @@ fn daemon_sigterm_during_a_backup_records_interrupted_and_exits_fast() {
         write_slow_password_config(&env);
         let mut d = spawn_daemon(&env);
         let pid = d.id();
+        // The run is recorded before restic is looked for: wait for the job's step
+        // (restic backup started, waiting for its slow password).
         wait_until(30, "the caught-up backup to be running", || {
             sql_busy(&env, "SELECT count(*) FROM runs WHERE status = 'running'") == "1"
+                && sql_busy(&env, "SELECT count(*) FROM steps WHERE status = 'running'") == "1"
                 && !children(pid).is_empty()
         });
         let kids = children(pid);

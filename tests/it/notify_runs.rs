@@ -87,3 +87,28 @@ fn metrics_are_refreshed_by_a_cli_backup() {
         "{m}"
     );
 }
+
+#[test]
+fn a_backup_that_cannot_find_restic_is_a_failed_run_that_pings_fail() {
+    let (_, restic) = restics().remove(0);
+    let env = Env::new(&restic);
+    let (url, seen) = http_server(200, Duration::ZERO);
+    config_with_ping(&env, &url, &url);
+    let r = Run::from_output(
+        env.cmd(&["backup"])
+            .env("OMK_BACKUP_RESTIC", "/nonexistent/restic")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "a setup problem: {}", r.all());
+    let got = lines(&seen);
+    assert!(got[0].starts_with("POST /ping/run-1/start "), "{got:?}");
+    assert!(
+        got.iter().any(|l| l.starts_with("POST /ping/run-1/fail ")),
+        "{got:?}"
+    );
+    assert_eq!(
+        env.sql("SELECT command || ' ' || status FROM runs"),
+        "backup failed"
+    );
+}

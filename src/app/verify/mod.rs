@@ -90,7 +90,6 @@ pub async fn run(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreTestReport> {
     let jobs = s.jobs(names)?;
-    let restic = s.restic().await?;
     let work_root = match &s.config.restore_work_dir {
         Some(d) => d.clone(),
         None => s
@@ -102,7 +101,11 @@ pub async fn run(
     };
     remove_stale_scratch(s, &work_root, reporter)?;
     let rec = RunRecorder::start(s, "restore-test", &[]).await?;
-    let res = match test_all(s, &rec, &restic, &jobs, &work_root, reporter).await {
+    let tested = async {
+        let restic = s.restic().await?;
+        test_all(s, &rec, &restic, &jobs, &work_root, reporter).await
+    };
+    let res = match tested.await {
         Ok(Err(interrupted)) => {
             rec.interrupt(&interrupted)?;
             anyhow::bail!(interrupted)
