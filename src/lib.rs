@@ -15,6 +15,7 @@ pub mod docker;
 pub mod domain;
 pub mod engine;
 pub mod exit;
+pub mod fault;
 pub mod fingerprint;
 pub mod kit;
 pub mod lock;

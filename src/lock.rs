@@ -35,8 +35,18 @@ pub fn lock_path(catalog: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Take the lock without waiting.
+/// Take the lock without waiting; another holder is a [`LockHeld`] error (exit 3).
 pub fn acquire(catalog: &Path) -> anyhow::Result<RunLock> {
+    match try_acquire(catalog)? {
+        Ok(lock) => Ok(lock),
+        Err(held) => Err(held.into()),
+    }
+}
+
+/// Take the lock without waiting, or say who holds it. Unlike [`acquire`], a busy lock
+/// is not an error: read-only commands use this to reconcile only when nobody runs
+/// (one atomic `flock`, no check-then-take race).
+pub fn try_acquire(catalog: &Path) -> anyhow::Result<Result<RunLock, LockHeld>> {
     let path = lock_path(catalog);
     let mut file = OpenOptions::new()
         .read(true)
@@ -55,11 +65,10 @@ pub fn acquire(catalog: &Path) -> anyhow::Result<RunLock> {
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            return Err(LockHeld {
+            return Ok(Err(LockHeld {
                 path,
                 holder: text.trim().parse().ok(),
-            }
-            .into());
+            }));
         }
         Err(TryLockError::Error(e)) => {
             anyhow::bail!("cannot lock {}: {e}", path.display());
@@ -69,12 +78,7 @@ pub fn acquire(catalog: &Path) -> anyhow::Result<RunLock> {
     let _ = file.seek(SeekFrom::Start(0));
     let _ = write!(file, "{}", std::process::id());
     let _ = file.flush();
-    Ok(RunLock { _file: file, path })
-}
-
-/// Is the lock free right now? (Takes and releases it.)
-pub fn is_free(catalog: &Path) -> bool {
-    acquire(catalog).is_ok()
+    Ok(Ok(RunLock { _file: file, path }))
 }
 
 #[cfg(test)]
@@ -89,8 +93,8 @@ mod tests {
         let err = acquire(&cat).unwrap_err();
         let held_err = err.downcast_ref::<LockHeld>().expect("LockHeld");
         assert_eq!(held_err.holder, Some(std::process::id()));
-        assert!(!is_free(&cat));
+        assert!(try_acquire(&cat).unwrap().is_err(), "busy is not an error");
         drop(held);
-        assert!(is_free(&cat));
+        assert!(try_acquire(&cat).unwrap().is_ok());
     }
 }

@@ -5,11 +5,15 @@
 //! never keep it instead of a good one); repository-wide failures (wrong password, no
 //! repository, restic missing) stop the run instead of failing every job the same way.
 
-use super::{Ctx, Globals, Reporter, now_ms};
-use crate::catalog::{DumpRow, SnapshotRow};
+use super::now_ms;
+use super::recorder::{RunRecorder, Step};
+use super::reporter::Reporter;
+use super::session::Session;
+use crate::catalog::{DumpRow, SnapshotRow, StepDetail};
 use crate::config::Job;
 use crate::domain::{JobKind, RunStatus, SnapshotState, job_tag, run_tag};
 use crate::exit::Outcome;
+use crate::fault;
 use crate::restic::{Restic, ResticError};
 use serde::Serialize;
 
@@ -49,135 +53,40 @@ struct Made {
 }
 
 pub async fn run(
-    g: &Globals,
+    s: &Session,
     names: &[String],
     init: bool,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BackupReport> {
-    let mut ctx = Ctx::open_locked(g, reporter).await?;
-    ctx.discover_jobs(reporter).await;
-    let jobs: Vec<Job> = ctx
-        .config
-        .select_jobs(names)?
-        .into_iter()
-        .cloned()
-        .collect();
-    let restic = ctx.restic().await?;
-    if init {
-        match restic.init().await {
-            Ok(()) => reporter.note(&format!(
-                "created a new restic repository at {}",
-                restic.url()
-            )),
-            Err(ResticError::AlreadyExists { .. }) => {
-                reporter.note(&format!("repository {} already exists", restic.url()))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let jobs = s.jobs(names)?;
     if jobs.is_empty() {
         reporter.note(&format!(
             "{} defines no jobs: nothing to back up",
-            ctx.config.file.display()
+            s.config.file.display()
         ));
     }
-    let run_id = super::new_run_id()?;
-    ctx.catalog
-        .start_run(&run_id, "backup", g.trigger.as_str(), now_ms())?;
-    let mut results = Vec::new();
-    let mut fatal: Option<ResticError> = None;
-    for job in &jobs {
-        if let Some(e) = &fatal {
-            results.push(skipped(job, &format!("not attempted: {e}")));
-            continue;
+    let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    // The run is recorded (and notified) before restic is even looked for: a missing
+    // restic or repository is a failed run its pings report, not silence.
+    let rec = RunRecorder::start(s, "backup", &names).await?;
+    let run_id = rec.id().to_string();
+    let res = async {
+        let restic = s.restic().await?;
+        if init {
+            init_repository(&restic, reporter).await?;
         }
-        let started = now_ms();
-        let step = ctx
-            .catalog
-            .start_step(&run_id, Some(&job.name), "backup", started)?;
-        reporter.note(&format!("{}: backing up ({})", job.name, job.kind));
-        let made = backup_job(&ctx, &restic, &run_id, job, reporter).await;
-        reporter.step_done();
-        let finished = now_ms();
-        let result = match made {
-            Ok(m) => {
-                fault_point("exit-after-snapshot");
-                ctx.catalog.insert_snapshot(&SnapshotRow {
-                    snapshot_id: m.snapshot_id.clone(),
-                    job: job.name.clone(),
-                    run_id: Some(run_id.clone()),
-                    time: started,
-                    bytes: Some(m.bytes as i64),
-                    files: Some(m.files as i64),
-                    data_added: Some(m.data_added as i64),
-                    duration_ms: Some(finished - started),
-                    state: SnapshotState::Good,
-                    note: None,
-                })?;
-                let mut detail = serde_json::json!({"snapshot_id": m.snapshot_id, "bytes": m.bytes, "files": m.files, "data_added": m.data_added});
-                if let Some(d) = &m.dump {
-                    ctx.catalog.insert_dump(d)?;
-                    detail["sha256"] = d.sha256.clone().into();
-                    detail["dump_bytes"] = d.bytes.into();
-                }
-                ctx.catalog.finish_step(
-                    step,
-                    RunStatus::Success,
-                    Some(&detail.to_string()),
-                    None,
-                    finished,
-                )?;
-                reporter.note(&format!(
-                    "{}: snapshot {} ({} bytes, {} added)",
-                    job.name,
-                    short(&m.snapshot_id),
-                    m.bytes,
-                    m.data_added
-                ));
-                JobResult {
-                    job: job.name.clone(),
-                    kind: job.kind,
-                    status: RunStatus::Success,
-                    snapshot_id: Some(m.snapshot_id),
-                    bytes: Some(m.bytes),
-                    files: Some(m.files),
-                    data_added: Some(m.data_added),
-                    duration_ms: finished - started,
-                    error: None,
-                }
-            }
-            Err(e) => {
-                let msg = format!("{e:#}");
-                ctx.catalog
-                    .finish_step(step, RunStatus::Failed, None, Some(&msg), finished)?;
-                reporter.note(&format!("{}: FAILED: {msg}", job.name));
-                if let Some(r) = e.downcast_ref::<ResticError>()
-                    && is_repository_wide(r)
-                {
-                    fatal = Some(clone_fatal(r));
-                }
-                JobResult {
-                    error: Some(msg),
-                    duration_ms: finished - started,
-                    ..skipped(job, "")
-                }
-                .with_status(RunStatus::Failed)
-            }
-        };
-        results.push(result);
+        back_up_all(s, &rec, &restic, &jobs, reporter).await
     }
-    let report = BackupReport {
-        run_id: run_id.clone(),
-        jobs: results,
-    };
-    let status = if report.outcome() == Outcome::Ok {
-        RunStatus::Success
-    } else {
-        RunStatus::Failed
-    };
-    let err = report.jobs.iter().find_map(|j| j.error.clone());
-    ctx.catalog
-        .finish_run(&run_id, status, err.as_deref(), now_ms())?;
+    .await;
+    let (report, fatal) = rec
+        .close(res, |(r, _)| {
+            let err = r
+                .jobs
+                .iter()
+                .find_map(|j| j.error.as_ref().map(|e| format!("{}: {e}", j.job)));
+            (super::run_status(r.outcome()), err)
+        })
+        .await?;
     if let Some(e) = fatal {
         // The whole repository is unusable: report it as the command's error so the
         // exit code says "fix the setup" (2) or "failed" (1), with restic's words.
@@ -186,8 +95,130 @@ pub async fn run(
     Ok(report)
 }
 
+async fn init_repository(restic: &Restic, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    match restic.init().await {
+        Ok(()) => reporter.note(&format!(
+            "created a new restic repository at {}",
+            restic.url()
+        )),
+        Err(ResticError::AlreadyExists { .. }) => {
+            reporter.note(&format!("repository {} already exists", restic.url()))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Every job in turn; a repository-wide failure stops the others (not attempted).
+async fn back_up_all(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    restic: &Restic,
+    jobs: &[Job],
+    reporter: &dyn Reporter,
+) -> anyhow::Result<(BackupReport, Option<ResticError>)> {
+    let mut results = Vec::new();
+    let mut fatal: Option<ResticError> = None;
+    for job in jobs {
+        if let Some(e) = &fatal {
+            let why = format!("not attempted: {e}");
+            rec.job_not_attempted(&job.name, &why);
+            results.push(skipped(job, &why));
+            continue;
+        }
+        let started = now_ms();
+        let step = rec.step(Some(&job.name), "backup")?;
+        reporter.note(&format!("{}: backing up ({})", job.name, job.kind));
+        let made = backup_job(s, restic, rec.id(), job, reporter).await;
+        reporter.step_done();
+        let result = match made {
+            Ok(m) => {
+                let r = record_made(s, rec, step, job, m, started)?;
+                reporter.note(&format!(
+                    "{}: snapshot {} ({} bytes, {} added)",
+                    job.name,
+                    short(r.snapshot_id.as_deref().unwrap_or_default()),
+                    r.bytes.unwrap_or_default(),
+                    r.data_added.unwrap_or_default()
+                ));
+                r
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                rec.finish_step(step, RunStatus::Failed, None, Some(&msg))?;
+                reporter.note(&format!("{}: FAILED: {msg}", job.name));
+                if let Some(r) = e.downcast_ref::<ResticError>()
+                    && is_repository_wide(r)
+                {
+                    fatal = Some(clone_fatal(r));
+                }
+                JobResult {
+                    error: Some(msg),
+                    duration_ms: now_ms() - started,
+                    ..skipped(job, "")
+                }
+                .with_status(RunStatus::Failed)
+            }
+        };
+        results.push(result);
+    }
+    let report = BackupReport {
+        run_id: rec.id().to_string(),
+        jobs: results,
+    };
+    Ok((report, fatal))
+}
+
+/// Record a job's good snapshot (and dump), then its step.
+fn record_made(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    step: Step,
+    job: &Job,
+    m: Made,
+    started: i64,
+) -> anyhow::Result<JobResult> {
+    fault::point(fault::AFTER_SNAPSHOT);
+    let finished = now_ms();
+    s.catalog.insert_snapshot(&SnapshotRow {
+        snapshot_id: m.snapshot_id.clone(),
+        job: job.name.clone(),
+        run_id: Some(rec.id().to_string()),
+        time: started,
+        bytes: Some(m.bytes as i64),
+        files: Some(m.files as i64),
+        data_added: Some(m.data_added as i64),
+        duration_ms: Some(finished - started),
+        state: SnapshotState::Good,
+        note: None,
+    })?;
+    if let Some(d) = &m.dump {
+        s.catalog.insert_dump(d)?;
+    }
+    let detail = StepDetail::Backup {
+        snapshot_id: m.snapshot_id.clone(),
+        bytes: m.bytes,
+        files: m.files,
+        data_added: m.data_added,
+        sha256: m.dump.as_ref().map(|d| d.sha256.clone()),
+        dump_bytes: m.dump.as_ref().map(|d| d.bytes),
+    };
+    rec.finish_step(step, RunStatus::Success, Some(&detail), None)?;
+    Ok(JobResult {
+        job: job.name.clone(),
+        kind: job.kind,
+        status: RunStatus::Success,
+        snapshot_id: Some(m.snapshot_id),
+        bytes: Some(m.bytes),
+        files: Some(m.files),
+        data_added: Some(m.data_added),
+        duration_ms: finished - started,
+        error: None,
+    })
+}
+
 async fn backup_job(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     run_id: &str,
     job: &Job,
@@ -196,41 +227,7 @@ async fn backup_job(
     let tags = [job_tag(&job.name), run_tag(run_id)];
     match job.kind {
         JobKind::Files => {
-            let name = job.name.clone();
-            let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
-            // Quiesce first (journaled), and resume as soon as restic is done, whatever
-            // it answered.
-            let quiesced = match &job.quiesce {
-                Some(q) => {
-                    let docker = ctx.docker().await?;
-                    let qd =
-                        super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
-                    Some((docker, qd))
-                }
-                None => None,
-            };
-            let backed_up = restic
-                .backup_paths(&job.paths, &job.exclude, &tags, &mut progress)
-                .await;
-            let mut window_ms = None;
-            if let Some((docker, qd)) = quiesced {
-                match super::quiesce::resume(ctx, &docker, qd, reporter).await {
-                    Ok(w) => window_ms = w,
-                    Err(e) => {
-                        if let Ok(done) = &backed_up {
-                            // The data is safe; the failure is the container's.
-                            return Err(e.context(format!(
-                                "{}: restic made snapshot {} but the container was not resumed",
-                                job.name, done.snapshot_id
-                            )));
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            if let Some(w) = window_ms {
-                tracing::info!("{}: quiesce window {w} ms", job.name);
-            }
+            let backed_up = copy_files(ctx, restic, run_id, job, &tags, reporter).await?;
             match backed_up {
                 Ok(done) => Ok(Made {
                     snapshot_id: restic.full_id(&done.snapshot_id).await?,
@@ -243,15 +240,8 @@ async fn backup_job(
                     snapshot_id,
                     detail,
                 }) => {
-                    discard(
-                        ctx,
-                        restic,
-                        job,
-                        run_id,
-                        snapshot_id.as_deref(),
-                        "some source files could not be read",
-                    )
-                    .await;
+                    let why = "some source files could not be read";
+                    discard(ctx, restic, job, run_id, snapshot_id.as_deref(), why).await;
                     Err(ResticError::SourceUnreadable {
                         snapshot_id,
                         detail,
@@ -266,7 +256,6 @@ async fn backup_job(
             match super::dump::dump_job(&docker, restic, job, &tags).await {
                 Ok(d) => {
                     let snapshot_id = restic.full_id(&d.backup.snapshot_id).await?;
-                    let fingerprint = serde_json::to_string(&d.fingerprint)?;
                     Ok(Made {
                         bytes: d.bytes,
                         files: d.backup.summary.total_files_processed,
@@ -278,21 +267,14 @@ async fn backup_job(
                             filename: d.filename,
                             sha256: d.sha256,
                             bytes: d.bytes as i64,
-                            fingerprint: Some(fingerprint),
+                            fingerprint: Some(d.fingerprint),
                         }),
                         snapshot_id,
                     })
                 }
                 Err(f) => {
-                    discard(
-                        ctx,
-                        restic,
-                        job,
-                        run_id,
-                        f.snapshot_id.as_deref(),
-                        "the dump did not complete",
-                    )
-                    .await;
+                    let why = "the dump did not complete";
+                    discard(ctx, restic, job, run_id, f.snapshot_id.as_deref(), why).await;
                     Err(f.error)
                 }
             }
@@ -300,20 +282,51 @@ async fn backup_job(
     }
 }
 
-/// Fault injection for the crash-consistency tests: `OMK_BACKUP_FAULT=<point>` makes the
-/// process exit at that point, as a SIGKILL would, with no cleanup. The only point today
-/// is `exit-after-snapshot` (restic succeeded, the catalog has not heard of it yet),
-/// a window too narrow to hit with a real kill on demand.
-pub(crate) fn fault_point(name: &str) {
-    if std::env::var_os("OMK_BACKUP_FAULT").is_some_and(|v| v == name) {
-        eprintln!("OMK_BACKUP_FAULT={name}: exiting now");
-        std::process::exit(137);
+/// A files job's `restic backup`, quiesced first when asked (journaled) and resumed as
+/// soon as restic is done, whatever it answered. The outer error is the container's.
+async fn copy_files(
+    ctx: &Session,
+    restic: &Restic,
+    run_id: &str,
+    job: &Job,
+    tags: &[String],
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Result<crate::restic::BackupDone, ResticError>> {
+    let name = job.name.clone();
+    let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
+    let quiesced = match &job.quiesce {
+        Some(q) => {
+            let docker = ctx.docker().await?;
+            let qd = super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
+            Some((docker, qd))
+        }
+        None => None,
+    };
+    let backed_up = restic
+        .backup_paths(&job.paths, &job.exclude, tags, &mut progress)
+        .await;
+    if let Some((docker, qd)) = quiesced {
+        match super::quiesce::resume(ctx, &docker, qd, reporter).await {
+            Ok(Some(w)) => tracing::info!("{}: quiesce window {w} ms", job.name),
+            Ok(None) => {}
+            Err(e) => {
+                if let Ok(done) = &backed_up {
+                    // The data is safe; the failure is the container's.
+                    return Err(e.context(format!(
+                        "{}: restic made snapshot {} but the container was not resumed",
+                        job.name, done.snapshot_id
+                    )));
+                }
+                return Err(e);
+            }
+        }
     }
+    Ok(backed_up)
 }
 
 /// Forget a bad snapshot right away and remember that we did.
 pub(crate) async fn discard(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: &Job,
     run_id: &str,

@@ -10,8 +10,10 @@
 //! keeps the old ones and logs why. Notifications and the metrics file follow each task
 //! and never fail it.
 
+use super::reporter::Reporter;
+use super::session::Session;
 use super::task::{TaskResult, execute};
-use super::{Ctx, Globals, Reporter, now, now_ms};
+use super::{Globals, now, now_ms};
 use crate::config::Config;
 use crate::domain::{Trigger, from_millis, rfc3339};
 use crate::exit::Outcome;
@@ -55,7 +57,7 @@ pub fn grace(config: &Config, kind: TaskKind) -> Duration {
 
 /// When each command last ran, from the catalog.
 fn last_runs(g: &Globals) -> anyhow::Result<Vec<(TaskKind, Option<DateTime<Utc>>)>> {
-    let ctx = Ctx::open(g)?;
+    let ctx = Session::open_undiscovered(g)?;
     let kinds = [
         TaskKind::Backup,
         TaskKind::Forget,
@@ -112,15 +114,18 @@ impl Signals {
     }
 }
 
-/// The next stop signal's name.
+/// The next stop signal's name. The running task's run is then dropped: it is
+/// recorded interrupted by this signal (see `recorder`).
 async fn stop(
     term: &mut tokio::signal::unix::Signal,
     int: &mut tokio::signal::unix::Signal,
 ) -> &'static str {
-    tokio::select! {
+    let sig = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
-    }
+    };
+    super::recorder::stopping_because(sig);
+    sig
 }
 
 /// The lines due now (missed since their command last ran, within grace), once per task.
@@ -185,21 +190,7 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
     for ev in planner.catch_up(start, |k| lookup(&last, k), |k| grace(&config, k)) {
         log_event("catch-up", &ev);
     }
-    tracing::info!(
-        "daemon started (pid {}): {} schedule line(s) from {}; next run {}",
-        std::process::id(),
-        sched.entries.len(),
-        sched
-            .sources
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        planner
-            .next_wake()
-            .map(rfc3339)
-            .unwrap_or_else(|| "never".into())
-    );
+    log_start(&sched, &planner);
     let mut current: Option<Running<'_>> = None;
     let mut running_config: Option<Config> = None;
     loop {
@@ -225,7 +216,7 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
                 running_config = None;
                 planner.finished();
                 if planner.queued() == 0 {
-                    tracing::info!("idle; next run {}", planner.next_wake().map(rfc3339).unwrap_or_else(|| "never".into()));
+                    tracing::info!("idle; next run {}", next_run(&planner));
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
@@ -242,25 +233,50 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
                 tracing::info!("{sig}: daemon stopped");
                 return Ok(Outcome::Ok);
             }
-            _ = signals.hup.recv() => {
-                match super::schedule::load(g) {
-                    Ok((c, s)) => {
-                        planner.replace(&s, now());
-                        tracing::info!(
-                            "SIGHUP: reloaded the config and {} schedule line(s); next run {}",
-                            s.entries.len(),
-                            planner.next_wake().map(rfc3339).unwrap_or_else(|| "never".into())
-                        );
-                        config = c;
-                        sched = s;
-                    }
-                    Err(e) => tracing::error!(
-                        "SIGHUP: reload failed, keeping the previous config and {} schedule line(s): {e:#}",
-                        sched.entries.len()
-                    ),
-                }
-            }
+            _ = signals.hup.recv() => reload(g, &mut planner, &mut config, &mut sched),
         }
+    }
+}
+
+fn log_start(sched: &Schedule, planner: &Planner) {
+    let sources: Vec<String> = sched
+        .sources
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    tracing::info!(
+        "daemon started (pid {}): {} schedule line(s) from {}; next run {}",
+        std::process::id(),
+        sched.entries.len(),
+        sources.join(", "),
+        next_run(planner)
+    );
+}
+
+fn next_run(planner: &Planner) -> String {
+    planner
+        .next_wake()
+        .map(rfc3339)
+        .unwrap_or_else(|| "never".into())
+}
+
+/// SIGHUP: reload config and schedules; a bad reload keeps the old ones and says why.
+fn reload(g: &Globals, planner: &mut Planner, config: &mut Config, sched: &mut Schedule) {
+    match super::schedule::load(g) {
+        Ok((c, s)) => {
+            planner.replace(&s, now());
+            tracing::info!(
+                "SIGHUP: reloaded the config and {} schedule line(s); next run {}",
+                s.entries.len(),
+                next_run(planner)
+            );
+            *config = c;
+            *sched = s;
+        }
+        Err(e) => tracing::error!(
+            "SIGHUP: reload failed, keeping the previous config and {} schedule line(s): {e:#}",
+            sched.entries.len()
+        ),
     }
 }
 

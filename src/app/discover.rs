@@ -4,11 +4,13 @@
 //! Labels: `omk-backup.kind` (files|postgres|mariadb|sqlite, required),
 //! `omk-backup.job` (the job name; default the container name), `omk-backup.paths`
 //! (files: comma-separated host paths), `omk-backup.quiesce` (files: pause|stop, applied
-//! to the labelled container), `omk-backup.user`, `omk-backup.database`,
-//! `omk-backup.password_file`. Discovery only runs when a Docker host is configured
+//! to the labelled container), `omk-backup.user`, `omk-backup.database`. Labels are
+//! written by whoever built the image: they may not name host files (`password_file`
+//! is config-only) and their paths must lie below `[docker] label_path_roots`.
+//! Discovery only runs when a Docker host is configured
 //! (`[docker] host` or `$DOCKER_HOST`): a plain files-only setup never needs Docker.
 
-use super::Reporter;
+use super::reporter::Reporter;
 use crate::config::{Config, Job, JobOrigin, Quiesce};
 use crate::docker::{ContainerInfo, Docker};
 use crate::domain::{JobKind, QuiesceMode, validate_job_name};
@@ -16,20 +18,23 @@ use std::path::PathBuf;
 
 pub const ENABLE: &str = "omk-backup.enable=true";
 
-/// Whether this config asks for Docker at all.
-pub fn docker_configured(config: &Config) -> bool {
-    config.docker_host.is_some() || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty())
+/// Whether this config asks for label discovery: it is on and a Docker host is
+/// configured (`[docker] host` or `$DOCKER_HOST`).
+pub fn wanted(config: &Config) -> bool {
+    let host = config.docker_host.is_some()
+        || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    config.docker_discover && host
 }
 
 /// Add labelled containers' jobs to `config`. A Docker failure is returned to the caller,
 /// which decides whether the command needs Docker. Containers whose labels are refused
 /// (or that claim the same job name) add no job: they come back as problems, one line
 /// each naming the container and the label, for the run to fail on.
-pub async fn merge(config: &mut Config, reporter: &dyn Reporter) -> anyhow::Result<Vec<String>> {
-    if !config.docker_discover || !docker_configured(config) {
-        return Ok(Vec::new());
-    }
-    let docker = Docker::connect(config.docker_host.as_deref()).await?;
+pub async fn merge(
+    config: &mut Config,
+    docker: &Docker,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Vec<String>> {
     let found = docker.list_labelled(ENABLE).await?;
     let mut problems = Vec::new();
     let mut jobs = Vec::new();

@@ -5,8 +5,9 @@
 //! `kit open` unseals it into a folder as a working config; `restore-test --from-kit`
 //! proves a restore works from the kit alone.
 
-use super::{Globals, Reporter, load_config};
-use crate::catalog::Catalog;
+use super::Globals;
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::config::{Config, PasswordSource};
 use crate::kit::{self, Archive, KdfParams};
 use crate::secret::Secret;
@@ -39,13 +40,13 @@ pub struct OpenReport {
     pub config_problem: Option<String>,
 }
 
-pub async fn export(g: &Globals, output: &Path, pass: &Secret) -> anyhow::Result<ExportReport> {
-    let config = load_config(g)?;
+pub async fn export(s: &Session, output: &Path, pass: &Secret) -> anyhow::Result<ExportReport> {
+    let config = &s.config;
     let mut a = Archive::default();
     a.add(
         "secrets/restic_password",
         0o600,
-        repository_password(&config).await?,
+        repository_password(config).await?,
     );
     for job in config.jobs.values() {
         if let Some(pf) = &job.password_file {
@@ -59,8 +60,8 @@ pub async fn export(g: &Globals, output: &Path, pass: &Secret) -> anyhow::Result
             a.add(&format!("secrets/db-{}", job.name), 0o600, b);
         }
     }
-    a.add("catalog.db", 0o600, catalog_copy(&config)?);
-    a.add(CONFIG_NAME, 0o600, rewrite_config(&config)?.into_bytes());
+    a.add("catalog.db", 0o600, catalog_copy(s)?);
+    a.add(CONFIG_NAME, 0o600, rewrite_config(config)?.into_bytes());
     a.add("README.txt", 0o644, README.as_bytes().to_vec());
     let files = a.entries.iter().map(|e| e.name.clone()).collect();
     let sealed = tokio::task::spawn_blocking({
@@ -112,16 +113,16 @@ async fn repository_password(config: &Config) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn catalog_copy(config: &Config) -> anyhow::Result<Vec<u8>> {
-    let dir = config
+fn catalog_copy(s: &Session) -> anyhow::Result<Vec<u8>> {
+    let dir = s
+        .config
         .catalog_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let tmp = dir.join(format!(".omk-kit-catalog-{}.db", crate::random::hex(6)?));
     let res = (|| -> anyhow::Result<Vec<u8>> {
-        let cat = Catalog::open(&config.catalog_path)?;
-        cat.copy_to(&tmp)?;
+        s.catalog.copy_to(&tmp)?;
         Ok(std::fs::read(&tmp)?)
     })();
     let _ = std::fs::remove_file(&tmp);
@@ -286,7 +287,8 @@ pub async fn restore_test(
         config: Some(PathBuf::from(&opened.config)),
         ..Default::default()
     };
-    let mut rep = super::verify::run(&g, jobs, reporter).await?;
+    let s = super::startup::locked(&g, reporter).await?;
+    let mut rep = super::verify::run(&s, jobs, reporter).await?;
     rep.from_kit = Some(kit_path.display().to_string());
     Ok(rep)
 }

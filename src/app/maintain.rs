@@ -3,10 +3,18 @@
 //! Invariant: retention never runs for a job whose latest backup failed — old good
 //! snapshots are exactly what a failing job must not lose.
 
-use super::{Ctx, Globals, Reporter, now_ms};
-use crate::catalog::SnapshotRow;
+use super::health::{Coverage, coverage};
+use super::now_ms;
+use super::quiesce::{RecoverReport, Recovered};
+use super::reconcile::{row_of, snapshot_time};
+use super::recorder::RunRecorder;
+use super::reporter::Reporter;
+use super::session::Session;
+use crate::catalog::StepDetail;
+use crate::config::Job;
 use crate::domain::{RunStatus, SnapshotState, job_tag, parse_tags};
 use crate::exit::Outcome;
+use crate::restic::Restic;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -32,127 +40,136 @@ impl ForgetReport {
 }
 
 pub async fn forget(
-    g: &Globals,
+    s: &Session,
     names: &[String],
     prune: bool,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<ForgetReport> {
-    let mut ctx = Ctx::open_locked(g, reporter).await?;
-    ctx.discover_jobs(reporter).await;
-    let jobs: Vec<_> = ctx
-        .config
-        .select_jobs(names)?
-        .into_iter()
-        .cloned()
-        .collect();
-    let restic = ctx.restic().await?;
-    let run_id = super::new_run_id()?;
-    ctx.catalog
-        .start_run(&run_id, "forget", g.trigger.as_str(), now_ms())?;
+    let jobs = s.jobs(names)?;
+    let rec = RunRecorder::start(s, "forget", &[]).await?;
+    let res = async {
+        let restic = s.restic().await?;
+        forget_all(s, &rec, &restic, &jobs, prune, reporter).await
+    }
+    .await;
+    rec.close(res, |r| (super::run_status(r.outcome()), None))
+        .await
+}
+
+async fn forget_all(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    restic: &Restic,
+    jobs: &[Job],
+    prune: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<ForgetReport> {
     let mut out = Vec::new();
-    for job in &jobs {
-        let policy = ctx.config.retention_for(job);
-        if policy.is_empty() {
-            out.push(ForgetJob {
-                job: job.name.clone(),
-                status: RunStatus::Skipped,
-                removed: vec![],
-                reason: Some("no retention rules ([retention] keep_*)".into()),
-            });
-            continue;
-        }
-        if let Some(last) = ctx.catalog.last_step(&job.name, "backup")?
-            && last.status != RunStatus::Success
-        {
-            let why = format!(
-                "the last backup ({}) did not succeed; retention waits for a good backup",
-                last.status.as_str()
-            );
-            reporter.note(&format!("{}: retention skipped: {why}", job.name));
-            out.push(ForgetJob {
-                job: job.name.clone(),
-                status: RunStatus::Skipped,
-                removed: vec![],
-                reason: Some(why),
-            });
-            continue;
-        }
-        let step = ctx
-            .catalog
-            .start_step(&run_id, Some(&job.name), "retention", now_ms())?;
-        match restic.forget_policy(&job_tag(&job.name), &policy).await {
-            Ok(removed) => {
-                ctx.catalog
-                    .mark_forgotten(&removed, "retention", now_ms())?;
-                let detail = serde_json::json!({ "removed": removed });
-                ctx.catalog.finish_step(
-                    step,
-                    RunStatus::Success,
-                    Some(&detail.to_string()),
-                    None,
-                    now_ms(),
-                )?;
-                reporter.note(&format!(
-                    "{}: {} snapshot(s) removed by retention",
-                    job.name,
-                    removed.len()
-                ));
-                out.push(ForgetJob {
-                    job: job.name.clone(),
-                    status: RunStatus::Success,
-                    removed,
-                    reason: None,
-                });
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                ctx.catalog
-                    .finish_step(step, RunStatus::Failed, None, Some(&msg), now_ms())?;
-                out.push(ForgetJob {
-                    job: job.name.clone(),
-                    status: RunStatus::Failed,
-                    removed: vec![],
-                    reason: Some(msg),
-                });
-            }
-        }
+    for job in jobs {
+        out.push(forget_job(s, rec, restic, job, reporter).await?);
     }
     let mut pruned = false;
     let failed = out.iter().any(|j| j.status == RunStatus::Failed);
     if prune && !failed {
         reporter.note("pruning unreferenced data");
-        let step = ctx.catalog.start_step(&run_id, None, "prune", now_ms())?;
+        let step = rec.step(None, "prune")?;
         match restic.prune().await {
             Ok(()) => {
-                ctx.catalog
-                    .finish_step(step, RunStatus::Success, None, None, now_ms())?;
+                rec.finish_step(step, RunStatus::Success, None, None)?;
                 pruned = true;
             }
             Err(e) => {
                 let msg = e.to_string();
-                ctx.catalog
-                    .finish_step(step, RunStatus::Failed, None, Some(&msg), now_ms())?;
-                out.push(ForgetJob {
-                    job: "(prune)".into(),
-                    status: RunStatus::Failed,
-                    removed: vec![],
-                    reason: Some(msg),
-                });
+                rec.finish_step(step, RunStatus::Failed, None, Some(&msg))?;
+                out.push(forget_result(
+                    "(prune)",
+                    RunStatus::Failed,
+                    vec![],
+                    Some(msg),
+                ));
             }
         }
     }
-    let report = ForgetReport {
-        run_id: run_id.clone(),
+    Ok(ForgetReport {
+        run_id: rec.id().to_string(),
         jobs: out,
         pruned,
-    };
-    let status = if report.outcome() == Outcome::Ok {
-        RunStatus::Success
-    } else {
-        RunStatus::Failed
-    };
-    ctx.catalog.finish_run(&run_id, status, None, now_ms())?;
-    Ok(report)
+    })
+}
+
+/// Retention for one job, unless it has no rules or its last backup did not succeed.
+async fn forget_job(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    restic: &Restic,
+    job: &Job,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<ForgetJob> {
+    let policy = s.config.retention_for(job);
+    if policy.is_empty() {
+        let why = "no retention rules ([retention] keep_*)".to_string();
+        return Ok(forget_result(
+            &job.name,
+            RunStatus::Skipped,
+            vec![],
+            Some(why),
+        ));
+    }
+    if let Some(last) = s.catalog.last_step(&job.name, "backup")?
+        && last.status != RunStatus::Success
+    {
+        let why = format!(
+            "the last backup ({}) did not succeed; retention waits for a good backup",
+            last.status.as_str()
+        );
+        reporter.note(&format!("{}: retention skipped: {why}", job.name));
+        return Ok(forget_result(
+            &job.name,
+            RunStatus::Skipped,
+            vec![],
+            Some(why),
+        ));
+    }
+    let step = rec.step(Some(&job.name), "retention")?;
+    match restic.forget_policy(&job_tag(&job.name), &policy).await {
+        Ok(removed) => {
+            s.catalog.mark_forgotten(&removed, "retention", now_ms())?;
+            let detail = StepDetail::Retention {
+                removed: removed.clone(),
+            };
+            rec.finish_step(step, RunStatus::Success, Some(&detail), None)?;
+            reporter.note(&format!(
+                "{}: {} snapshot(s) removed by retention",
+                job.name,
+                removed.len()
+            ));
+            Ok(forget_result(&job.name, RunStatus::Success, removed, None))
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            rec.finish_step(step, RunStatus::Failed, None, Some(&msg))?;
+            Ok(forget_result(
+                &job.name,
+                RunStatus::Failed,
+                vec![],
+                Some(msg),
+            ))
+        }
+    }
+}
+
+fn forget_result(
+    job: &str,
+    status: RunStatus,
+    removed: Vec<String>,
+    reason: Option<String>,
+) -> ForgetJob {
+    ForgetJob {
+        job: job.to_string(),
+        status,
+        removed,
+        reason,
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,44 +183,48 @@ pub struct CheckReport {
     pub detail: String,
 }
 
-/// How much of the repository's data checks have read within the period.
-#[derive(Debug, Clone, Serialize)]
-pub struct Coverage {
-    pub period_days: u32,
-    pub subsets: u32,
-    /// Distinct rotating subsets read by a passing check within the period (a passing
-    /// `1/1` counts as all of them).
-    pub subsets_read: u32,
-    pub complete: bool,
-}
-
 pub async fn check(
-    g: &Globals,
+    s: &Session,
     subset: Option<&str>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<CheckReport> {
-    if let Some(s) = subset {
-        validate_subset(s)?;
+    if let Some(sub) = subset {
+        validate_subset(sub)?;
     }
-    let ctx = Ctx::open_locked(g, reporter).await?;
-    let restic = ctx.restic().await?;
+    let rec = RunRecorder::start(s, "check", &[]).await?;
+    let res = async {
+        let restic = s.restic().await?;
+        let repo = restic.url().to_string();
+        let n = i64::from(s.config.check.subsets);
+        let (chosen, rotating) = match subset {
+            Some(sub) => (sub.to_string(), false),
+            None => {
+                let k = next_k(s.catalog.last_rotating_k(&repo, n)?, n);
+                (format!("{k}/{n}"), true)
+            }
+        };
+        check_subset(s, &rec, &restic, chosen, rotating, reporter).await
+    }
+    .await;
+    rec.close(res, |r| {
+        let err = (!r.passed).then(|| r.detail.clone());
+        (super::run_status(Outcome::from_failures(!r.passed)), err)
+    })
+    .await
+}
+
+async fn check_subset(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    restic: &Restic,
+    chosen: String,
+    rotating: bool,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<CheckReport> {
     let repo = restic.url().to_string();
-    let policy = ctx.config.check;
-    let n = i64::from(policy.subsets);
-    let (chosen, rotating) = match subset {
-        Some(s) => (s.to_string(), false),
-        None => {
-            let k = next_k(ctx.catalog.last_rotating_k(&repo, n)?, n);
-            (format!("{k}/{n}"), true)
-        }
-    };
-    let run_id = super::new_run_id()?;
-    ctx.catalog
-        .start_run(&run_id, "check", g.trigger.as_str(), now_ms())?;
-    let step = ctx.catalog.start_step(&run_id, None, "check", now_ms())?;
+    let step = rec.step(None, "check")?;
     reporter.note(&format!(
-        "checking {} (reading data subset {chosen}{})",
-        restic.url(),
+        "checking {repo} (reading data subset {chosen}{})",
         if rotating { ", rotating" } else { "" }
     ));
     let res = restic.check(Some(&chosen)).await;
@@ -215,8 +236,8 @@ pub async fn check(
         Some((a, b)) => (a.parse::<i64>().ok(), b.parse::<i64>().ok()),
         None => (None, None),
     };
-    ctx.catalog.insert_check_run(&crate::catalog::CheckRunRow {
-        run_id: run_id.clone(),
+    s.catalog.insert_check_run(&crate::catalog::CheckRunRow {
+        run_id: rec.id().to_string(),
         repository: repo.clone(),
         subset: Some(chosen.clone()),
         k,
@@ -226,34 +247,21 @@ pub async fn check(
         passed,
         error: (!passed).then(|| detail.clone()),
     })?;
-    let detail_json =
-        serde_json::json!({ "read_data_subset": chosen, "rotating": rotating }).to_string();
-    let status = if passed {
-        RunStatus::Success
-    } else {
-        RunStatus::Failed
+    let step_detail = StepDetail::Check {
+        read_data_subset: chosen.clone(),
+        rotating,
     };
-    ctx.catalog.finish_step(
-        step,
-        status,
-        Some(&detail_json),
-        if passed { None } else { Some(&detail) },
-        now_ms(),
-    )?;
-    ctx.catalog.finish_run(
-        &run_id,
-        status,
-        if passed { None } else { Some(&detail) },
-        now_ms(),
-    )?;
+    let status = super::run_status(Outcome::from_failures(!passed));
+    let error = (!passed).then_some(detail.as_str());
+    rec.finish_step(step, status, Some(&step_detail), error)?;
     if let Err(e) = res
         && e.is_usage()
     {
         return Err(e.into());
     }
-    let coverage = coverage(&ctx.catalog, &repo, policy, now_ms())?;
+    let coverage = coverage(&s.catalog, &repo, s.config.check, now_ms())?;
     Ok(CheckReport {
-        run_id,
+        run_id: rec.id().to_string(),
         passed,
         read_data_subset: Some(chosen),
         rotating,
@@ -268,42 +276,6 @@ pub fn next_k(last: Option<i64>, n: i64) -> i64 {
         Some(k) if k >= 1 && k < n => k + 1,
         _ => 1,
     }
-}
-
-/// Coverage of the check period ending at `now`.
-pub fn coverage(
-    catalog: &crate::catalog::Catalog,
-    repo: &str,
-    policy: crate::config::CheckPolicy,
-    now: i64,
-) -> anyhow::Result<Coverage> {
-    let from = now - i64::from(policy.period_days) * 86_400_000;
-    let n = i64::from(policy.subsets);
-    let mut read = HashSet::new();
-    let mut all = false;
-    for c in catalog.check_runs(repo, from, now + 1)? {
-        if !c.passed {
-            continue;
-        }
-        match (c.k, c.n) {
-            (Some(1), Some(1)) => all = true,
-            (Some(k), Some(cn)) if cn == n => {
-                read.insert(k);
-            }
-            _ => {}
-        }
-    }
-    let subsets_read = if all {
-        policy.subsets
-    } else {
-        read.len() as u32
-    };
-    Ok(Coverage {
-        period_days: policy.period_days,
-        subsets: policy.subsets,
-        subsets_read,
-        complete: subsets_read >= policy.subsets,
-    })
 }
 
 fn validate_subset(s: &str) -> anyhow::Result<()> {
@@ -335,8 +307,7 @@ pub struct RebuildReport {
     pub ignored_untagged: usize,
 }
 
-pub async fn rebuild(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<RebuildReport> {
-    let mut ctx = Ctx::open_locked(g, reporter).await?;
+pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Result<RebuildReport> {
     let restic = ctx.restic().await?;
     reporter.note(&format!("reading the snapshots of {}", restic.url()));
     let all = restic.snapshots(&[]).await?;
@@ -355,27 +326,16 @@ pub async fn rebuild(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Reb
                 report.ignored_untagged += 1;
                 continue;
             };
-            let time = chrono::DateTime::parse_from_rfc3339(&s.time)
-                .map(|t| t.timestamp_millis())
-                .unwrap_or(0);
+            let time = snapshot_time(s).unwrap_or(0);
             if let Some(r) = &run {
                 cat.insert_run_if_missing(r, "backup", "rebuild", RunStatus::Success, time)?;
             }
             if cat.has_snapshot(&s.id)? {
                 continue;
             }
-            cat.insert_snapshot(&SnapshotRow {
-                snapshot_id: s.id.clone(),
-                job,
-                run_id: run,
-                time,
-                bytes: s.summary.as_ref().map(|x| x.total_bytes_processed as i64),
-                files: s.summary.as_ref().map(|x| x.total_files_processed as i64),
-                data_added: s.summary.as_ref().map(|x| x.data_added as i64),
-                duration_ms: None,
-                state: SnapshotState::Good,
-                note: Some("rebuilt from the repository".into()),
-            })?;
+            let note = "rebuilt from the repository";
+            let state = SnapshotState::Good;
+            cat.insert_snapshot(&row_of(s, &job, run, time, state, note))?;
             report.added += 1;
         }
         let gone: Vec<String> = known.into_iter().filter(|id| !live.contains(id)).collect();
@@ -383,6 +343,21 @@ pub async fn rebuild(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Reb
         cat.mark_forgotten(&gone, "not in the repository at catalog rebuild", now_ms())
     })?;
     Ok(report)
+}
+
+/// `omk-backup recover`: opening the session already resumed what it could
+/// (`resumed`); retry whatever is left, this time failing when Docker cannot be reached.
+pub async fn recover(
+    s: &Session,
+    resumed: Vec<Recovered>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<RecoverReport> {
+    let mut containers = resumed;
+    containers.extend(super::quiesce::recover(s, reporter).await?);
+    if containers.is_empty() {
+        reporter.note("no container was left paused or stopped by an interrupted run");
+    }
+    Ok(RecoverReport { containers })
 }
 
 #[cfg(test)]

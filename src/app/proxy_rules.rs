@@ -1,7 +1,7 @@
 //! `omk-backup proxy-rules`: the tightest socket-proxy rules for this configuration,
 //! with the container names of its jobs (configured and label-discovered) filled in.
 
-use super::{Ctx, Globals, Reporter};
+use super::session::Session;
 use crate::config::Config;
 use crate::domain::QuiesceMode;
 use crate::proxy::{self, Needs};
@@ -30,7 +30,7 @@ impl std::str::FromStr for Format {
 /// What this config's jobs need from the Docker API.
 pub fn needs(config: &Config) -> Needs {
     let mut n = Needs {
-        discover: config.docker_discover && super::discover::docker_configured(config),
+        discover: config.docker_discover && super::discover::wanted(config),
         ..Needs::default()
     };
     for job in config.jobs.values() {
@@ -51,23 +51,10 @@ pub fn needs(config: &Config) -> Needs {
 }
 
 /// The rules text for `format`; `listen` and `socket` shape the haproxy configuration.
-pub async fn run(
-    g: &Globals,
-    format: Format,
-    listen: &str,
-    socket: &str,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<String> {
-    let mut ctx = Ctx::open(g)?;
+pub fn run(ctx: &Session, format: Format, listen: &str, socket: &str) -> anyhow::Result<String> {
     // Rules that silently lacked a labelled container would break its backups: a
     // discovery failure is an error here, not a warning.
-    let found = super::discover::merge(&mut ctx.config, reporter).await;
-    if let Ok(problems) = &found {
-        for p in problems {
-            reporter.note(&format!("refused (no rule for it): {p}"));
-        }
-    }
-    if let Err(e) = found {
+    if let Some(e) = &ctx.discovery.failed {
         bail!(
             "label discovery failed, so the rules would miss labelled containers: {e:#}; run this once against a Docker endpoint that allows GET /containers/json (e.g. DOCKER_HOST=unix:///var/run/docker.sock), or set [docker] discover = false"
         );

@@ -1,7 +1,9 @@
 //! Read-only commands: `snapshots`, `status`, `config check`. They never take the run
 //! lock and never start restic unless a crashed run must be reconciled first.
 
-use super::{Ctx, Globals, Reporter, load_config};
+use super::health::{Coverage, coverage, flag_text};
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::catalog::SnapshotRow;
 use crate::config::{Config, JobOrigin};
 use crate::domain::{JobKind, RunStatus, SnapshotState, from_millis, rfc3339};
@@ -35,12 +37,7 @@ impl From<SnapshotRow> for SnapshotView {
     }
 }
 
-pub async fn snapshots(
-    g: &Globals,
-    job: Option<&str>,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<Vec<SnapshotView>> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
+pub fn snapshots(ctx: &Session, job: Option<&str>) -> anyhow::Result<Vec<SnapshotView>> {
     if let Some(j) = job
         && !ctx.config.jobs.contains_key(j)
         && ctx.catalog.latest_good(j)?.is_none()
@@ -61,7 +58,7 @@ pub struct StatusReport {
     /// Set while the repository's most recent `check` failed (until one passes).
     pub repository_flag: Option<String>,
     /// How much of the data passing checks read within `[check] period_days`.
-    pub check_coverage: super::maintain::Coverage,
+    pub check_coverage: Coverage,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,8 +74,7 @@ pub struct JobStatus {
     pub snapshots: i64,
 }
 
-pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
+pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
     let now = super::now();
     // A broken schedule file must not hide the status: say why next_run is empty.
     let sched = match crate::schedule::load(&ctx.config) {
@@ -120,7 +116,7 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
         .catalog
         .repository_flag(ctx.config.repository.url.shown())?
         .map(|c| flag_text(&c));
-    let check_coverage = super::maintain::coverage(
+    let check_coverage = coverage(
         &ctx.catalog,
         ctx.config.repository.url.shown(),
         ctx.config.check,
@@ -131,19 +127,6 @@ pub async fn status(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Stat
         repository_flag,
         check_coverage,
     })
-}
-
-/// How a failed check is shown until a check passes.
-pub fn flag_text(c: &crate::catalog::CheckRunRow) -> String {
-    format!(
-        "the repository check of {} failed{}: {}; find the damage with `omk-backup check --read-data-subset 1/1`, repair it (restic repair), then check again",
-        rfc3339(from_millis(c.at)),
-        c.subset
-            .as_ref()
-            .map(|s| format!(" (data subset {s})"))
-            .unwrap_or_default(),
-        c.error.as_deref().unwrap_or("no detail")
-    )
 }
 
 /// `config check`: the jobs a config defines, and where each came from.
@@ -165,20 +148,8 @@ pub struct ConfigJob {
 
 /// Validate the config and list its jobs, including those discovered from container
 /// labels when a Docker host is configured (a Docker failure is a warning here).
-pub async fn config_check(
-    g: &Globals,
-    reporter: &dyn super::Reporter,
-) -> anyhow::Result<ConfigReport> {
-    let mut config = load_config(g)?;
-    match super::discover::merge(&mut config, reporter).await {
-        Ok(problems) => {
-            for p in &problems {
-                reporter.note(&format!("refused: {p}"));
-            }
-        }
-        Err(e) => reporter.note(&format!("warning: label discovery skipped: {e:#}")),
-    }
-    Ok(describe(&config))
+pub fn config_check(s: &Session) -> ConfigReport {
+    describe(&s.config)
 }
 
 pub fn describe(config: &Config) -> ConfigReport {

@@ -10,12 +10,14 @@
 //! container by that name is still the one we quiesced (same id): a recreated container
 //! is reported, never started or unpaused blindly.
 
-use super::backup::fault_point;
-use super::{Ctx, Reporter, now_ms};
+use super::now_ms;
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::catalog::QuiesceRow;
 use crate::config::{Job, Quiesce};
 use crate::docker::{ContainerState, Docker, DockerError};
 use crate::domain::QuiesceMode;
+use crate::fault;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -61,7 +63,7 @@ impl Drop for Quiesced {
 
 /// Quiesce `q.container` for `job` (a no-op, journaled, when it is not running).
 pub async fn quiesce(
-    ctx: &Ctx,
+    ctx: &Session,
     docker: &Docker,
     run_id: &str,
     job: &Job,
@@ -140,13 +142,13 @@ pub async fn quiesce(
         },
         q.container
     ));
-    fault_point("exit-while-quiesced");
+    fault::point(fault::WHILE_QUIESCED);
     Ok(qd)
 }
 
 /// Give the container back; returns the quiesce window in milliseconds.
 pub async fn resume(
-    ctx: &Ctx,
+    ctx: &Session,
     docker: &Docker,
     mut q: Quiesced,
     reporter: &dyn Reporter,
@@ -216,7 +218,7 @@ pub struct Recovered {
 
 /// Resume containers that dead runs left quiesced. Without open journal entries this
 /// does not contact Docker at all.
-pub async fn recover(ctx: &Ctx, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
+pub async fn recover(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
     let open = ctx.catalog.open_quiesces()?;
     if open.is_empty() {
         return Ok(Vec::new());
@@ -239,7 +241,11 @@ pub async fn recover(ctx: &Ctx, reporter: &dyn Reporter) -> anyhow::Result<Vec<R
     Ok(out)
 }
 
-async fn recover_one(ctx: &Ctx, docker: &Docker, row: &QuiesceRow) -> anyhow::Result<Recovered> {
+async fn recover_one(
+    ctx: &Session,
+    docker: &Docker,
+    row: &QuiesceRow,
+) -> anyhow::Result<Recovered> {
     let mk = |action: &str, detail: String| Recovered {
         job: row.job.clone(),
         container: row.container.clone(),
@@ -338,19 +344,4 @@ impl RecoverReport {
             matches!(r.action.as_str(), "failed" | "recreated")
         })
     }
-}
-
-/// Take the lock (which already resumes what it can) and retry whatever is left, this
-/// time failing when Docker cannot be reached.
-pub async fn run_recover(
-    g: &super::Globals,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<RecoverReport> {
-    let mut ctx = Ctx::open_locked(g, reporter).await?;
-    let mut containers = std::mem::take(&mut ctx.recovered);
-    containers.extend(recover(&ctx, reporter).await?);
-    if containers.is_empty() {
-        reporter.note("no container was left paused or stopped by an interrupted run");
-    }
-    Ok(RecoverReport { containers })
 }

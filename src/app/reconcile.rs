@@ -4,12 +4,15 @@
 //!
 //! Only called with the run lock held, so any run still marked `running` is dead.
 
-use super::{Ctx, Reporter, now_ms};
+use super::now_ms;
+use super::reporter::Reporter;
+use super::session::Session;
 use crate::catalog::SnapshotRow;
 use crate::domain::{SnapshotState, parse_tags, run_tag};
+use crate::restic::Snapshot;
 
-pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Result<()> {
-    debug_assert!(ctx.lock.is_some(), "reconcile needs the run lock");
+pub async fn after_crash(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    debug_assert!(ctx.holds_lock(), "reconcile needs the run lock");
     let dead = ctx.catalog.running_runs()?;
     if dead.is_empty() {
         return Ok(());
@@ -32,24 +35,17 @@ pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Resu
                 }
                 let (job, _) = parse_tags(&s.tags);
                 let Some(job) = job else { continue };
-                let time = chrono::DateTime::parse_from_rfc3339(&s.time)
-                    .map(|t| t.timestamp_millis())
-                    .unwrap_or(run.started_at);
-                ctx.catalog.insert_snapshot(&SnapshotRow {
-                    snapshot_id: s.id.clone(),
-                    job: job.clone(),
-                    run_id: Some(run.id.clone()),
+                let time = snapshot_time(&s).unwrap_or(run.started_at);
+                let note =
+                    "found after an interrupted run; restore-test or `restore <id>` to use it";
+                ctx.catalog.insert_snapshot(&row_of(
+                    &s,
+                    &job,
+                    Some(run.id.clone()),
                     time,
-                    bytes: s.summary.as_ref().map(|x| x.total_bytes_processed as i64),
-                    files: s.summary.as_ref().map(|x| x.total_files_processed as i64),
-                    data_added: s.summary.as_ref().map(|x| x.data_added as i64),
-                    duration_ms: None,
-                    state: SnapshotState::Unverified,
-                    note: Some(
-                        "found after an interrupted run; restore-test or `restore <id>` to use it"
-                            .into(),
-                    ),
-                })?;
+                    SnapshotState::Unverified,
+                    note,
+                ))?;
                 reporter.note(&format!(
                     "{job}: recorded snapshot {} from the interrupted run as unverified",
                     &s.id[..8.min(s.id.len())]
@@ -59,4 +55,35 @@ pub async fn after_crash(ctx: &mut Ctx, reporter: &dyn Reporter) -> anyhow::Resu
         ctx.catalog.interrupt_run(&run.id, &why, now_ms())?;
     }
     Ok(())
+}
+
+/// When restic says a snapshot was taken (catalog milliseconds).
+pub fn snapshot_time(s: &Snapshot) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(&s.time)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// The catalog row of a snapshot found in the repository (not made by this run).
+pub fn row_of(
+    s: &Snapshot,
+    job: &str,
+    run_id: Option<String>,
+    time: i64,
+    state: SnapshotState,
+    note: &str,
+) -> SnapshotRow {
+    let summary = s.summary.as_ref();
+    SnapshotRow {
+        snapshot_id: s.id.clone(),
+        job: job.to_string(),
+        run_id,
+        time,
+        bytes: summary.map(|x| x.total_bytes_processed as i64),
+        files: summary.map(|x| x.total_files_processed as i64),
+        data_added: summary.map(|x| x.data_added as i64),
+        duration_ms: None,
+        state,
+        note: Some(note.to_string()),
+    }
 }

@@ -2,7 +2,10 @@
 //! month of backups, restore tests, encryption proofs and checks from the catalog into a
 //! [`MonthReport`], render it, and record its digest (the chain of issued reports).
 
-use super::{Ctx, Globals, Reporter, now_ms};
+use super::now_ms;
+use super::reporter::Reporter;
+use super::session::Session;
+use crate::catalog::Check;
 use crate::domain::{RunStatus, from_millis, rfc3339};
 use crate::exit::usage;
 use crate::report::{
@@ -75,7 +78,7 @@ pub fn month_label(month: &str, now: chrono::DateTime<Utc>) -> anyhow::Result<St
 }
 
 pub async fn run(
-    g: &Globals,
+    ctx: &Session,
     month: &str,
     format: &str,
     output: Option<&Path>,
@@ -84,9 +87,8 @@ pub async fn run(
     let fmt = Format::parse(format)
         .ok_or_else(|| usage(format!("--format {format}: expected md, html or json")))?;
     let (y, m) = parse_month(month, super::now())?;
-    let ctx = Ctx::open(g)?;
     let _ = reporter;
-    let report = gather(&ctx, y, m)?;
+    let report = gather(ctx, y, m)?;
     let prev = shift(y, m, -1);
     let previous = ctx
         .catalog
@@ -114,7 +116,7 @@ pub async fn run(
     })
 }
 
-fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
+fn gather(ctx: &Session, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     let from = start_ms(y, m);
     let (ny, nm) = shift(y, m, 1);
     let to = start_ms(ny, nm);
@@ -123,90 +125,19 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     let mut problems = Vec::new();
     let flag = cat
         .repository_flag(&repo)?
-        .map(|c| super::query::flag_text(&c));
+        .map(|c| super::health::flag_text(&c));
     if let Some(f) = &flag {
         problems.push(format!("repository flagged: {f}"));
     }
     let mut jobs = Vec::new();
     for job in ctx.config.jobs.values() {
-        let act = cat.backup_activity(&job.name, from, to)?;
-        let tests = cat.restore_tests(&job.name, from, to)?;
-        if let Some(last) = cat.last_step(&job.name, "backup")?
-            && last.status != RunStatus::Success
-            && last.status != RunStatus::Running
-        {
-            problems.push(format!(
-                "{}: the last backup ({}) {}{}",
-                job.name,
-                rfc3339(from_millis(last.started_at)),
-                last.status.as_str(),
-                last.error.map(|e| format!(": {e}")).unwrap_or_default()
-            ));
-        }
-        match tests.last() {
-            None => problems.push(format!("{}: no restore test in {}", job.name, label(y, m))),
-            Some(t) if !t.passed => problems.push(format!(
-                "{}: the last restore test ({}) failed{}",
-                job.name,
-                rfc3339(from_millis(t.started_at)),
-                failed_checks(&t.checks)
-                    .first()
-                    .map(|c| format!(": {c}"))
-                    .unwrap_or_default()
-            )),
-            _ => {}
-        }
-        let last_test = tests.last().map(|t| TestSummary {
-            at: rfc3339(from_millis(t.started_at)),
-            passed: t.passed,
-            rto_seconds: t.rto_ms.map(|ms| ms as f64 / 1000.0),
-            rpo_seconds: t.rpo_seconds,
-            files_hashed: t.files_hashed,
-            bytes_hashed: t.bytes_hashed,
-            not_compared: t.not_compared,
-            failed_checks: failed_checks(&t.checks),
-        });
-        let mut trend = Vec::new();
-        for back in (0..TREND_MONTHS).rev() {
-            let (ty, tm) = shift(y, m, -back);
-            let (ey, em) = shift(ty, tm, 1);
-            let ts = if back == 0 {
-                tests.clone()
-            } else {
-                cat.restore_tests(&job.name, start_ms(ty, tm), start_ms(ey, em))?
-            };
-            let rtos: Vec<f64> = ts
-                .iter()
-                .filter(|t| t.passed)
-                .filter_map(|t| t.rto_ms)
-                .map(|ms| ms as f64 / 1000.0)
-                .collect();
-            let rpos: Vec<f64> = ts
-                .iter()
-                .filter_map(|t| t.rpo_seconds)
-                .map(|s| s as f64)
-                .collect();
-            trend.push(MonthPoint {
-                month: label(ty, tm),
-                tests: ts.len() as i64,
-                passed: ts.iter().filter(|t| t.passed).count() as i64,
-                rto_seconds: mean(&rtos),
-                rpo_seconds: mean(&rpos),
-            });
-        }
-        jobs.push(JobMonth {
-            job: job.name.clone(),
-            kind: job.kind.as_str().to_string(),
-            backups_run: act.runs,
-            backups_failed: act.failed,
-            snapshots: act.snapshots,
-            bytes_added: act.bytes_added,
-            latest_snapshot_bytes: act.latest_bytes,
-            restore_tests: tests.len() as i64,
-            restore_tests_passed: tests.iter().filter(|t| t.passed).count() as i64,
-            last_test,
-            trend,
-        });
+        jobs.push(job_month(
+            cat,
+            &job.name,
+            job.kind.as_str(),
+            (y, m),
+            &mut problems,
+        )?);
     }
     let encryption: Vec<EncryptionEvidence> = cat
         .encryption_checks(from, to)?
@@ -215,7 +146,7 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
         .map(|e| EncryptionEvidence {
             at: rfc3339(from_millis(e.at)),
             passed: e.passed,
-            checks: serde_json::from_str::<Vec<EvidenceCheck>>(&e.checks).unwrap_or_default(),
+            checks: e.checks.iter().map(evidence).collect(),
         })
         .collect();
     match encryption.last() {
@@ -229,7 +160,7 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
         _ => {}
     }
     let checks = cat.check_runs(&repo, from, to)?;
-    let cov = super::maintain::coverage(cat, &repo, ctx.config.check, to.min(now_ms()))?;
+    let cov = super::health::coverage(cat, &repo, ctx.config.check, to.min(now_ms()))?;
     if !cov.complete {
         problems.push(format!(
             "check coverage: {}/{} data subsets read in the last {} days; not every pack has been read",
@@ -255,14 +186,124 @@ fn gather(ctx: &Ctx, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     })
 }
 
+/// One job's month: activity, restore tests and trend; its problems go to `problems`.
+fn job_month(
+    cat: &crate::catalog::Catalog,
+    name: &str,
+    kind: &str,
+    (y, m): (i32, u32),
+    problems: &mut Vec<String>,
+) -> anyhow::Result<JobMonth> {
+    let from = start_ms(y, m);
+    let (ny, nm) = shift(y, m, 1);
+    let to = start_ms(ny, nm);
+    let act = cat.backup_activity(name, from, to)?;
+    let tests = cat.restore_tests(name, from, to)?;
+    if let Some(last) = cat.last_step(name, "backup")?
+        && last.status != RunStatus::Success
+        && last.status != RunStatus::Running
+    {
+        problems.push(format!(
+            "{}: the last backup ({}) {}{}",
+            name,
+            rfc3339(from_millis(last.started_at)),
+            last.status.as_str(),
+            last.error.map(|e| format!(": {e}")).unwrap_or_default()
+        ));
+    }
+    match tests.last() {
+        None => problems.push(format!("{}: no restore test in {}", name, label(y, m))),
+        Some(t) if !t.passed => problems.push(format!(
+            "{}: the last restore test ({}) failed{}",
+            name,
+            rfc3339(from_millis(t.started_at)),
+            failed_checks(&t.checks)
+                .first()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        )),
+        _ => {}
+    }
+    let last_test = tests.last().map(|t| TestSummary {
+        at: rfc3339(from_millis(t.started_at)),
+        passed: t.passed,
+        rto_seconds: t.rto_ms.map(|ms| ms as f64 / 1000.0),
+        rpo_seconds: t.rpo_seconds,
+        files_hashed: t.files_hashed,
+        bytes_hashed: t.bytes_hashed,
+        not_compared: t.not_compared,
+        failed_checks: failed_checks(&t.checks),
+    });
+    let trend = trend(cat, name, (y, m), &tests)?;
+    Ok(JobMonth {
+        job: name.to_string(),
+        kind: kind.to_string(),
+        backups_run: act.runs,
+        backups_failed: act.failed,
+        snapshots: act.snapshots,
+        bytes_added: act.bytes_added,
+        latest_snapshot_bytes: act.latest_bytes,
+        restore_tests: tests.len() as i64,
+        restore_tests_passed: tests.iter().filter(|t| t.passed).count() as i64,
+        last_test,
+        trend,
+    })
+}
+
+/// RTO/RPO means per month over the last [`TREND_MONTHS`] (this one's `tests` given).
+fn trend(
+    cat: &crate::catalog::Catalog,
+    name: &str,
+    (y, m): (i32, u32),
+    tests: &[crate::catalog::RestoreTestRow],
+) -> anyhow::Result<Vec<MonthPoint>> {
+    let mut trend = Vec::new();
+    for back in (0..TREND_MONTHS).rev() {
+        let (ty, tm) = shift(y, m, -back);
+        let (ey, em) = shift(ty, tm, 1);
+        let ts = if back == 0 {
+            tests.to_vec()
+        } else {
+            cat.restore_tests(name, start_ms(ty, tm), start_ms(ey, em))?
+        };
+        let rtos: Vec<f64> = ts
+            .iter()
+            .filter(|t| t.passed)
+            .filter_map(|t| t.rto_ms)
+            .map(|ms| ms as f64 / 1000.0)
+            .collect();
+        let rpos: Vec<f64> = ts
+            .iter()
+            .filter_map(|t| t.rpo_seconds)
+            .map(|s| s as f64)
+            .collect();
+        trend.push(MonthPoint {
+            month: label(ty, tm),
+            tests: ts.len() as i64,
+            passed: ts.iter().filter(|t| t.passed).count() as i64,
+            rto_seconds: mean(&rtos),
+            rpo_seconds: mean(&rpos),
+        });
+    }
+    Ok(trend)
+}
+
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-fn failed_checks(json: &str) -> Vec<String> {
-    serde_json::from_str::<Vec<EvidenceCheck>>(json)
-        .unwrap_or_default()
-        .into_iter()
+fn evidence(c: &Check) -> EvidenceCheck {
+    EvidenceCheck {
+        name: c.name.clone(),
+        passed: c.passed,
+        detail: c.detail.clone(),
+        skipped: c.skipped,
+    }
+}
+
+fn failed_checks(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
         .filter(|c| !c.passed)
         .map(|c| format!("{}: {}", c.name, c.detail))
         .collect()

@@ -5,9 +5,10 @@
 //! tag. A non-empty target is refused unless `--overwrite`; a files job restores only its
 //! own paths, under the target (so `/srv/photos` lands in `DIR/srv/photos`).
 
-use super::verify::Check;
+use super::reporter::Reporter;
+use super::session::Session;
 use super::verify::deliver::{self, DROP_DIR, short};
-use super::{Ctx, Globals, Reporter};
+use crate::catalog::Check;
 use crate::catalog::{DumpRow, SnapshotRow};
 use crate::config::Job;
 use crate::docker::{ContainerInfo, ContainerState, Docker, ExecSpec};
@@ -38,11 +39,10 @@ pub struct RestoreArgs<'a> {
 }
 
 pub async fn run(
-    g: &Globals,
+    ctx: &Session,
     a: RestoreArgs<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreReport> {
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
     check_target(a.target, a.overwrite)?;
     let restic = ctx.restic().await?;
     // Another host's snapshots are not in this catalog: ask the repository for them.
@@ -57,7 +57,7 @@ pub async fn run(
         Some(h) if foreign => restic.with_host(h),
         _ => restic,
     };
-    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job, foreign).await?;
+    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, foreign).await?;
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
@@ -145,7 +145,7 @@ fn check_target(target: &Path, overwrite: bool) -> anyhow::Result<()> {
 
 /// Resolve `latest` or an id (prefix) to (job, full snapshot id).
 async fn pick_snapshot(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     which: &str,
     job: Option<&str>,
@@ -209,7 +209,7 @@ async fn pick_snapshot(
 /// The newest good snapshot of `job` (the only job when none is named): from the
 /// catalog, else (a new or lost catalog) from the repository by tag.
 async fn latest(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: Option<&str>,
     foreign: bool,
@@ -280,7 +280,7 @@ pub struct IntoContainerReport {
 /// proxy refusing the upload is a set-up problem (exit 2) whose message says which rule
 /// to allow for this one restore.
 pub async fn into_container(
-    g: &Globals,
+    ctx: &Session,
     a: IntoContainerArgs<'_>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<IntoContainerReport> {
@@ -291,9 +291,8 @@ pub async fn into_container(
             job = a.job.map(|j| format!(" {j}")).unwrap_or_default()
         )));
     }
-    let ctx = Ctx::open_reconciled(g, reporter).await?;
     let restic = ctx.restic().await?;
-    let (job_name, snap) = pick_snapshot(&ctx, &restic, a.snapshot, a.job, false).await?;
+    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, false).await?;
     let job = ctx
         .config
         .jobs

@@ -1,7 +1,8 @@
 //! `omk-backup schedule list`: every schedule line with its next runs, in its own zone
 //! and in UTC.
 
-use super::{Globals, load_config};
+use super::Globals;
+use super::session::load_config;
 use crate::domain::rfc3339;
 use crate::schedule::{self, Schedule};
 use chrono::{DateTime, Utc};

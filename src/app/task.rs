@@ -1,11 +1,16 @@
 //! Running one scheduled task in-process: the command's own code with the schedule's
-//! trigger, then notifications and the metrics file, neither of which can fail it.
-//! A scheduled `report` is written to a file (see `scheduled_report`).
+//! trigger, in one [`Session`] (a backup and its retention share the lock: no gap).
+//! Each recorded run reports itself (notifications, metrics; see `recorder`); a task
+//! that records no run (a scheduled `report`, or one that failed before its run
+//! started) is reported here. A scheduled `report` is written to a file.
 
-use super::{Globals, Reporter, now_ms};
+use super::reporter::Reporter;
+use super::session::Session;
+use super::{Globals, now_ms};
 use crate::config::Config;
 use crate::domain::{RunStatus, Trigger, rfc3339};
 use crate::exit::{Outcome, classify};
+use crate::notify::Kind;
 use crate::schedule::TaskKind;
 use crate::schedule::plan::Due;
 use serde::Serialize;
@@ -35,7 +40,8 @@ pub struct JobOutcome {
 }
 
 /// Run one due task in-process and report how it went. Never returns an error: a
-/// failure is a result (logged, notified, recorded by the command itself).
+/// failure is a result (logged, notified, recorded by the command itself). `config` is
+/// the scheduler's, used only to report a task that could not open its session.
 pub async fn execute(
     g: &Globals,
     config: &Config,
@@ -44,8 +50,8 @@ pub async fn execute(
 ) -> TaskResult {
     let started = now_ms();
     let g = Globals {
-        config: g.config.clone(),
         trigger: due.trigger,
+        ..g.clone()
     };
     let task = &due.entry.task;
     tracing::info!(
@@ -54,80 +60,19 @@ pub async fn execute(
         rfc3339(due.scheduled),
         due.trigger.as_str()
     );
-    crate::notify::send_all(
-        config,
-        None,
-        crate::notify::Kind::Start,
-        task.kind.as_str(),
-        None,
-    )
-    .await;
-    if task.kind == TaskKind::Backup {
-        // A job's own ping URL hears /start too (healthchecks measures the duration).
-        let names: Vec<&String> = if task.jobs.is_empty() {
-            config.jobs.keys().collect()
-        } else {
-            task.jobs.iter().collect()
-        };
-        for j in names {
-            crate::notify::send_all(
-                config,
-                Some(j),
-                crate::notify::Kind::Start,
-                task.kind.as_str(),
-                None,
-            )
-            .await;
-        }
+    let records_runs = task.kind != TaskKind::Report;
+    if !records_runs && !g.no_notify {
+        crate::notify::send_all(config, None, Kind::Start, task.kind.as_str(), None).await;
     }
     let mut jobs = Vec::new();
-    let res: anyhow::Result<Outcome> = match task.kind {
-        TaskKind::Backup => match super::backup::run(&g, &task.jobs, false, reporter).await {
-            Ok(rep) => {
-                for j in &rep.jobs {
-                    jobs.push(JobOutcome {
-                        job: j.job.clone(),
-                        status: j.status,
-                        error: j.error.clone(),
-                    });
-                }
-                let good: Vec<String> = rep
-                    .jobs
-                    .iter()
-                    .filter(|j| j.status == RunStatus::Success)
-                    .map(|j| j.job.clone())
-                    .collect();
-                let mut outcome = rep.outcome();
-                if config.retention_after_backup && !good.is_empty() {
-                    // Retention only for the jobs whose backup just succeeded.
-                    match super::maintain::forget(&g, &good, false, reporter).await {
-                        Ok(f) => outcome = outcome.worst(f.outcome()),
-                        Err(e) => {
-                            tracing::error!("retention after the backup failed: {e:#}");
-                            outcome = outcome.worst(classify(&e));
-                        }
-                    }
-                }
-                Ok(outcome)
-            }
-            Err(e) => Err(e),
-        },
-        TaskKind::Forget => super::maintain::forget(&g, &task.jobs, task.prune, reporter)
-            .await
-            .map(|r| r.outcome()),
-        TaskKind::Check => super::maintain::check(&g, task.read_data_subset.as_deref(), reporter)
-            .await
-            .map(|r| {
-                if r.passed {
-                    Outcome::Ok
-                } else {
-                    Outcome::Failed
-                }
-            }),
-        TaskKind::RestoreTest => super::verify::run(&g, &task.jobs, reporter)
-            .await
-            .map(|r| r.outcome()),
-        TaskKind::Report => scheduled_report(&g, config, task, reporter).await,
+    let mut reported = false;
+    let res = match open(&g, task.kind, reporter).await {
+        Ok(s) => {
+            let res = run_task(&s, task, &mut jobs, reporter).await;
+            reported = s.runs_started() > 0;
+            res
+        }
+        Err(e) => Err(e),
     };
     let (status, error, outcome) = match res {
         Ok(Outcome::Ok) => (RunStatus::Success, None, Outcome::Ok),
@@ -140,49 +85,16 @@ pub async fn execute(
         }
         Err(e) => (RunStatus::Failed, Some(format!("{e:#}")), classify(&e)),
     };
-    finish(config, due, started, status, error, outcome, jobs).await
-}
-
-async fn finish(
-    config: &Config,
-    due: &Due,
-    started: i64,
-    status: RunStatus,
-    error: Option<String>,
-    outcome: Outcome,
-    jobs: Vec<JobOutcome>,
-) -> TaskResult {
-    let task = &due.entry.task;
-    let duration_ms = now_ms() - started;
-    match &error {
-        None => tracing::info!(
-            "`{task}` finished: {} in {:.1}s",
-            status.as_str(),
-            duration_ms as f64 / 1000.0
-        ),
-        Some(e) => tracing::error!("`{task}` {}: {e}", status.as_str()),
-    }
-    let kind = match status {
-        RunStatus::Success | RunStatus::Skipped => crate::notify::Kind::Success,
-        _ => crate::notify::Kind::Fail,
-    };
-    crate::notify::send_all(config, None, kind, task.kind.as_str(), error.as_deref()).await;
-    for j in &jobs {
-        let k = if j.status == RunStatus::Success {
-            crate::notify::Kind::Success
+    if !reported && !g.no_notify {
+        let kind = if status == RunStatus::Success {
+            Kind::Success
         } else {
-            crate::notify::Kind::Fail
+            Kind::Fail
         };
-        crate::notify::send_all(
-            config,
-            Some(&j.job),
-            k,
-            task.kind.as_str(),
-            j.error.as_deref(),
-        )
-        .await;
+        let what = task.kind.as_str();
+        crate::notify::send_all(config, None, kind, what, error.as_deref()).await;
     }
-    write_metrics(config);
+    log_end(task, status, error.as_deref(), now_ms() - started);
     TaskResult {
         task: task.to_string(),
         kind: task.kind,
@@ -192,31 +104,92 @@ async fn finish(
         status,
         jobs,
         error,
-        duration_ms,
+        duration_ms: now_ms() - started,
         outcome,
     }
 }
 
-fn write_metrics(config: &Config) {
-    if config.metrics_textfile.is_none() {
-        return;
+/// The session a task kind needs: a scheduled report only reads.
+async fn open(g: &Globals, kind: TaskKind, reporter: &dyn Reporter) -> anyhow::Result<Session> {
+    match kind {
+        TaskKind::Report => Session::open(g, reporter).await,
+        _ => super::startup::locked(g, reporter).await,
     }
-    let res = crate::catalog::Catalog::open(&config.catalog_path)
-        .map_err(anyhow::Error::from)
-        .and_then(|c| crate::metrics::update(config, &c, now_ms()));
-    if let Err(e) = res {
-        tracing::warn!("metrics not written: {e:#}");
+}
+
+async fn run_task(
+    s: &Session,
+    task: &crate::schedule::Task,
+    jobs: &mut Vec<JobOutcome>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Outcome> {
+    match task.kind {
+        TaskKind::Backup => backup_then_retention(s, &task.jobs, jobs, reporter).await,
+        TaskKind::Forget => super::maintain::forget(s, &task.jobs, task.prune, reporter)
+            .await
+            .map(|r| r.outcome()),
+        TaskKind::Check => super::maintain::check(s, task.read_data_subset.as_deref(), reporter)
+            .await
+            .map(|r| Outcome::from_failures(!r.passed)),
+        TaskKind::RestoreTest => super::verify::run(s, &task.jobs, reporter)
+            .await
+            .map(|r| r.outcome()),
+        TaskKind::Report => scheduled_report(s, task, reporter).await,
+    }
+}
+
+/// A backup, then (with `[retention] after_backup`) retention for the jobs whose backup
+/// just succeeded, in the same session and under the same lock.
+async fn backup_then_retention(
+    s: &Session,
+    names: &[String],
+    jobs: &mut Vec<JobOutcome>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Outcome> {
+    let rep = super::backup::run(s, names, false, reporter).await?;
+    jobs.extend(rep.jobs.iter().map(|j| JobOutcome {
+        job: j.job.clone(),
+        status: j.status,
+        error: j.error.clone(),
+    }));
+    let good: Vec<String> = rep
+        .jobs
+        .iter()
+        .filter(|j| j.status == RunStatus::Success)
+        .map(|j| j.job.clone())
+        .collect();
+    let mut outcome = rep.outcome();
+    if s.config.retention_after_backup && !good.is_empty() {
+        match super::maintain::forget(s, &good, false, reporter).await {
+            Ok(f) => outcome = outcome.worst(f.outcome()),
+            Err(e) => {
+                tracing::error!("retention after the backup failed: {e:#}");
+                outcome = outcome.worst(classify(&e));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn log_end(task: &crate::schedule::Task, status: RunStatus, error: Option<&str>, ms: i64) {
+    match error {
+        None => tracing::info!(
+            "`{task}` finished: {} in {:.1}s",
+            status.as_str(),
+            ms as f64 / 1000.0
+        ),
+        Some(e) => tracing::error!("`{task}` {}: {e}", status.as_str()),
     }
 }
 
 /// A scheduled report is written to a file: `--output` (relative to the config's
 /// folder), else `reports/omk-backup-YYYY-MM.<format>` beside the catalog.
 async fn scheduled_report(
-    g: &Globals,
-    config: &Config,
+    s: &Session,
     task: &crate::schedule::Task,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Outcome> {
+    let config = &s.config;
     let format = task.format.clone().unwrap_or_else(|| "html".into());
     let month = task.month.clone().unwrap_or_else(|| "previous".into());
     let output = match &task.output {
@@ -234,7 +207,7 @@ async fn scheduled_report(
             dir.join(format!("omk-backup-{label}.{format}"))
         }
     };
-    let r = super::report::run(g, &month, &format, Some(&output), reporter).await?;
+    let r = super::report::run(s, &month, &format, Some(&output), reporter).await?;
     reporter.note(&format!(
         "report {} written to {}",
         r.month,

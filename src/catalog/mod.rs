@@ -4,12 +4,16 @@
 //! integer milliseconds since the epoch (UTC). What the catalog records can always be
 //! rebuilt from the repository's tags (`omk:job=`, `omk:run=`).
 
+mod detail;
+mod journal;
 mod sched;
 mod schema;
 mod verify;
 
 pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
+pub use detail::{Check, StepDetail};
+pub use journal::QuiesceRow;
 pub use sched::JobMetrics;
 
 use crate::domain::{RunStatus, SnapshotState};
@@ -33,6 +37,18 @@ pub enum CatalogError {
         path: PathBuf,
         found: i64,
         known: i64,
+    },
+    /// A JSON detail column does not parse as its type (damaged, or written by
+    /// another tool): named by table, row and column, never read as "none recorded".
+    #[error(
+        "catalog {path}: {table} row {row}: the {column} column is not what omk-backup wrote ({detail}); run `omk-backup catalog rebuild` or remove the row"
+    )]
+    BadDetail {
+        path: PathBuf,
+        table: &'static str,
+        row: String,
+        column: &'static str,
+        detail: String,
     },
     #[error("catalog {path}: {source}")]
     Sql {
@@ -96,20 +112,7 @@ pub struct DumpRow {
     pub filename: String,
     pub sha256: String,
     pub bytes: i64,
-    pub fingerprint: Option<String>,
-}
-
-/// A quiesce journal entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuiesceRow {
-    pub id: i64,
-    pub run_id: String,
-    pub job: String,
-    pub container: String,
-    pub container_id: Option<String>,
-    pub mode: String,
-    pub state_before: Option<String>,
-    pub state: String,
+    pub fingerprint: Option<crate::fingerprint::Fingerprint>,
 }
 
 impl Catalog {
@@ -265,10 +268,11 @@ impl Catalog {
         &self,
         id: i64,
         status: RunStatus,
-        detail: Option<&str>,
+        detail: Option<&StepDetail>,
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
+        let detail = detail.map(StepDetail::to_json);
         self.conn
             .execute(
                 "UPDATE steps SET status = ?2, detail = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
@@ -442,124 +446,45 @@ impl Catalog {
     // ---- dumps ----
 
     pub fn insert_dump(&self, d: &DumpRow) -> Result<()> {
+        let fingerprint = d.fingerprint.as_ref().map(detail::to_json);
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO dumps (snapshot_id, job, engine, filename, sha256, bytes, fingerprint)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![d.snapshot_id, d.job, d.engine, d.filename, d.sha256, d.bytes, d.fingerprint],
+                params![d.snapshot_id, d.job, d.engine, d.filename, d.sha256, d.bytes, fingerprint],
             )
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
 
     pub fn dump(&self, snapshot_id: &str) -> Result<Option<DumpRow>> {
-        self.conn
+        let row: Option<(DumpRow, Option<String>)> = self
+            .conn
             .query_row(
                 "SELECT snapshot_id, job, engine, filename, sha256, bytes, fingerprint FROM dumps WHERE snapshot_id = ?1",
                 [snapshot_id],
                 |r| {
-                    Ok(DumpRow {
+                    Ok((DumpRow {
                         snapshot_id: r.get(0)?,
                         job: r.get(1)?,
                         engine: r.get(2)?,
                         filename: r.get(3)?,
                         sha256: r.get(4)?,
                         bytes: r.get(5)?,
-                        fingerprint: r.get(6)?,
-                    })
+                        fingerprint: None,
+                    }, r.get(6)?))
                 },
             )
             .optional()
-            .map_err(|e| self.sql(e))
-    }
-
-    // ---- quiesce journal ----
-
-    /// Write the intent to quiesce, committed before the container is touched.
-    pub fn journal_quiesce(
-        &self,
-        run_id: &str,
-        job: &str,
-        container: &str,
-        mode: &str,
-        now: i64,
-    ) -> Result<i64> {
-        self.conn
-            .execute(
-                "INSERT INTO quiesce_journal (run_id, job, container, mode, state, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                params![run_id, job, container, mode, now],
-            )
             .map_err(|e| self.sql(e))?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Record what the container was before we touched it.
-    pub fn journal_before(&self, id: i64, container_id: &str, state_before: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE quiesce_journal SET container_id = ?2, state_before = ?3 WHERE id = ?1",
-                params![id, container_id, state_before],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
-    }
-
-    pub fn journal_state(
-        &self,
-        id: i64,
-        state: &str,
-        window_ms: Option<i64>,
-        note: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE quiesce_journal SET state = ?2, window_ms = coalesce(?3, window_ms), note = coalesce(?4, note),
-                 resumed_at = CASE WHEN ?2 IN ('resumed', 'untouched') THEN ?5 ELSE resumed_at END WHERE id = ?1",
-                params![id, state, window_ms, note, now],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
-    }
-
-    /// Entries whose container may still be paused or stopped by us.
-    pub fn open_quiesces(&self) -> Result<Vec<QuiesceRow>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, run_id, job, container, container_id, mode, state_before, state FROM quiesce_journal
-                 WHERE state IN ('pending', 'quiesced') ORDER BY id",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(QuiesceRow {
-                    id: r.get(0)?,
-                    run_id: r.get(1)?,
-                    job: r.get(2)?,
-                    container: r.get(3)?,
-                    container_id: r.get(4)?,
-                    mode: r.get(5)?,
-                    state_before: r.get(6)?,
-                    state: r.get(7)?,
-                })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| self.sql(e))
-    }
-
-    /// The last quiesce window of a job, in milliseconds.
-    pub fn last_quiesce_window(&self, job: &str) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT window_ms FROM quiesce_journal WHERE job = ?1 AND window_ms IS NOT NULL ORDER BY id DESC LIMIT 1",
-                [job],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.sql(e))
+        let Some((mut d, raw)) = row else {
+            return Ok(None);
+        };
+        if let Some(text) = raw {
+            d.fingerprint =
+                Some(self.parse_detail("dumps", &d.snapshot_id, "fingerprint", &text)?);
+        }
+        Ok(Some(d))
     }
 
     /// Run a closure in one transaction (bulk writes: rebuild, benchmarks).

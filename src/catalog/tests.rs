@@ -110,3 +110,53 @@ fn quiesce_journal_lifecycle() {
     assert!(c.open_quiesces().unwrap().is_empty());
     assert_eq!(c.last_quiesce_window("vw").unwrap(), Some(42));
 }
+
+#[test]
+fn a_damaged_detail_column_is_an_error_naming_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+    c.start_run("r1", "backup", "cli", 1).unwrap();
+    c.start_run("r9", "restore-test", "cli", 2).unwrap();
+    c.insert_snapshot(&snap("s1", "db", 1, SnapshotState::Good))
+        .unwrap();
+    let fp = crate::fingerprint::Fingerprint::default();
+    c.insert_dump(&DumpRow {
+        snapshot_id: "s1".into(),
+        job: "db".into(),
+        engine: "postgres".into(),
+        filename: "db.sql".into(),
+        sha256: "00".into(),
+        bytes: 1,
+        fingerprint: Some(fp.clone()),
+    })
+    .unwrap();
+    assert_eq!(c.dump("s1").unwrap().unwrap().fingerprint, Some(fp));
+    c.insert_encryption_check(&EncryptionRow {
+        run_id: "r9".into(),
+        repository: "repo".into(),
+        at: 5,
+        passed: true,
+        checks: vec![Check::new("canary", true, "absent")],
+    })
+    .unwrap();
+    assert_eq!(
+        c.encryption_checks(0, 10).unwrap()[0].checks[0].name,
+        "canary"
+    );
+
+    c.conn
+        .execute_batch(
+            "UPDATE dumps SET fingerprint = '{not json'; UPDATE encryption_checks SET checks = '7';",
+        )
+        .unwrap();
+    let e = c.dump("s1").unwrap_err().to_string();
+    assert!(
+        e.contains("dumps row s1") && e.contains("fingerprint"),
+        "{e}"
+    );
+    let e = c.encryption_checks(0, 10).unwrap_err().to_string();
+    assert!(
+        e.contains("encryption_checks row run r9") && e.contains("checks"),
+        "{e}"
+    );
+}

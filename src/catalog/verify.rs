@@ -2,7 +2,7 @@
 //! compared), encryption evidence, `check` coverage and the repository flag it implies,
 //! issued report digests, and a consistent copy of the catalog for the recovery kit.
 
-use super::{Catalog, Result};
+use super::{Catalog, Check, Result, detail};
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
 
@@ -22,8 +22,8 @@ pub struct RestoreTestRow {
     pub files_hashed: Option<i64>,
     pub bytes_hashed: Option<i64>,
     pub not_compared: Option<i64>,
-    /// JSON array of `{name, passed, detail}`.
-    pub checks: String,
+    /// Stored as a JSON array of `{name, passed, detail, skipped}`.
+    pub checks: Vec<Check>,
 }
 
 /// One encryption proof of a repository.
@@ -33,8 +33,8 @@ pub struct EncryptionRow {
     pub repository: String,
     pub at: i64,
     pub passed: bool,
-    /// JSON array of `{name, passed, detail, skipped}`.
-    pub checks: String,
+    /// Stored as a JSON array of `{name, passed, detail, skipped}`.
+    pub checks: Vec<Check>,
 }
 
 /// One `check` of the repository.
@@ -82,7 +82,7 @@ impl Catalog {
                     t.files_hashed,
                     t.bytes_hashed,
                     t.not_compared,
-                    t.checks
+                    detail::to_json(&t.checks)
                 ],
             )
             .map(|_| ())
@@ -101,33 +101,44 @@ impl Catalog {
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map(params![job, from, to], |r| {
-                Ok(RestoreTestRow {
-                    run_id: r.get(0)?,
-                    job: r.get(1)?,
-                    kind: r.get(2)?,
-                    snapshot_id: r.get(3)?,
-                    passed: r.get(4)?,
-                    started_at: r.get(5)?,
-                    finished_at: r.get(6)?,
-                    rto_ms: r.get(7)?,
-                    rpo_seconds: r.get(8)?,
-                    files_listed: r.get(9)?,
-                    files_hashed: r.get(10)?,
-                    bytes_hashed: r.get(11)?,
-                    not_compared: r.get(12)?,
-                    checks: r.get(13)?,
-                })
+                Ok((
+                    RestoreTestRow {
+                        run_id: r.get(0)?,
+                        job: r.get(1)?,
+                        kind: r.get(2)?,
+                        snapshot_id: r.get(3)?,
+                        passed: r.get(4)?,
+                        started_at: r.get(5)?,
+                        finished_at: r.get(6)?,
+                        rto_ms: r.get(7)?,
+                        rpo_seconds: r.get(8)?,
+                        files_listed: r.get(9)?,
+                        files_hashed: r.get(10)?,
+                        bytes_hashed: r.get(11)?,
+                        not_compared: r.get(12)?,
+                        checks: Vec::new(),
+                    },
+                    r.get::<_, String>(13)?,
+                ))
             })
             .map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| self.sql(e))
+        let rows: Vec<(RestoreTestRow, String)> = rows
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))?;
+        rows.into_iter()
+            .map(|(mut t, raw)| {
+                let row = format!("{} (run {})", t.job, t.run_id);
+                t.checks = self.parse_detail("restore_tests", &row, "checks", &raw)?;
+                Ok(t)
+            })
+            .collect()
     }
 
     pub fn insert_encryption_check(&self, e: &EncryptionRow) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO encryption_checks (run_id, repository, at, passed, checks) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.run_id, e.repository, e.at, e.passed, e.checks],
+                params![e.run_id, e.repository, e.at, e.passed, detail::to_json(&e.checks)],
             )
             .map(|_| ())
             .map_err(|e| self.sql(e))
@@ -144,17 +155,28 @@ impl Catalog {
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map(params![from, to], |r| {
-                Ok(EncryptionRow {
-                    run_id: r.get(0)?,
-                    repository: r.get(1)?,
-                    at: r.get(2)?,
-                    passed: r.get(3)?,
-                    checks: r.get(4)?,
-                })
+                Ok((
+                    EncryptionRow {
+                        run_id: r.get(0)?,
+                        repository: r.get(1)?,
+                        at: r.get(2)?,
+                        passed: r.get(3)?,
+                        checks: Vec::new(),
+                    },
+                    r.get::<_, String>(4)?,
+                ))
             })
             .map_err(|e| self.sql(e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| self.sql(e))
+        let rows: Vec<(EncryptionRow, String)> = rows
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))?;
+        rows.into_iter()
+            .map(|(mut e, raw)| {
+                let row = format!("run {}", e.run_id);
+                e.checks = self.parse_detail("encryption_checks", &row, "checks", &raw)?;
+                Ok(e)
+            })
+            .collect()
     }
 
     pub fn insert_check_run(&self, c: &CheckRunRow) -> Result<()> {

@@ -7,6 +7,8 @@
 mod output;
 mod progress;
 
+use crate::app::session::Session;
+use crate::app::startup::{locked, reconciled};
 use crate::app::{self, Globals};
 use crate::exit::{Outcome, classify};
 use crate::secret::{Secret, read_password_file};
@@ -33,6 +35,9 @@ struct Cli {
     /// Only errors on stderr
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Send no start/success/fail notifications for this run ([notify] targets)
+    #[arg(long, global = true)]
+    no_notify: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -234,6 +239,7 @@ pub fn main() -> ExitCode {
     };
     let globals = Globals {
         config: cli.config.clone(),
+        no_notify: cli.no_notify,
         ..Default::default()
     };
     let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
@@ -252,7 +258,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
     let json = cli.json;
     match &cli.command {
         Command::Backup { jobs, init } => {
-            let rep = app::backup::run(g, jobs, *init, r).await?;
+            let rep = app::backup::run(&locked(g, r).await?, jobs, *init, r).await?;
             output::backup(&rep, json);
             Ok(rep.outcome())
         }
@@ -277,7 +283,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                     container,
                     confirmed: *yes_overwrite_live_database,
                 };
-                let rep = app::restore::into_container(g, args, r).await?;
+                let rep = app::restore::into_container(&reconciled(g, r).await?, args, r).await?;
                 output::restore_into(&rep, json);
                 return Ok(Outcome::from_failures(!rep.passed));
             }
@@ -293,27 +299,28 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 overwrite: *overwrite,
                 host: host.as_deref(),
             };
-            let rep = app::restore::run(g, args, r).await?;
+            let rep = app::restore::run(&reconciled(g, r).await?, args, r).await?;
             output::restore(&rep, json);
             Ok(Outcome::Ok)
         }
         Command::Snapshots { job } => {
-            let list = app::query::snapshots(g, job.as_deref(), r).await?;
+            let list = app::query::snapshots(&reconciled(g, r).await?, job.as_deref())?;
             output::snapshots(&list, json);
             Ok(Outcome::Ok)
         }
         Command::Status => {
-            let rep = app::query::status(g, r).await?;
+            let rep = app::query::status(&reconciled(g, r).await?, r)?;
             output::status(&rep, json);
             Ok(Outcome::Ok)
         }
         Command::Forget { jobs, prune } => {
-            let rep = app::maintain::forget(g, jobs, *prune, r).await?;
+            let rep = app::maintain::forget(&locked(g, r).await?, jobs, *prune, r).await?;
             output::forget(&rep, json);
             Ok(rep.outcome())
         }
         Command::Check { read_data_subset } => {
-            let rep = app::maintain::check(g, read_data_subset.as_deref(), r).await?;
+            let s = locked(g, r).await?;
+            let rep = app::maintain::check(&s, read_data_subset.as_deref(), r).await?;
             output::check(&rep, json);
             Ok(if rep.passed {
                 Outcome::Ok
@@ -340,7 +347,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             passphrase_file,
         } => {
             let rep = match from_kit {
-                None => app::verify::run(g, jobs, r).await?,
+                None => app::verify::run(&locked(g, r).await?, jobs, r).await?,
                 Some(kit) => {
                     kit_exists(kit)?;
                     let pass = passphrase(passphrase_file.as_deref(), false)?;
@@ -355,7 +362,8 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             format,
             output,
         } => {
-            let rep = app::report::run(g, month, format, output.as_deref(), r).await?;
+            let s = Session::open(g, r).await?;
+            let rep = app::report::run(&s, month, format, output.as_deref(), r).await?;
             output::report(&rep, json);
             Ok(Outcome::Ok)
         }
@@ -367,7 +375,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 },
         } => {
             let pass = passphrase(passphrase_file.as_deref(), true)?;
-            let rep = app::kit::export(g, output, &pass).await?;
+            let rep = app::kit::export(&Session::open(g, r).await?, output, &pass).await?;
             output::kit_export(&rep, json);
             Ok(Outcome::Ok)
         }
@@ -395,26 +403,27 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             listen,
             socket,
         } => {
-            let text = app::proxy_rules::run(g, *format, listen, socket, r).await?;
+            let text = app::proxy_rules::run(&Session::open(g, r).await?, *format, listen, socket)?;
             print!("{text}");
             Ok(Outcome::Ok)
         }
         Command::Recover => {
-            let rep = app::quiesce::run_recover(g, r).await?;
+            let (s, resumed) = app::startup::locked_recovering(g, r).await?;
+            let rep = app::maintain::recover(&s, resumed, r).await?;
             output::recover(&rep, json);
             Ok(rep.outcome())
         }
         Command::Catalog {
             action: CatalogAction::Rebuild,
         } => {
-            let rep = app::maintain::rebuild(g, r).await?;
+            let rep = app::maintain::rebuild(&mut locked(g, r).await?, r).await?;
             output::rebuild(&rep, json);
             Ok(Outcome::Ok)
         }
         Command::Config {
             action: ConfigAction::Check,
         } => {
-            let rep = app::query::config_check(g, r).await?;
+            let rep = app::query::config_check(&Session::open(g, r).await?);
             output::config(&rep, json);
             Ok(Outcome::Ok)
         }

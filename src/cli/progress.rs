@@ -1,7 +1,7 @@
 //! Progress on stderr: an indicatif bar when stderr is a terminal, plain notes otherwise,
 //! nothing with `-q` or `--json`.
 
-use crate::app::Reporter;
+use crate::app::reporter::Reporter;
 use crate::restic::BackupStatus;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;

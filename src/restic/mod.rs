@@ -15,6 +15,7 @@ mod version;
 pub use error::{ResticError, tail};
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
 pub use version::Version;
+use version::binary_for;
 
 use crate::config::{PasswordSource, Repository};
 use crate::domain::Retention;
@@ -29,7 +30,6 @@ use tokio::process::{Child, Command};
 #[derive(Debug, Clone)]
 pub struct Restic {
     binary: PathBuf,
-    version: Version,
     url: RepoUrl,
     /// restic `--host` of every snapshot made and every snapshot listed or forgotten.
     host: String,
@@ -49,17 +49,6 @@ pub struct BackupDone {
     pub snapshot_id: String,
     /// Errors restic reported about single items (only possible with exit code 3).
     pub item_errors: Vec<String>,
-}
-
-/// Which restic binary to use: the config's, else `$OMK_BACKUP_RESTIC`, else `restic`.
-pub fn binary_for(repo: &Repository) -> PathBuf {
-    if let Some(b) = &repo.restic {
-        return b.clone();
-    }
-    match std::env::var_os("OMK_BACKUP_RESTIC") {
-        Some(b) if !b.is_empty() => PathBuf::from(b),
-        _ => PathBuf::from("restic"),
-    }
 }
 
 impl Restic {
@@ -86,7 +75,6 @@ impl Restic {
         }
         Ok(Restic {
             binary,
-            version,
             url: repo.url.clone(),
             host: repo.host.clone(),
             stall_timeout: repo.stall_timeout,
@@ -94,10 +82,6 @@ impl Restic {
             cache_dir: repo.cache_dir.clone(),
             may_unlock,
         })
-    }
-
-    pub fn version(&self) -> Version {
-        self.version
     }
 
     /// The host this instance's snapshots are made and looked up with.
@@ -547,16 +531,6 @@ impl Restic {
             }
         }
         Ok((time, nodes))
-    }
-
-    /// List a snapshot's files (`restic ls --json`).
-    pub async fn ls(&self, snapshot: &str) -> Result<Vec<LsNode>, ResticError> {
-        let out = self.run_unlocking(&["ls", "--json", snapshot]).await?;
-        Ok(String::from_utf8_lossy(&out)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<LsNode>(l).ok())
-            .filter(|n| n.struct_type.as_deref().is_none_or(|t| t == "node"))
-            .collect())
     }
 }
 

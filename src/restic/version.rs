@@ -1,6 +1,20 @@
-//! restic's version, read from `restic version`, to pick features by release.
+//! Which restic binary runs, and its version (read from `restic version`) to pick
+//! features by release.
 
+use crate::config::Repository;
 use std::fmt;
+use std::path::PathBuf;
+
+/// Which restic binary to use: the config's, else `$OMK_BACKUP_RESTIC`, else `restic`.
+pub(super) fn binary_for(repo: &Repository) -> PathBuf {
+    if let Some(b) = &repo.restic {
+        return b.clone();
+    }
+    match std::env::var_os("OMK_BACKUP_RESTIC") {
+        Some(b) if !b.is_empty() => PathBuf::from(b),
+        _ => PathBuf::from("restic"),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {

@@ -174,14 +174,6 @@ impl CronSpec {
         }
     }
 
-    /// Whether a local wall-clock minute is scheduled.
-    pub fn matches_local(&self, t: NaiveDateTime) -> bool {
-        use chrono::Timelike;
-        self.day_matches(t.date())
-            && self.hours & (1 << t.hour()) != 0
-            && self.minutes & (1 << t.minute()) != 0
-    }
-
     /// The first run strictly after `after`, in zone `tz`; `None` when the spec never
     /// matches (e.g. `0 0 30 2 *`) within the next eight years.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {

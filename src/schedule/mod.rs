@@ -229,90 +229,53 @@ const TASK_NAMES: [&str; 6] = [
     "omk-backup",
 ];
 
+/// One line being parsed: errors point at a byte of it.
+struct LineAt<'a> {
+    file: &'a Path,
+    n: usize,
+    line: &'a str,
+}
+
+impl LineAt<'_> {
+    fn err(&self, byte: usize, message: String, hint: String) -> ConfigError {
+        let line = self.line;
+        ConfigError {
+            file: self.file.to_path_buf(),
+            position: Some((self.n, line[..byte.min(line.len())].chars().count() + 1)),
+            message,
+            hint: Some(hint),
+        }
+    }
+}
+
 /// Parse one schedule file's text. `zone` applies until a `CRON_TZ=` line.
 pub fn parse(file: &Path, text: &str, zone: Tz) -> Result<Vec<Entry>, ConfigError> {
     let mut tz = zone;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let err = |byte: usize, msg: String, hint: String| ConfigError {
-            file: file.to_path_buf(),
-            position: Some((n, line[..byte.min(line.len())].chars().count() + 1)),
-            message: msg,
-            hint: Some(hint),
+        let at = LineAt {
+            file,
+            n: i + 1,
+            line,
         };
         let trimmed = line.trim_start();
         let lead = line.len() - trimmed.len();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let w = words(line);
-        // Environment lines: NAME=value (Vixie allows spaces around `=`).
-        if let Some(eq) = line.find('=')
-            && !trimmed.starts_with('@')
-            && line[..eq]
-                .trim()
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !line[..eq].trim().is_empty()
-        {
-            let name = line[..eq].trim();
-            let raw = line[eq + 1..].trim();
-            let value = raw.trim_matches(|c| c == '"' || c == '\'');
-            if name != "CRON_TZ" {
-                return Err(err(lead, format!("`{name}=` is not supported in schedule files"),
-                    "only CRON_TZ=Area/City lines are understood (they set the zone of the lines below)".into()));
-            }
-            let vpos = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
-            tz = value.parse::<Tz>().map_err(|_| {
-                err(
-                    vpos,
-                    format!("unknown time zone `{value}`"),
-                    "use an IANA zone name such as Europe/Berlin, America/New_York or UTC".into(),
-                )
-            })?;
+        if let Some(zone) = env_line(&at, lead) {
+            tz = zone?;
             continue;
         }
-        let (spec, when, rest) = if trimmed.starts_with('@') {
-            let (at, m) = w[0];
-            let spec = CronSpec::from_macro(m, at)
-                .map_err(|e| err(e.offset, e.message, e.hint.unwrap_or_default()))?;
-            (spec, m.to_string(), &w[1..])
-        } else {
-            if w.len() < 5 {
-                return Err(err(lead, format!("a schedule line needs 5 time fields and a task; found {} word(s)", w.len()),
-                    "write: minute hour day-of-month month day-of-week task, e.g. `30 2 * * * backup`".into()));
-            }
-            if let Some(k) = w[..5].iter().position(|x| TASK_NAMES.contains(&x.1)) {
-                return Err(err(w[k].0, format!("only {k} time field(s) before the task `{}`", w[k].1),
-                    "write all 5 fields: minute hour day-of-month month day-of-week, e.g. `30 2 * * * backup`".into()));
-            }
-            let fields = [w[0], w[1], w[2], w[3], w[4]];
-            if let Some(&(at, word)) = w.get(5)
-                && word
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_digit() || c == '*')
-            {
-                return Err(err(
-                    at,
-                    format!("`{word}` looks like a sixth time field"),
-                    "schedule lines use the standard 5 fields (no seconds, no year), then the task"
-                        .into(),
-                ));
-            }
-            let spec = CronSpec::from_fields(&fields)
-                .map_err(|e| err(e.offset, e.message, e.hint.unwrap_or_default()))?;
-            let when = fields.iter().map(|f| f.1).collect::<Vec<_>>().join(" ");
-            (spec, when, &w[5..])
-        };
+        let w = words(line);
+        let (spec, when, rest) = timing(&at, lead, &w)?;
         let task = Task::parse(rest).map_err(|e| {
-            let at = if e.offset == 0 { line.len() } else { e.offset };
-            err(at, e.message, e.hint)
+            let byte = if e.offset == 0 { line.len() } else { e.offset };
+            at.err(byte, e.message, e.hint)
         })?;
         out.push(Entry {
             file: file.to_path_buf(),
-            line: n,
+            line: at.n,
             when,
             spec,
             tz,
@@ -320,6 +283,88 @@ pub fn parse(file: &Path, text: &str, zone: Tz) -> Result<Vec<Entry>, ConfigErro
         });
     }
     Ok(out)
+}
+
+/// An environment line (`NAME=value`, Vixie allows spaces around `=`): only `CRON_TZ`
+/// is understood, and gives the zone of the lines below. `None`: not such a line.
+fn env_line(at: &LineAt<'_>, lead: usize) -> Option<Result<Tz, ConfigError>> {
+    let line = at.line;
+    let eq = line.find('=')?;
+    let name = line[..eq].trim();
+    if line.trim_start().starts_with('@')
+        || name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return None;
+    }
+    if name != "CRON_TZ" {
+        return Some(Err(at.err(
+            lead,
+            format!("`{name}=` is not supported in schedule files"),
+            "only CRON_TZ=Area/City lines are understood (they set the zone of the lines below)"
+                .into(),
+        )));
+    }
+    let value = line[eq + 1..]
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'');
+    let vpos = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
+    Some(value.parse::<Tz>().map_err(|_| {
+        at.err(
+            vpos,
+            format!("unknown time zone `{value}`"),
+            "use an IANA zone name such as Europe/Berlin, America/New_York or UTC".into(),
+        )
+    }))
+}
+
+/// A line's timing, its text (`@daily`, `30 2 * * *`) and the words after it.
+type Timing<'w, 'l> = (CronSpec, String, &'w [(usize, &'l str)]);
+
+/// A line's timing (`@macro` or five fields), its text, and the words after it.
+fn timing<'w, 'l>(
+    at: &LineAt<'_>,
+    lead: usize,
+    w: &'w [(usize, &'l str)],
+) -> Result<Timing<'w, 'l>, ConfigError> {
+    if at.line.trim_start().starts_with('@') {
+        let (byte, m) = w[0];
+        let spec = CronSpec::from_macro(m, byte)
+            .map_err(|e| at.err(e.offset, e.message, e.hint.unwrap_or_default()))?;
+        return Ok((spec, m.to_string(), &w[1..]));
+    }
+    if w.len() < 5 {
+        return Err(at.err(
+            lead,
+            format!(
+                "a schedule line needs 5 time fields and a task; found {} word(s)",
+                w.len()
+            ),
+            "write: minute hour day-of-month month day-of-week task, e.g. `30 2 * * * backup`"
+                .into(),
+        ));
+    }
+    if let Some(k) = w[..5].iter().position(|x| TASK_NAMES.contains(&x.1)) {
+        return Err(at.err(w[k].0, format!("only {k} time field(s) before the task `{}`", w[k].1),
+            "write all 5 fields: minute hour day-of-month month day-of-week, e.g. `30 2 * * * backup`".into()));
+    }
+    let fields = [w[0], w[1], w[2], w[3], w[4]];
+    if let Some(&(byte, word)) = w.get(5)
+        && word
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == '*')
+    {
+        return Err(at.err(
+            byte,
+            format!("`{word}` looks like a sixth time field"),
+            "schedule lines use the standard 5 fields (no seconds, no year), then the task".into(),
+        ));
+    }
+    let spec = CronSpec::from_fields(&fields)
+        .map_err(|e| at.err(e.offset, e.message, e.hint.unwrap_or_default()))?;
+    let when = fields.iter().map(|f| f.1).collect::<Vec<_>>().join(" ");
+    Ok((spec, when, &w[5..]))
 }
 
 #[cfg(test)]

@@ -166,10 +166,6 @@ impl Planner {
         self.running = None;
     }
 
-    pub fn is_running(&self) -> bool {
-        self.running.is_some()
-    }
-
     pub fn queued(&self) -> usize {
         self.queue.len()
     }

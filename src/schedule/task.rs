@@ -52,6 +52,24 @@ pub struct TaskError {
 
 const TASKS_HINT: &str = "tasks are: backup [JOB...], forget [--prune] [JOB...], check [--read-data-subset K/N], restore-test [JOB...], report [--month YYYY-MM|previous]";
 
+/// The task a line's first word names.
+fn kind_of(at: usize, name: &str) -> Result<TaskKind, TaskError> {
+    Ok(match name {
+        "backup" => TaskKind::Backup,
+        "forget" => TaskKind::Forget,
+        "check" => TaskKind::Check,
+        "restore-test" => TaskKind::RestoreTest,
+        "report" => TaskKind::Report,
+        other => {
+            return Err(TaskError {
+                offset: at,
+                message: format!("unknown task `{other}`"),
+                hint: TASKS_HINT.into(),
+            });
+        }
+    })
+}
+
 impl Task {
     /// Parse `words` (each with its byte offset in the line).
     pub fn parse(words: &[(usize, &str)]) -> Result<Task, TaskError> {
@@ -66,20 +84,7 @@ impl Task {
                 hint: TASKS_HINT.into(),
             });
         };
-        let kind = match name {
-            "backup" => TaskKind::Backup,
-            "forget" => TaskKind::Forget,
-            "check" => TaskKind::Check,
-            "restore-test" => TaskKind::RestoreTest,
-            "report" => TaskKind::Report,
-            other => {
-                return Err(TaskError {
-                    offset: at,
-                    message: format!("unknown task `{other}`"),
-                    hint: TASKS_HINT.into(),
-                });
-            }
-        };
+        let kind = kind_of(at, name)?;
         let mut t = Task {
             kind,
             jobs: Vec::new(),

@@ -21,10 +21,23 @@ fn nexts(line: &str, from: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+type NextCase<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+/// Each line's next runs after `from`, as expected.
+fn assert_nexts(cases: &[NextCase<'_>]) {
+    for (line, from, want) in cases {
+        assert_eq!(
+            nexts(line, from, want.len().max(1)),
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn vixie_features_next_runs() {
     // (line, from, expected next runs) — 2026-11-27 is a Friday.
-    let cases: &[(&str, &str, &[&str])] = &[
+    let cases: &[NextCase<'_>] = &[
         (
             "30 2 * * * backup",
             "2026-11-27T00:00:00Z",
@@ -86,6 +99,14 @@ fn vixie_features_next_runs() {
                 "2026-11-28T08:00:00Z",
             ],
         ),
+    ];
+    assert_nexts(cases);
+}
+
+#[test]
+fn vixie_macros_and_edge_days_next_runs() {
+    // (line, from, expected next runs) — 2026-11-27 is a Friday.
+    let cases: &[NextCase<'_>] = &[
         // Day-of-month OR day-of-week when both are restricted: the 1st or any Monday.
         (
             "0 0 1 * 1 check",
@@ -153,13 +174,7 @@ fn vixie_features_next_runs() {
             &["2026-11-28T02:30:00Z"],
         ),
     ];
-    for (line, from, want) in cases {
-        assert_eq!(
-            nexts(line, from, want.len().max(1)),
-            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "{line}"
-        );
-    }
+    assert_nexts(cases);
 }
 
 #[test]
@@ -254,10 +269,26 @@ fn comments_blank_lines_and_cron_tz_scope() {
     assert_eq!(v[1].when, "30 2 * * *");
 }
 
+type ErrCase<'a> = (&'a str, usize, usize, &'a str);
+
+/// Each text fails at (line, column) with those words in the message, and a hint.
+fn assert_errors(cases: &[ErrCase<'_>]) {
+    for (text, line, col, msg) in cases {
+        let e = parse(Path::new("s.cron"), text, Tz::UTC).expect_err(text);
+        assert_eq!(e.position, Some((*line, *col)), "{text}: {e}");
+        assert!(e.message.contains(msg), "{text}: {e}");
+        assert!(e.hint.is_some(), "{text}: every error has a hint");
+        assert!(
+            e.to_string().starts_with(&format!("s.cron:{line}:{col}: ")),
+            "{e}"
+        );
+    }
+}
+
 #[test]
-fn invalid_lines_point_at_line_and_column() {
+fn invalid_fields_point_at_line_and_column() {
     // (text, line, column, words in the message)
-    let cases: &[(&str, usize, usize, &str)] = &[
+    let cases: &[ErrCase<'_>] = &[
         (
             "60 2 * * * backup",
             1,
@@ -304,6 +335,14 @@ fn invalid_lines_point_at_line_and_column() {
         ("0 5-2 * * * backup", 1, 3, "runs backwards"),
         ("0 1,,2 * * * backup", 1, 5, "empty item"),
         ("5/10 * * * * backup", 1, 1, "a step needs a range"),
+    ];
+    assert_errors(cases);
+}
+
+#[test]
+fn invalid_lines_point_at_line_and_column() {
+    // (text, line, column, words in the message)
+    let cases: &[ErrCase<'_>] = &[
         ("# ok\n30 2 * * * sing", 2, 12, "unknown task `sing`"),
         ("30 2 * * *", 1, 11, "no task"),
         (
@@ -332,16 +371,7 @@ fn invalid_lines_point_at_line_and_column() {
             "not an option or argument of check",
         ),
     ];
-    for (text, line, col, msg) in cases {
-        let e = parse(Path::new("s.cron"), text, Tz::UTC).expect_err(text);
-        assert_eq!(e.position, Some((*line, *col)), "{text}: {e}");
-        assert!(e.message.contains(msg), "{text}: {e}");
-        assert!(e.hint.is_some(), "{text}: every error has a hint");
-        assert!(
-            e.to_string().starts_with(&format!("s.cron:{line}:{col}: ")),
-            "{e}"
-        );
-    }
+    assert_errors(cases);
 }
 
 /// DST table: (zone, line, from, expected runs in UTC).

@@ -3,11 +3,23 @@
 //! that fail without failing the backup. Real binary, real restic, real SQLite.
 
 use crate::util::*;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A config whose repository password takes 30 s to arrive (restic asks for it first),
+/// so a scheduled backup is in flight (restic running, run recorded) when a signal
+/// comes.
+fn write_slow_password_config(env: &Env) {
+    let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
+        ),
+    )
+    .unwrap();
+}
 
 /// A catalog query while the daemon may be writing: sqlite3 with a busy timeout.
 fn sql_busy(env: &Env, query: &str) -> String {
@@ -191,20 +203,14 @@ fn daemon_sigterm_during_a_backup_records_interrupted_and_exits_fast() {
         env.run(&["backup", "--init"]).ok();
         env.sql("DELETE FROM runs");
         write_schedule(&env, "0 0 1 1 * backup\n");
-        // restic asks for the password first: this one takes 30 s, so the backup is
-        // in flight (restic running, run recorded) when SIGTERM comes.
-        let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
-        std::fs::write(
-            env.config_path(),
-            format!(
-                "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
-            ),
-        )
-        .unwrap();
+        write_slow_password_config(&env);
         let mut d = spawn_daemon(&env);
         let pid = d.id();
+        // The run is recorded before restic is looked for: wait for the job's step
+        // (restic backup started, waiting for its slow password).
         wait_until(30, "the caught-up backup to be running", || {
             sql_busy(&env, "SELECT count(*) FROM runs WHERE status = 'running'") == "1"
+                && sql_busy(&env, "SELECT count(*) FROM steps WHERE status = 'running'") == "1"
                 && !children(pid).is_empty()
         });
         let kids = children(pid);
@@ -274,55 +280,6 @@ fn daemon_fires_a_minute_schedule_and_survives_a_broken_sighup() {
     assert_eq!(wait_exit(&mut d, 10), 0, "{}", log(&env));
     let l = log(&env);
     assert!(l.contains("due: `backup`"), "{l}");
-}
-
-/// A tiny HTTP server: records request lines and bodies, answers with `status` after
-/// `delay`.
-fn http_server(status: u16, delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let s3 = s2.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                let mut got = Vec::new();
-                let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got);
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|h| {
-                                h.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break;
-                        }
-                    }
-                }
-                s3.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&got).into_owned());
-                std::thread::sleep(delay);
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            });
-        }
-    });
-    (url, seen)
 }
 
 #[test]
@@ -433,14 +390,7 @@ fn run_due_sigterm_records_interrupted_and_exits_1() {
     env.run(&["backup", "--init"]).ok();
     env.sql("DELETE FROM runs");
     write_schedule(&env, "0 0 1 1 * backup\n");
-    let slow = format!("sh -c 'sleep 30; cat {}'", env.path("password").display());
-    std::fs::write(
-        env.config_path(),
-        format!(
-            "[repository]\nurl = \"repo\"\npassword_command = \"{slow}\"\n\n[schedule]\ngrace = \"400d\"\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n"
-        ),
-    )
-    .unwrap();
+    write_slow_password_config(&env);
     let mut c = env
         .cmd(&["run-due"])
         .stdout(Stdio::piped())

@@ -43,7 +43,7 @@ fn labelled_containers_become_jobs_and_config_wins_a_clash() {
     );
     let env = Env::new(&restic);
     env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\n\n[jobs.{clash}]\nkind = \"files\"\npaths = [\"data\"]\n",
+        "[docker]\nhost = \"{}\"\n\n[metrics]\ntextfile = \"omk.prom\"\n\n[jobs.{clash}]\nkind = \"files\"\npaths = [\"data\"]\n",
         proxy()
     ));
     let r = env.run(&["--json", "config", "check"]).ok();
@@ -84,6 +84,35 @@ fn labelled_containers_become_jobs_and_config_wins_a_clash() {
         .unwrap_or_else(|| panic!("{job} in status: {st}"))
         .clone();
     assert!(row["last_backup"].is_string(), "{row}");
+    // The metrics textfile (refreshed by the CLI backup), restore-test and the monthly
+    // report know it too.
+    let m = std::fs::read_to_string(env.path("omk.prom")).expect("metrics after a backup");
+    assert!(
+        m.contains(&format!("omk_backup_last_status{{job=\"{job}\"}} 0")),
+        "{m}"
+    );
+    let t = env.run(&["--json", "restore-test", &job]);
+    assert_eq!(t.code, 0, "{}", t.all());
+    let tj = t.json();
+    assert_eq!(tj["tests"][0]["job"], job.as_str(), "{tj}");
+    assert_eq!(tj["tests"][0]["passed"], true, "{tj}");
+    let m = std::fs::read_to_string(env.path("omk.prom")).unwrap();
+    assert!(
+        m.contains(&format!(
+            "omk_backup_last_verified_restore_timestamp_seconds{{job=\"{job}\"}} "
+        )),
+        "{m}"
+    );
+    let rep = env.run(&["report", "--format", "json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&rep.stdout).expect("report JSON");
+    let month = doc["report"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == job.as_str())
+        .unwrap_or_else(|| panic!("{job} in the report: {doc}"))
+        .clone();
+    assert_eq!(month["restore_tests_passed"], 1, "{month}");
 }
 
 #[test]
@@ -112,4 +141,14 @@ fn unreachable_docker_fails_only_the_jobs_that_need_it() {
         e.contains("cannot reach Docker at tcp://127.0.0.1:1"),
         "{e}"
     );
+    // Said once, in plain words: the hint once, no transport chain, however many jobs.
+    let h = env.run(&["backup"]).code(1);
+    assert!(!h.stderr.contains("hyper"), "{}", h.stderr);
+    assert_eq!(
+        h.stderr.matches("check that dockerd").count(),
+        1,
+        "{}",
+        h.stderr
+    );
+    assert!(h.stderr.contains("connection refused"), "{}", h.stderr);
 }

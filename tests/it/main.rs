@@ -14,6 +14,7 @@ mod docker_dumps;
 mod docker_quiesce;
 mod docker_restore_test;
 mod faults;
+mod notify_runs;
 mod proxy_rules;
 mod remote_rest;
 mod secrets;

@@ -1,5 +1,6 @@
 //! Test helpers: one temp dir per test, a config, a repository, the binary.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -281,4 +282,56 @@ pub fn kill9(pid: u32) {
         .status()
         .unwrap();
     assert!(st.success(), "kill -9 {pid}");
+}
+
+/// A tiny HTTP server: records request lines and bodies, answers with `status` after
+/// `delay`.
+pub fn http_server(
+    status: u16,
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let s3 = s2.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|h| {
+                                h.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                s3.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&got).into_owned());
+                std::thread::sleep(delay);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            });
+        }
+    });
+    (url, seen)
 }

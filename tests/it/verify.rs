@@ -233,6 +233,18 @@ fn rotating_check_advances_and_records_coverage() {
     );
 }
 
+/// `kit export --output KIT --passphrase-file PP`.
+fn kit_export(env: &Env, kit: &Path, pp: &Path) -> Run {
+    env.run(&[
+        "kit",
+        "export",
+        "--output",
+        kit.to_str().unwrap(),
+        "--passphrase-file",
+        pp.to_str().unwrap(),
+    ])
+}
+
 fn write_passphrase(env: &Env, name: &str, text: &str) -> PathBuf {
     let p = env.path(name);
     std::fs::write(&p, format!("{text}\n")).unwrap();
@@ -245,15 +257,7 @@ fn kit_roundtrip_and_refusals() {
     let env = env_with_data(&restic);
     let pp = write_passphrase(&env, "pp", "correct horse battery staple");
     let kit = env.path("kit.omk");
-    env.run(&[
-        "kit",
-        "export",
-        "--output",
-        kit.to_str().unwrap(),
-        "--passphrase-file",
-        pp.to_str().unwrap(),
-    ])
-    .ok();
+    kit_export(&env, &kit, &pp).ok();
     let sealed = std::fs::read(&kit).unwrap();
     assert!(
         !String::from_utf8_lossy(&sealed).contains(&env.password),
@@ -351,16 +355,7 @@ fn kit_roundtrip_and_refusals() {
     assert!(r.stderr.contains("no kit file"), "{}", r.stderr);
     // A short passphrase is refused at export.
     let short = write_passphrase(&env, "short", "abc");
-    let r = env
-        .run(&[
-            "kit",
-            "export",
-            "--output",
-            env.path("k2").to_str().unwrap(),
-            "--passphrase-file",
-            short.to_str().unwrap(),
-        ])
-        .code(2);
+    let r = kit_export(&env, &env.path("k2"), &short).code(2);
     assert!(r.stderr.contains("shorter than 10"), "{}", r.stderr);
 }
 
@@ -370,15 +365,7 @@ fn restore_test_from_the_kit_alone() {
     let env = env_with_data(&restic);
     let pp = write_passphrase(&env, "pp", "a long enough kit passphrase");
     let kit = env.path("kit.omk");
-    env.run(&[
-        "kit",
-        "export",
-        "--output",
-        kit.to_str().unwrap(),
-        "--passphrase-file",
-        pp.to_str().unwrap(),
-    ])
-    .ok();
+    kit_export(&env, &kit, &pp).ok();
     // Lose the password file and the catalog: only the kit (and the repository) remain.
     std::fs::remove_file(env.path("password")).unwrap();
     std::fs::remove_file(env.path("catalog.db")).unwrap();
@@ -498,15 +485,7 @@ fn kit_export_runs_password_command_and_rewrites_the_config() {
     .unwrap();
     let pp = write_passphrase(&env, "pp", "another long passphrase");
     let kit = env.path("kit.omk");
-    env.run(&[
-        "kit",
-        "export",
-        "--output",
-        kit.to_str().unwrap(),
-        "--passphrase-file",
-        pp.to_str().unwrap(),
-    ])
-    .ok();
+    kit_export(&env, &kit, &pp).ok();
     let into = env.path("opened");
     env.run(&[
         "kit",

@@ -13,10 +13,12 @@
 //! [`remove_leftovers`] at the next locking command after a crash. What differs per
 //! engine comes from [`crate::engine`]; the container's lifecycle from `scratch.rs`.
 
+use super::common::{Running, pick};
 use super::deliver::{self, DROP_DIR, short};
 use super::scratch::{self, Guard};
-use super::{Check, Running, pick};
-use crate::app::{Ctx, Reporter};
+use crate::app::reporter::Reporter;
+use crate::app::session::Session;
+use crate::catalog::Check;
 use crate::catalog::DumpRow;
 use crate::config::Job;
 use crate::docker::{Docker, ScratchSpec};
@@ -29,7 +31,7 @@ pub use super::scratch::remove_leftovers;
 /// Run the restore test of one database job; checks are pushed onto `t`. The caller
 /// abandons it on SIGTERM/SIGINT (dropping it removes the scratch container).
 pub(super) async fn test(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: &Job,
     run_id: &str,
@@ -108,7 +110,7 @@ async fn start(
     docker: &Docker,
     spec: &ScratchSpec,
     prof: &Profile,
-    ctx: &Ctx,
+    ctx: &Session,
     t: &mut Running,
 ) -> Option<Guard> {
     let _ = docker.remove_force(&spec.name).await;
@@ -155,7 +157,7 @@ async fn start(
 /// Docker, the source container's image id and the volumes it declares; `None` (with a
 /// failed `scratch-container` check) when one of them cannot be had.
 async fn source_image(
-    ctx: &Ctx,
+    ctx: &Session,
     job: &Job,
     t: &mut Running,
 ) -> Option<(Docker, String, Vec<String>)> {

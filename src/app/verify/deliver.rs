@@ -8,7 +8,7 @@
 //! fingerprint; [`probes`] runs the job's probe queries. The engine (see
 //! [`crate::engine`]) builds every command; this module only runs them.
 
-use super::Check;
+use crate::catalog::Check;
 use crate::catalog::DumpRow;
 use crate::config::Job;
 use crate::docker::{Docker, DockerError, ExecSpec};
@@ -49,15 +49,10 @@ impl Delivered {
     }
 }
 
-/// The fingerprint recorded at dump time; a record that does not parse is an error, not
-/// "none recorded".
+/// The fingerprint recorded at dump time (the catalog parses it on read: a damaged
+/// record is an error there, never "none recorded").
 pub fn fingerprint(dump: &DumpRow) -> Result<Option<Fingerprint>, String> {
-    match dump.fingerprint.as_deref() {
-        None => Ok(None),
-        Some(text) => serde_json::from_str(text).map(Some).map_err(|e| {
-            format!("the catalog's fingerprint of this dump does not parse ({e}); run `omk-backup backup` for a fresh dump")
-        }),
-    }
+    Ok(dump.fingerprint.clone())
 }
 
 /// Stream the dump of snapshot `snap` into `name:/tmp/<dest>` (archive PUT), hashing

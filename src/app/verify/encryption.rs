@@ -5,7 +5,7 @@
 //! `"kdf": "scrypt"`. For remote repositories the raw-file checks are reported as
 //! skipped with the reason, never as passed silently.
 
-use super::Check;
+use crate::catalog::Check;
 use crate::config::Repository;
 use crate::restic::{Restic, ResticError};
 use std::path::{Path, PathBuf};
@@ -47,11 +47,26 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
         }
     };
 
-    // Absent from the raw files.
-    checks.push(match &local {
+    checks.push(canary_absent(repo, local.as_deref(), &canary, before).await);
+    checks.push(canary_restored(restic, &snap, &canary).await);
+    checks.push(wrong_password(restic, work).await);
+    checks.extend(static_checks(local.as_deref()).await);
+
+    checks.push(forget_canary(restic, &snap).await);
+    checks
+}
+
+/// The canary is not in the raw repository files (local repositories only).
+async fn canary_absent(
+    repo: &Repository,
+    local: Option<&Path>,
+    canary: &str,
+    before: SystemTime,
+) -> Check {
+    match local {
         Some(dir) => {
-            let dir = dir.clone();
-            let needle = canary.clone().into_bytes();
+            let dir = dir.to_path_buf();
+            let needle = canary.as_bytes().to_vec();
             match tokio::task::spawn_blocking(move || scan(&dir, &needle, before)).await {
                 Ok(Ok(s)) if s.found.is_empty() => Check::new(
                     "canary-absent",
@@ -60,8 +75,16 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
                         "a random 64-character canary was backed up and is not in the raw repository: searched {} file(s), {} bytes ({}){}",
                         s.files,
                         s.bytes,
-                        if s.full { "the whole repository" } else { "every file the canary backup wrote" },
-                        if s.files == 0 { "; no file was searched, so nothing is proven" } else { "" }
+                        if s.full {
+                            "the whole repository"
+                        } else {
+                            "every file the canary backup wrote"
+                        },
+                        if s.files == 0 {
+                            "; no file was searched, so nothing is proven"
+                        } else {
+                            ""
+                        }
                     ),
                 ),
                 Ok(Ok(s)) => Check::new(
@@ -72,7 +95,11 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
                         s.found.join(", ")
                     ),
                 ),
-                Ok(Err(e)) => Check::new("canary-absent", false, format!("cannot read the repository files: {e}")),
+                Ok(Err(e)) => Check::new(
+                    "canary-absent",
+                    false,
+                    format!("cannot read the repository files: {e}"),
+                ),
                 Err(e) => Check::new("canary-absent", false, format!("the scan failed: {e}")),
             }
         }
@@ -83,42 +110,41 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
                 repo.url
             ),
         ),
-    });
-
-    // Restores (decryption works).
-    checks.push(
-        match restic.dump_bytes(&snap, &format!("/{CANARY_FILE}")).await {
-            Ok(b) if b == canary.as_bytes() => Check::new(
-                "canary-restored",
-                true,
-                "the canary restored byte for byte (`restic dump`): the password decrypts the repository",
-            ),
-            Ok(b) => Check::new(
-                "canary-restored",
-                false,
-                format!(
-                    "the canary came back different ({} bytes instead of {})",
-                    b.len(),
-                    canary.len()
-                ),
-            ),
-            Err(e) => Check::new(
-                "canary-restored",
-                false,
-                format!("cannot restore the canary: {e}"),
-            ),
-        },
-    );
-
-    checks.push(wrong_password(restic, work).await);
-    checks.extend(static_checks(local.as_deref()).await);
-
-    // Remove the canary (and any a crashed run left behind).
-    let mut ids = vec![snap.clone()];
-    if let Ok(left) = restic.snapshots(&[CANARY_TAG.to_string()]).await {
-        ids.extend(left.into_iter().map(|s| s.id).filter(|id| *id != snap));
     }
-    checks.push(match restic.forget_ids(&ids).await {
+}
+
+/// The canary restores byte for byte: the password decrypts the repository.
+async fn canary_restored(restic: &Restic, snap: &str, canary: &str) -> Check {
+    match restic.dump_bytes(snap, &format!("/{CANARY_FILE}")).await {
+        Ok(b) if b == canary.as_bytes() => Check::new(
+            "canary-restored",
+            true,
+            "the canary restored byte for byte (`restic dump`): the password decrypts the repository",
+        ),
+        Ok(b) => Check::new(
+            "canary-restored",
+            false,
+            format!(
+                "the canary came back different ({} bytes instead of {})",
+                b.len(),
+                canary.len()
+            ),
+        ),
+        Err(e) => Check::new(
+            "canary-restored",
+            false,
+            format!("cannot restore the canary: {e}"),
+        ),
+    }
+}
+
+/// Forget the canary snapshot (and any a crashed run left behind).
+async fn forget_canary(restic: &Restic, snap: &str) -> Check {
+    let mut ids = vec![snap.to_string()];
+    if let Ok(left) = restic.snapshots(&[CANARY_TAG.to_string()]).await {
+        ids.extend(left.into_iter().map(|s| s.id).filter(|id| id != snap));
+    }
+    match restic.forget_ids(&ids).await {
         Ok(()) => Check::new(
             "canary-forgotten",
             true,
@@ -131,8 +157,7 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
                 "cannot forget the canary snapshot {snap}: {e}; remove it with `restic forget {snap}`"
             ),
         ),
-    });
-    checks
+    }
 }
 
 async fn wrong_password(restic: &Restic, work: &Path) -> Check {

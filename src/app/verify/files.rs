@@ -2,8 +2,8 @@
 //! snapshot's listing (names and sizes), and restored content against the live source
 //! (SHA-256) for every file that provably did not change since the snapshot started.
 
-use super::Check;
 use super::hash::{hash_all, walk_files};
+use crate::catalog::Check;
 use crate::restic::LsNode;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,16 @@ fn sample(items: &[String]) -> String {
     s
 }
 
+/// "N thing(s) what: a, b, c" for each non-empty list, joined with "; ".
+fn problems(lists: &[(&[String], &str)]) -> String {
+    lists
+        .iter()
+        .filter(|(items, _)| !items.is_empty())
+        .map(|(items, what)| format!("{} {what}: {}", items.len(), sample(items)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Compare `scratch` (a restore of the job's paths) with the snapshot listing and the
 /// source. `snapshot_start` is the time restic started the snapshot: a source file
 /// whose mtime is later may have changed and is not hashed.
@@ -52,11 +62,19 @@ pub fn compare(
         .filter(|n| !matches!(n.node_type.as_str(), "file" | "dir") && under_job(&n.path))
         .count();
     out.files_listed = files.len() as i64;
+    out.checks.extend(list_checks(&files, scratch));
+    let (deleted, changed) = content_check(&files, scratch, snapshot_start, &mut out);
+    out.not_compared = (deleted + changed + specials) as i64;
+    out.checks
+        .push(not_compared_check(deleted, changed, specials));
+    out
+}
 
-    // 1. The file list: every listed file restored, nothing else.
+/// The file list (1.): every listed file restored, nothing else, each with its size.
+fn list_checks(files: &[&LsNode], scratch: &Path) -> [Check; 2] {
     let mut missing = Vec::new();
     let mut wrong_size = Vec::new();
-    for n in &files {
+    for n in files {
         let r = scratch_path(scratch, &n.path);
         match std::fs::symlink_metadata(&r) {
             Ok(m) if m.is_file() => {
@@ -81,52 +99,46 @@ pub fn compare(
             .collect(),
         Err(e) => vec![format!("(cannot read the scratch folder: {e})")],
     };
-    out.checks.push(Check::new(
+    let list_ok = missing.is_empty() && extra.is_empty();
+    let list = Check::new(
         "file-list",
-        missing.is_empty() && extra.is_empty(),
-        if missing.is_empty() && extra.is_empty() {
+        list_ok,
+        if list_ok {
             format!(
                 "all {} files of the snapshot were restored, and nothing else",
                 files.len()
             )
         } else {
-            let mut d = Vec::new();
-            if !missing.is_empty() {
-                d.push(format!(
-                    "{} file(s) of the snapshot not restored: {}",
-                    missing.len(),
-                    sample(&missing)
-                ));
-            }
-            if !extra.is_empty() {
-                d.push(format!(
-                    "{} file(s) restored that the snapshot does not list: {}",
-                    extra.len(),
-                    sample(&extra)
-                ));
-            }
-            d.join("; ")
+            problems(&[
+                (&missing, "file(s) of the snapshot not restored"),
+                (&extra, "file(s) restored that the snapshot does not list"),
+            ])
         },
-    ));
-    out.checks.push(Check::new(
+    );
+    let sizes = Check::new(
         "sizes",
         wrong_size.is_empty(),
         if wrong_size.is_empty() {
             "every restored file has the size the snapshot records".to_string()
         } else {
-            format!(
-                "{} file(s) restored with the wrong size: {}",
-                wrong_size.len(),
-                sample(&wrong_size)
-            )
+            problems(&[(&wrong_size, "file(s) restored with the wrong size")])
         },
-    ));
+    );
+    [list, sizes]
+}
 
-    // 2. Content: hash restored and source copies of files unchanged since the snapshot.
+/// Content (2.): hash restored and source copies of files unchanged since the snapshot.
+/// Returns how many were (deleted, changed) in the source meanwhile.
+fn content_check(
+    files: &[&LsNode],
+    scratch: &Path,
+    snapshot_start: Option<SystemTime>,
+    out: &mut Compared,
+) -> (usize, usize) {
     let mut deleted = 0usize;
     let mut changed = 0usize;
     let mut pairs: Vec<(String, PathBuf, PathBuf, u64)> = Vec::new();
-    for n in &files {
+    for n in files {
         let r = scratch_path(scratch, &n.path);
         if !r.is_file() {
             continue;
@@ -147,11 +159,10 @@ pub fn compare(
             _ => deleted += 1,
         }
     }
-    let mut to_hash = Vec::with_capacity(pairs.len() * 2);
-    for (_, r, s, _) in &pairs {
-        to_hash.push(r.clone());
-        to_hash.push(s.clone());
-    }
+    let to_hash: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|(_, r, s, _)| [r.clone(), s.clone()])
+        .collect();
     let digests = hash_all(&to_hash);
     let mut differ = Vec::new();
     let mut unreadable = Vec::new();
@@ -165,57 +176,47 @@ pub fn compare(
             (Err(e), _) | (_, Err(e)) => unreadable.push(format!("{name} ({e})")),
         }
     }
+    let ok = differ.is_empty() && unreadable.is_empty();
     out.checks.push(Check::new(
         "content",
-        differ.is_empty() && unreadable.is_empty(),
-        if differ.is_empty() && unreadable.is_empty() {
+        ok,
+        if ok {
             format!(
                 "SHA-256 of {} restored file(s) ({} bytes) equals the source",
                 out.files_hashed, out.bytes_hashed
             )
         } else {
-            let mut d = Vec::new();
-            if !differ.is_empty() {
-                d.push(format!(
-                    "{} restored file(s) differ from the unchanged source: {}",
-                    differ.len(),
-                    sample(&differ)
-                ));
-            }
-            if !unreadable.is_empty() {
-                d.push(format!(
-                    "{} file(s) could not be read for hashing: {}",
-                    unreadable.len(),
-                    sample(&unreadable)
-                ));
-            }
-            d.join("; ")
+            problems(&[
+                (&differ, "restored file(s) differ from the unchanged source"),
+                (&unreadable, "file(s) could not be read for hashing"),
+            ])
         },
     ));
+    (deleted, changed)
+}
 
-    // 3. What could not be compared, and why (informational: passes).
-    out.not_compared = (deleted + changed + specials) as i64;
-    let detail = if out.not_compared == 0 {
+/// What could not be compared (3.), and why (informational: passes).
+fn not_compared_check(deleted: usize, changed: usize, specials: usize) -> Check {
+    let mut d = Vec::new();
+    if changed > 0 {
+        d.push(format!(
+            "{changed} file(s) changed in the source since the snapshot started (newer mtime or other size): size checked, content not comparable"
+        ));
+    }
+    if deleted > 0 {
+        d.push(format!(
+            "{deleted} file(s) no longer in the source: size checked, content not comparable"
+        ));
+    }
+    if specials > 0 {
+        d.push(format!(
+            "{specials} symlink(s) or special file(s): not hashed"
+        ));
+    }
+    let detail = if d.is_empty() {
         "every listed file was compared with its source".to_string()
     } else {
-        let mut d = Vec::new();
-        if changed > 0 {
-            d.push(format!(
-                "{changed} file(s) changed in the source since the snapshot started (newer mtime or other size): size checked, content not comparable"
-            ));
-        }
-        if deleted > 0 {
-            d.push(format!(
-                "{deleted} file(s) no longer in the source: size checked, content not comparable"
-            ));
-        }
-        if specials > 0 {
-            d.push(format!(
-                "{specials} symlink(s) or special file(s): not hashed"
-            ));
-        }
         d.join("; ")
     };
-    out.checks.push(Check::new("not-compared", true, detail));
-    out
+    Check::new("not-compared", true, detail)
 }

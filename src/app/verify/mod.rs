@@ -6,6 +6,7 @@
 //! [`database`]). Every test records RTO (start to verified restore) and RPO (age of the
 //! newest good snapshot) in the catalog.
 
+mod common;
 pub mod database;
 pub mod deliver;
 pub mod encryption;
@@ -13,8 +14,11 @@ mod files;
 pub mod hash;
 mod scratch;
 
-use super::{Ctx, Globals, Reporter, now_ms};
-use crate::catalog::{EncryptionRow, RestoreTestRow};
+use super::now_ms;
+use super::recorder::{RunRecorder, Step};
+use super::reporter::Reporter;
+use super::session::Session;
+use crate::catalog::{EncryptionRow, RestoreTestRow, StepDetail};
 use crate::config::Job;
 use crate::domain::{JobKind, RunStatus};
 use crate::exit::Outcome;
@@ -24,36 +28,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// One verification: the stable `{name, passed, detail}`, plus `skipped` when it could
-/// not run here (then `passed` is true and `detail` says what was not checked and why).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub skipped: bool,
-}
-
-impl Check {
-    pub fn new(name: &str, passed: bool, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            passed,
-            detail: detail.into(),
-            skipped: false,
-        }
-    }
-
-    pub fn skipped(name: &str, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            passed: true,
-            detail: detail.into(),
-            skipped: true,
-        }
-    }
-}
+pub use crate::catalog::Check;
+pub use common::TestResult;
+use common::{Running, pick};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreTestReport {
@@ -63,17 +40,6 @@ pub struct RestoreTestReport {
     /// Set when the tests ran from a recovery kit alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_kit: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TestResult {
-    pub job: String,
-    pub kind: JobKind,
-    pub passed: bool,
-    pub rto_seconds: Option<f64>,
-    pub rpo_seconds: Option<i64>,
-    pub snapshot_id: Option<String>,
-    pub checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,210 +87,224 @@ fn remove_tree(p: &Path) {
 }
 
 pub async fn run(
-    g: &Globals,
+    s: &Session,
     names: &[String],
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreTestReport> {
-    let ctx = Ctx::open_locked(g, reporter).await?;
-    let jobs: Vec<Job> = ctx
-        .config
-        .select_jobs(names)?
-        .into_iter()
-        .cloned()
-        .collect();
-    let restic = ctx.restic().await?;
-    let run_id = super::new_run_id()?;
-    let work_root = match &ctx.config.restore_work_dir {
+    let jobs = s.jobs(names)?;
+    let work_root = match &s.config.restore_work_dir {
         Some(d) => d.clone(),
-        None => ctx
+        None => s
             .config
             .catalog_path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    // A scratch folder of one of our runs that is no longer running was left behind by
-    // a killed run (folders of other catalogs sharing work_dir are not ours to touch).
-    if let Ok(rd) = std::fs::read_dir(&work_root) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(old_run) = name.strip_prefix(".omk-restore-test-") else {
-                continue;
-            };
-            if ctx
-                .catalog
-                .run(old_run)?
-                .is_some_and(|r| r.status != RunStatus::Running)
-            {
-                reporter.note(&format!(
-                    "removing {} (left behind by an interrupted restore test)",
-                    e.path().display()
-                ));
-                remove_tree(&e.path());
-            }
+    remove_stale_scratch(s, &work_root, reporter)?;
+    let rec = RunRecorder::start(s, "restore-test", &[]).await?;
+    let tested = async {
+        let restic = s.restic().await?;
+        test_all(s, &rec, &restic, &jobs, &work_root, reporter).await
+    };
+    let res = match tested.await {
+        Ok(Err(interrupted)) => {
+            rec.interrupt(&interrupted)?;
+            anyhow::bail!(interrupted)
+        }
+        Ok(Ok(report)) => Ok(report),
+        Err(e) => Err(e),
+    };
+    rec.close(res, |r| (super::run_status(r.outcome()), None))
+        .await
+}
+
+/// A scratch folder of one of our runs that is no longer running was left behind by a
+/// killed run (folders of other catalogs sharing work_dir are not ours to touch).
+fn remove_stale_scratch(
+    s: &Session,
+    work_root: &Path,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let Ok(rd) = std::fs::read_dir(work_root) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(old_run) = name.strip_prefix(".omk-restore-test-") else {
+            continue;
+        };
+        if s.catalog
+            .run(old_run)?
+            .is_some_and(|r| r.status != RunStatus::Running)
+        {
+            reporter.note(&format!(
+                "removing {} (left behind by an interrupted restore test)",
+                e.path().display()
+            ));
+            remove_tree(&e.path());
         }
     }
+    Ok(())
+}
+
+/// The run's private scratch folder (mode 0700), removed on drop.
+fn make_scratch(work_root: &Path, run_id: &str) -> anyhow::Result<Scratch> {
     let scratch = work_root.join(format!(".omk-restore-test-{run_id}"));
-    ctx.catalog
-        .start_run(&run_id, "restore-test", g.trigger.as_str(), now_ms())?;
     if let Err(e) = std::fs::create_dir_all(&scratch) {
-        let msg = format!(
+        anyhow::bail!(
             "cannot create the scratch folder {}: {e}; set [restore_test] work_dir to a writable folder with room for the largest job",
             scratch.display()
         );
-        ctx.catalog
-            .finish_run(&run_id, RunStatus::Failed, Some(&msg), now_ms())?;
-        anyhow::bail!(msg);
     }
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700));
-    }
-    let scratch = Scratch(scratch);
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700));
+    Ok(Scratch(scratch))
+}
 
-    // The repository's encryption proof, once per run.
-    reporter.note(&format!("proving {} is encrypted", restic.url()));
-    let step = ctx
-        .catalog
-        .start_step(&run_id, None, "encryption-check", now_ms())?;
-    let enc_checks = encryption::prove(&restic, &ctx.config.repository, &scratch.0).await;
-    let enc_passed = enc_checks.iter().all(|c| c.passed);
-    let enc_json = serde_json::to_string(&enc_checks)?;
-    ctx.catalog.insert_encryption_check(&EncryptionRow {
-        run_id: run_id.clone(),
-        repository: restic.url().to_string(),
-        at: now_ms(),
-        passed: enc_passed,
-        checks: enc_json.clone(),
-    })?;
-    ctx.catalog.finish_step(
-        step,
-        if enc_passed {
-            RunStatus::Success
-        } else {
-            RunStatus::Failed
-        },
-        Some(&enc_json),
-        first_failure(&enc_checks).as_deref(),
-        now_ms(),
-    )?;
-    let encryption = EncryptionResult {
-        repository: restic.url().to_string(),
-        passed: enc_passed,
-        checks: enc_checks,
-    };
-    let enc_summary = Check::new(
-        "encryption",
-        enc_passed,
-        if enc_passed {
-            "canary absent from the raw repository, restored with the password, wrong password refused (details under `encryption`)".to_string()
-        } else {
-            format!(
-                "encryption proof failed: {}",
-                first_failure(&encryption.checks).unwrap_or_default()
-            )
-        },
-    );
-
+/// The encryption proof and every job's test; `Ok(Err(why))` when a signal stopped it.
+async fn test_all(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    restic: &Restic,
+    jobs: &[Job],
+    work_root: &Path,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Result<RestoreTestReport, String>> {
+    let scratch = make_scratch(work_root, rec.id())?;
+    let encryption = prove_encryption(s, rec, restic, &scratch.0, reporter).await?;
     // SIGTERM/SIGINT abandon the test in progress: dropping it removes its scratch folder
     // or scratch container (guards), and the run is recorded as interrupted.
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
     let mut tests = Vec::new();
-    for job in &jobs {
+    for job in jobs {
         reporter.note(&format!("{}: restore test", job.name));
         let started_ms = now_ms();
-        let step = ctx
-            .catalog
-            .start_step(&run_id, Some(&job.name), "restore-test", started_ms)?;
+        let step = rec.step(Some(&job.name), "restore-test")?;
         let work = async {
             match job.kind {
-                JobKind::Files => test_files(&ctx, &restic, job, &scratch.0.join(&job.name)).await,
-                _ => test_database(&ctx, &restic, job, &run_id, reporter).await,
+                JobKind::Files => test_files(s, restic, job, &scratch.0.join(&job.name)).await,
+                _ => test_database(s, restic, job, rec.id(), reporter).await,
             }
         };
-        let signal_name = tokio::select! {
-            r = work => Ok(r?),
-            _ = term.recv() => Err("SIGTERM"),
-            _ = int.recv() => Err("SIGINT"),
+        let mut t = tokio::select! {
+            r = work => r?,
+            _ = stop.0.recv() => return Ok(Err(interrupted("SIGTERM", job))),
+            _ = stop.1.recv() => return Ok(Err(interrupted("SIGINT", job))),
         };
-        let mut t = match signal_name {
-            Ok(t) => t,
-            Err(sig) => {
-                let why = format!(
-                    "interrupted by {sig} during the restore test of `{}`; its scratch space was removed",
-                    job.name
-                );
-                ctx.catalog.finish_step(
-                    step,
-                    RunStatus::Interrupted,
-                    None,
-                    Some(&why),
-                    now_ms(),
-                )?;
-                ctx.catalog.interrupt_run(&run_id, &why, now_ms())?;
-                anyhow::bail!(why);
-            }
-        };
-        t.checks.push(enc_summary.clone());
+        t.checks.push(encryption_summary(&encryption));
         t.passed = t.checks.iter().all(|c| c.passed);
         if !t.passed {
             t.rto_seconds = None;
         }
-        let finished = now_ms();
-        let checks_json = serde_json::to_string(&t.checks)?;
-        ctx.catalog.insert_restore_test(&RestoreTestRow {
-            run_id: run_id.clone(),
-            job: job.name.clone(),
-            kind: job.kind.as_str().to_string(),
-            snapshot_id: t.snapshot_id.clone(),
-            passed: t.passed,
-            started_at: started_ms,
-            finished_at: finished,
-            rto_ms: t.rto_seconds.map(|s| (s * 1000.0) as i64),
-            rpo_seconds: t.rpo_seconds,
-            files_listed: t.stat("files_listed"),
-            files_hashed: t.stat("files_hashed"),
-            bytes_hashed: t.stat("bytes_hashed"),
-            not_compared: t.stat("not_compared"),
-            checks: checks_json,
-        })?;
-        let detail = serde_json::json!({
-            "snapshot_id": t.snapshot_id, "rto_seconds": t.rto_seconds, "rpo_seconds": t.rpo_seconds,
-        });
-        ctx.catalog.finish_step(
-            step,
-            if t.passed {
-                RunStatus::Success
-            } else {
-                RunStatus::Failed
-            },
-            Some(&detail.to_string()),
-            first_failure(&t.checks).as_deref(),
-            finished,
-        )?;
+        record_test(s, rec, step, job, &t, started_ms)?;
         reporter.step_done();
         tests.push(t.result);
     }
     drop(scratch);
-    let report = RestoreTestReport {
-        run_id: run_id.clone(),
-        tests: tests.into_iter().collect(),
+    Ok(Ok(RestoreTestReport {
+        run_id: rec.id().to_string(),
+        tests,
         encryption,
         from_kit: None,
-    };
-    ctx.catalog.finish_run(
-        &run_id,
-        if report.outcome() == Outcome::Ok {
-            RunStatus::Success
-        } else {
-            RunStatus::Failed
-        },
-        None,
-        now_ms(),
+    }))
+}
+
+fn interrupted(sig: &str, job: &Job) -> String {
+    format!(
+        "interrupted by {sig} during the restore test of `{}`; its scratch space was removed",
+        job.name
+    )
+}
+
+/// The repository's encryption proof, once per run, recorded with its own step.
+async fn prove_encryption(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    restic: &Restic,
+    scratch: &Path,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<EncryptionResult> {
+    reporter.note(&format!("proving {} is encrypted", restic.url()));
+    let step = rec.step(None, "encryption-check")?;
+    let checks = encryption::prove(restic, &s.config.repository, scratch).await;
+    let passed = checks.iter().all(|c| c.passed);
+    s.catalog.insert_encryption_check(&EncryptionRow {
+        run_id: rec.id().to_string(),
+        repository: restic.url().to_string(),
+        at: now_ms(),
+        passed,
+        checks: checks.clone(),
+    })?;
+    let status = super::run_status(Outcome::from_failures(!passed));
+    let detail = StepDetail::Checks(checks.clone());
+    rec.finish_step(
+        step,
+        status,
+        Some(&detail),
+        first_failure(&checks).as_deref(),
     )?;
-    Ok(report)
+    Ok(EncryptionResult {
+        repository: restic.url().to_string(),
+        passed,
+        checks,
+    })
+}
+
+/// The one-line `encryption` check every job's test carries.
+fn encryption_summary(e: &EncryptionResult) -> Check {
+    let detail = if e.passed {
+        "canary absent from the raw repository, restored with the password, wrong password refused (details under `encryption`)".to_string()
+    } else {
+        format!(
+            "encryption proof failed: {}",
+            first_failure(&e.checks).unwrap_or_default()
+        )
+    };
+    Check::new("encryption", e.passed, detail)
+}
+
+/// A job's test result in `restore_tests`, then its step.
+fn record_test(
+    s: &Session,
+    rec: &RunRecorder<'_>,
+    step: Step,
+    job: &Job,
+    t: &Running,
+    started_ms: i64,
+) -> anyhow::Result<()> {
+    s.catalog.insert_restore_test(&RestoreTestRow {
+        run_id: rec.id().to_string(),
+        job: job.name.clone(),
+        kind: job.kind.as_str().to_string(),
+        snapshot_id: t.snapshot_id.clone(),
+        passed: t.passed,
+        started_at: started_ms,
+        finished_at: now_ms(),
+        rto_ms: t.rto_seconds.map(|s| (s * 1000.0) as i64),
+        rpo_seconds: t.rpo_seconds,
+        files_listed: t.stat("files_listed"),
+        files_hashed: t.stat("files_hashed"),
+        bytes_hashed: t.stat("bytes_hashed"),
+        not_compared: t.stat("not_compared"),
+        checks: t.checks.clone(),
+    })?;
+    let detail = StepDetail::RestoreTest {
+        snapshot_id: t.snapshot_id.clone(),
+        rto_seconds: t.rto_seconds,
+        rpo_seconds: t.rpo_seconds,
+    };
+    let status = super::run_status(Outcome::from_failures(!t.passed));
+    rec.finish_step(
+        step,
+        status,
+        Some(&detail),
+        first_failure(&t.checks).as_deref(),
+    )
 }
 
 fn first_failure(checks: &[Check]) -> Option<String> {
@@ -334,81 +314,8 @@ fn first_failure(checks: &[Check]) -> Option<String> {
         .map(|c| format!("{}: {}", c.name, c.detail))
 }
 
-/// A test in progress: the public result plus counters for the catalog.
-struct Running {
-    result: TestResult,
-    stats: [(&'static str, Option<i64>); 4],
-}
-
-impl std::ops::Deref for Running {
-    type Target = TestResult;
-    fn deref(&self) -> &TestResult {
-        &self.result
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut TestResult {
-        &mut self.result
-    }
-}
-
-impl Running {
-    fn new(job: &Job) -> Running {
-        Running {
-            result: TestResult {
-                job: job.name.clone(),
-                kind: job.kind,
-                passed: false,
-                rto_seconds: None,
-                rpo_seconds: None,
-                snapshot_id: None,
-                checks: Vec::new(),
-            },
-            stats: [
-                ("files_listed", None),
-                ("files_hashed", None),
-                ("bytes_hashed", None),
-                ("not_compared", None),
-            ],
-        }
-    }
-
-    fn stat(&self, name: &str) -> Option<i64> {
-        self.stats.iter().find(|s| s.0 == name).and_then(|s| s.1)
-    }
-}
-
-/// Find the newest good snapshot and the RPO; push the `snapshot` check.
-fn pick(ctx: &Ctx, job: &Job, t: &mut Running) -> anyhow::Result<Option<(String, i64)>> {
-    let Some(snap) = ctx.catalog.latest_good(&job.name)? else {
-        t.checks.push(Check::new(
-            "snapshot",
-            false,
-            format!(
-                "no good snapshot of `{}` in the catalog: run `omk-backup backup {}` (or `omk-backup catalog rebuild` on a new machine)",
-                job.name, job.name
-            ),
-        ));
-        return Ok(None);
-    };
-    let rpo = (now_ms() - snap.time).max(0) / 1000;
-    t.rpo_seconds = Some(rpo);
-    t.snapshot_id = Some(snap.snapshot_id.clone());
-    t.checks.push(Check::new(
-        "snapshot",
-        true,
-        format!(
-            "newest good snapshot {} from {} (RPO {rpo} s)",
-            &snap.snapshot_id[..8.min(snap.snapshot_id.len())],
-            crate::domain::rfc3339(crate::domain::from_millis(snap.time))
-        ),
-    ));
-    Ok(Some((snap.snapshot_id, snap.time)))
-}
-
 async fn test_files(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: &Job,
     scratch: &Path,
@@ -472,7 +379,7 @@ async fn test_files(
 
 /// Database jobs: a restore into a scratch container ([`database`]).
 async fn test_database(
-    ctx: &Ctx,
+    ctx: &Session,
     restic: &Restic,
     job: &Job,
     run_id: &str,

@@ -3,7 +3,8 @@
 //! panic, cancellation), leftovers of crashed runs removed at the next locking command,
 //! and the wait until the engine inside accepts connections.
 
-use crate::app::{Ctx, Reporter};
+use crate::app::reporter::Reporter;
+use crate::app::session::Session;
 use crate::config::{Job, ScratchLimits};
 use crate::docker::{ContainerState, Docker, DockerError, ExecSpec, ScratchSpec};
 use crate::engine::Profile;
@@ -131,7 +132,7 @@ async fn remove_with_retries(docker: &Docker, name: &str) -> Result<(), DockerEr
 /// Remove scratch containers left by our own runs (killed mid-test). Called with the
 /// run lock held, so none of this catalog's runs is alive; containers of runs this
 /// catalog does not know belong to another installation and are left alone.
-pub async fn remove_leftovers(ctx: &Ctx, reporter: &dyn Reporter) -> anyhow::Result<usize> {
+pub async fn remove_leftovers(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<usize> {
     let docker = ctx.docker().await?;
     let found = docker.list_labelled(&format!("{SCRATCH_LABEL}=1")).await?;
     let mut removed = 0;
