@@ -21,6 +21,9 @@ use serde::Serialize;
 pub struct BackupReport {
     pub run_id: String,
     pub jobs: Vec<JobResult>,
+    /// Label discovery's refusals and failure: each fails the run (the job it would
+    /// have made is not backed up).
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +42,7 @@ pub struct JobResult {
 impl BackupReport {
     pub fn outcome(&self) -> Outcome {
         super::outcome_of(&self.jobs, |j| j.status != RunStatus::Success)
+            .worst(Outcome::from_failures(!self.problems.is_empty()))
     }
 }
 
@@ -65,6 +69,7 @@ pub async fn run(
             s.config.file.display()
         ));
     }
+    let names_given = !names.is_empty();
     let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
     // The run is recorded (and notified) before restic is even looked for: a missing
     // restic or repository is a failed run its pings report, not silence.
@@ -75,15 +80,22 @@ pub async fn run(
         if init {
             init_repository(&restic, reporter).await?;
         }
-        back_up_all(s, &rec, &restic, &jobs, reporter).await
+        // Refused labels fail a run of every job; a run of named jobs is about those.
+        let problems = if names_given {
+            Vec::new()
+        } else {
+            s.discovery.errors()
+        };
+        back_up_all(s, &rec, &restic, &jobs, problems, reporter).await
     }
     .await;
     let (report, fatal) = rec
         .close(res, |(r, _)| {
-            let err = r
-                .jobs
-                .iter()
-                .find_map(|j| j.error.as_ref().map(|e| format!("{}: {e}", j.job)));
+            let err = r.problems.first().cloned().or_else(|| {
+                r.jobs
+                    .iter()
+                    .find_map(|j| j.error.as_ref().map(|e| format!("{}: {e}", j.job)))
+            });
             (super::run_status(r.outcome()), err)
         })
         .await?;
@@ -115,8 +127,15 @@ async fn back_up_all(
     rec: &RunRecorder<'_>,
     restic: &Restic,
     jobs: &[Job],
+    problems: Vec<String>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<(BackupReport, Option<ResticError>)> {
+    // Refused labels and a failed discovery are failures of this run, recorded first.
+    for p in &problems {
+        let step = rec.step(None, "discover")?;
+        // (Already said once, when discovery ran.)
+        rec.finish_step(step, RunStatus::Failed, None, Some(p))?;
+    }
     let mut results = Vec::new();
     let mut fatal: Option<ResticError> = None;
     for job in jobs {
@@ -165,6 +184,7 @@ async fn back_up_all(
     let report = BackupReport {
         run_id: rec.id().to_string(),
         jobs: results,
+        problems,
     };
     Ok((report, fatal))
 }

@@ -59,6 +59,8 @@ pub struct StatusReport {
     pub repository_flag: Option<String>,
     /// How much of the data passing checks read within `[check] period_days`.
     pub check_coverage: Coverage,
+    /// Label discovery's refusals and failure, as of this command (empty: fine).
+    pub discovery_problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,6 +128,7 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
         jobs,
         repository_flag,
         check_coverage,
+        discovery_problems: ctx.discovery.errors(),
     })
 }
 

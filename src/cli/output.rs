@@ -57,6 +57,9 @@ pub fn backup(r: &BackupReport, as_json: bool) {
             (None, None) => println!("  {:<20} {}", j.job, j.status.as_str()),
         }
     }
+    for p in &r.problems {
+        println!("  FAILED: {p}");
+    }
 }
 
 pub fn snapshots(list: &[SnapshotView], as_json: bool) {
@@ -91,6 +94,9 @@ pub fn status(r: &StatusReport, as_json: bool) {
     }
     if let Some(flag) = &r.repository_flag {
         println!("REPOSITORY FLAGGED: {flag}");
+    }
+    for p in &r.discovery_problems {
+        println!("DISCOVERY: {p}");
     }
     if r.jobs.is_empty() {
         println!("no jobs configured");

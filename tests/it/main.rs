@@ -11,6 +11,7 @@ mod deploy;
 mod dock;
 mod docker_discover;
 mod docker_dumps;
+mod docker_labels;
 mod docker_quiesce;
 mod docker_restore_test;
 mod faults;

@@ -91,7 +91,7 @@ fn rest_repository_works_and_its_url_credentials_are_never_shown() {
         // The report names the repository, masked.
         let md = std::fs::read_to_string(env.path("r.md")).unwrap();
         assert!(
-            md.contains(":***@"),
+            md.contains(r":\*\*\*@"),
             "restic {ver}: the report does not show the masked URL:\n{md}"
         );
         assert_absent(
