@@ -21,3 +21,4 @@ pub mod report;
 pub mod restic;
 pub mod schedule;
 pub mod secret;
+pub mod web;

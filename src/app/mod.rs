@@ -5,6 +5,7 @@
 //! Nothing here prints: progress goes through the [`Reporter`] the caller passes in.
 
 pub mod backup;
+pub mod control;
 pub mod daemon;
 pub mod discover;
 pub mod dump;

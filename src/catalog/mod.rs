@@ -7,10 +7,12 @@
 mod sched;
 mod schema;
 mod verify;
+mod web;
 
 pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
 pub use sched::JobMetrics;
+pub use web::{HistoryPoint, JobStepRow, ReportRow, RunListRow};
 
 use crate::domain::{RunStatus, SnapshotState};
 use rusqlite::{Connection, OptionalExtension, params};
