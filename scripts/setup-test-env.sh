@@ -193,6 +193,27 @@ for port in 2375 2376; do
 done
 step_done "proxies" "$t" "haproxy :2375 $hs; nginx :2376 $ns"
 
+# ------------------------------------------------------------------ web dashboard tests
+# tests/it/web.rs: promtool (Debian's prometheus package) checks /metrics; chromium with
+# chromium-driver (WebDriver) drives the real-browser test. The prometheus server the
+# package brings is not needed: it is not started here.
+t=$(now_ms)
+web_missing=()
+for p in chromium chromium-driver prometheus; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then web_missing+=("$p"); fi
+done
+if [ ${#web_missing[@]} -gt 0 ]; then
+  log "installing Debian packages for the web tests: ${web_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q > "$OMK_LOG/apt-web.log" 2>&1 || { tail -n 20 "$OMK_LOG/apt-web.log" >&2; die "apt-get update failed"; }
+  apt-get install -y -q --no-install-recommends "${web_missing[@]}" >> "$OMK_LOG/apt-web.log" 2>&1 \
+    || { tail -n 30 "$OMK_LOG/apt-web.log" >&2; die "apt-get install ${web_missing[*]} failed"; }
+fi
+for b in /usr/bin/promtool /usr/bin/chromedriver /usr/bin/chromium; do
+  [ -x "$b" ] || die "$b missing after package install (web tests)"
+done
+step_done "web test tools" "$t" "promtool, chromium, chromedriver"
+
 # ------------------------------------------------------------------ env file
 mkdir -p "$ROOT/target"
 ENV_FILE=$ROOT/target/omk-test-env.sh

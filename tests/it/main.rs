@@ -15,3 +15,4 @@ mod docker_restore_test;
 mod faults;
 mod secrets;
 mod verify;
+mod web;
