@@ -175,9 +175,11 @@ pub fn check_post(st: &State, h: &HeaderMap, form_token: Option<&str>) -> Result
     }
 }
 
-/// `Origin` must be this host; without `Origin`, `Sec-Fetch-Site` must say same-origin.
+/// `Origin` must be this host; without `Origin` (or with `Origin: null`, which browsers
+/// send under `Referrer-Policy: no-referrer` and from sandboxed frames), the browser's own
+/// `Sec-Fetch-Site` must say same-origin.
 fn same_origin(h: &HeaderMap) -> bool {
-    if let Some(origin) = header_str(h, "origin") {
+    if let Some(origin) = header_str(h, "origin").filter(|o| *o != "null") {
         let Some(host) = header_str(h, "host") else {
             return false;
         };
@@ -198,7 +200,9 @@ pub async fn headers(req: Request, next: Next) -> Response {
         .or_insert(HeaderValue::from_static(CSP));
     for (k, v) in [
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        // `same-origin`, not `no-referrer`: under no-referrer Chromium sends `Origin: null`
+        // on our own form POSTs, and the same-origin check could not tell them apart.
+        ("referrer-policy", "same-origin"),
         ("x-content-type-options", "nosniff"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
@@ -242,6 +246,14 @@ mod tests {
             ("origin", "https://evil")
         ])));
         assert!(!same_origin(&hm(&[("host", "a"), ("origin", "null")])));
+        assert!(same_origin(&hm(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!same_origin(&hm(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ])));
         assert!(same_origin(&hm(&[("sec-fetch-site", "same-origin")])));
         assert!(!same_origin(&hm(&[("sec-fetch-site", "cross-site")])));
         assert!(!same_origin(&hm(&[])));

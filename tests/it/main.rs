@@ -16,3 +16,4 @@ mod faults;
 mod secrets;
 mod verify;
 mod web;
+mod web_browser;

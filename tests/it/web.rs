@@ -168,7 +168,7 @@ pub fn env_with_history() -> Env {
     env
 }
 
-fn csrf_of(page: &str) -> String {
+pub fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .unwrap_or_else(|| panic!("no CSRF field on the page: {page}"));
