@@ -95,7 +95,7 @@ impl Catalog {
         let rows = match job {
             Some(j) => {
                 let sql = format!(
-                    "{COLS} WHERE r.id IN (SELECT DISTINCT run_id FROM steps WHERE job = ?1
+                    "{COLS} WHERE r.id IN (SELECT run_id FROM steps WHERE job = ?1
                        ORDER BY started_at DESC LIMIT ?2 * 8)
                      ORDER BY r.started_at DESC LIMIT ?2"
                 );
