@@ -208,6 +208,14 @@ fn job_body(st: &State, id: &Identity, p: &JobPage) -> Markup {
             (chart::line("Backup duration", &dur_pts, duration))
             (chart::line("Restore time (RTO)", &rto_pts, duration))
         }
+        (tests_section(p))
+        (runs_section(p))
+        (snapshots_section(p))
+    }
+}
+
+fn tests_section(p: &JobPage) -> Markup {
+    html! {
         h2 { "Restore tests" }
         @if p.restore_tests.is_empty() { p.muted { "No restore test yet." } }
         @for t in &p.restore_tests {
@@ -226,6 +234,11 @@ fn job_body(st: &State, id: &Identity, p: &JobPage) -> Markup {
                 }
             }
         }
+    }
+}
+
+fn runs_section(p: &JobPage) -> Markup {
+    html! {
         h2 { "Runs" }
         table.runs {
             thead { tr { th { "Run" } th { "Command" } th { "Trigger" } th { "Steps" } } }
@@ -243,6 +256,11 @@ fn job_body(st: &State, id: &Identity, p: &JobPage) -> Markup {
                 }
             } }
         }
+    }
+}
+
+fn snapshots_section(p: &JobPage) -> Markup {
+    html! {
         h2 { "Snapshots" }
         table.snaps {
             thead { tr { th { "Snapshot" } th { "Time" } th { "Size" } th { "State" } th { "Restore with" } } }
@@ -323,8 +341,6 @@ pub async fn reports(axum::extract::State(st): St, Extension(id): Extension<Iden
         Ok(r) => r,
         Err(e) => return error_page(&e),
     };
-    let mut months: Vec<&str> = rows.iter().map(|r| r.month.as_str()).collect();
-    months.dedup();
     let body = html! {
         h1 { "Monthly reports" }
         p.muted { "Each month's restore-test report, rendered from the catalog as the same self-contained HTML `omk-backup report --format html` writes. Issued digests:" }

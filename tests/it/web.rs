@@ -190,7 +190,7 @@ fn assert_security_headers(a: &Answer, path: &str) {
     );
     assert_eq!(
         a.header("referrer-policy").as_deref(),
-        Some("no-referrer"),
+        Some("same-origin"),
         "{path}"
     );
     assert_eq!(
@@ -260,16 +260,7 @@ fn web_pages_api_metrics_and_no_secret() {
             c["name"]
         );
     }
-    // /api/status is `status --json`.
-    let cli = env.run(&["--json", "status"]).ok().json();
-    let mut api: serde_json::Value = serde_json::from_str(body("/api/status")).unwrap();
-    let mut cli2 = cli.clone();
-    for v in [&mut api, &mut cli2] {
-        for j in v["jobs"].as_array_mut().unwrap() {
-            j["rpo_seconds"] = serde_json::Value::Null; // time passes between the two
-        }
-    }
-    assert_eq!(api, cli2);
+    assert_status_is_cli(&env, body("/api/status"));
     let runs: serde_json::Value =
         serde_json::from_str(body("/api/runs?job=files1&limit=5")).unwrap();
     let cmds: Vec<&str> = runs
@@ -284,8 +275,26 @@ fn web_pages_api_metrics_and_no_secret() {
     );
     // The report is the self-contained HTML report.
     assert!(body(&format!("/reports/{month}")).contains(&month));
+    assert_metrics(body("/metrics"));
+    assert_hostile_input_refused(addr);
+}
+
+/// `/api/status` is `omk-backup status --json` (but for the RPO, which ages meanwhile).
+fn assert_status_is_cli(env: &Env, api: &str) {
+    let cli = env.run(&["--json", "status"]).ok().json();
+    let mut api: serde_json::Value = serde_json::from_str(api).unwrap();
+    let mut cli2 = cli.clone();
+    for v in [&mut api, &mut cli2] {
+        for j in v["jobs"].as_array_mut().unwrap() {
+            j["rpo_seconds"] = serde_json::Value::Null; // time passes between the two
+        }
+    }
+    assert_eq!(api, cli2);
+}
+
+/// The proof series are there, and promtool accepts the exposition.
+fn assert_metrics(m: &str) {
     // /metrics: the proof series, and promtool accepts it.
-    let m = body("/metrics");
     for s in [
         "omk_backup_last_rto_seconds{job=\"files1\"}",
         "omk_backup_encryption_proof_age_seconds ",
@@ -310,6 +319,10 @@ fn web_pages_api_metrics_and_no_secret() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Unknown jobs are 404, bad query values 400, no POST on a read-only view.
+fn assert_hostile_input_refused(addr: SocketAddr) {
     // Hostile input: unknown jobs are 404, bad query values 400, no POST on a read-only view.
     assert_eq!(get(addr, "/jobs/nope").status, 404);
     assert_eq!(get(addr, "/jobs/..%2F..%2Fetc").status, 404);
@@ -377,6 +390,55 @@ fn web_actions_need_proxy_group_csrf_and_same_origin() {
         ),
     );
     let server = Server::start(&env, &["daemon"], addr);
+    let basic = assert_forged_headers_ignored(addr, &web_pw);
+    // The proxy's admin sees the actions.
+    let proxy = "127.0.0.2";
+    let admin = [("Remote-User", "alice"), ("Remote-Groups", "users,admins")];
+    let page = http(proxy, addr, "GET", "/jobs/files1", &admin, "");
+    assert_eq!(page.status, 200, "{page:?}\n{}", server.log());
+    assert!(
+        page.body.contains("signed in as <strong>alice</strong>"),
+        "{}",
+        page.body
+    );
+    let token = csrf_of(&page.body);
+    for answer in [&page.body, &page.head] {
+        assert!(!answer.contains(&web_pw) && !answer.contains(&env.password));
+    }
+    let origin = format!("http://{addr}");
+    let before = backups(addr, proxy, &admin).len();
+    let origin_s: &'static str = Box::leak(origin.clone().into_boxed_str());
+    let form = format!("csrf={token}");
+    assert_refused_posts(addr, &admin, &basic, origin_s, &form);
+    assert_eq!(
+        backups(addr, proxy, &admin).len(),
+        before,
+        "a refused POST ran something"
+    );
+    let with = |k: &'static str, v: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![admin[0], admin[1], (k, v)]
+    };
+    let post = |src: &str, hs: &[(&str, &str)], body: &str| {
+        http(src, addr, "POST", "/api/backup/files1", hs, body)
+    };
+    // The admin, same origin, with the token: queued, and it runs.
+    let a = post(proxy, &with("Origin", origin_s), &form);
+    assert_eq!(a.status, 202, "{a:?}\n{}", server.log());
+    assert!(a.body.contains("backup files1"), "{a:?}");
+    wait_until(120, "the queued backup to finish", || {
+        let b = backups(addr, proxy, &admin);
+        b.len() > before && b[0]["status"] == "success"
+    });
+    assert!(
+        server.log().contains("dashboard: `backup files1` queued"),
+        "{}",
+        server.log()
+    );
+}
+
+/// From 127.0.0.1 (not a trusted proxy) Remote-User counts for nothing: the password is
+/// still needed, and with it the forged user is neither shown nor allowed to act.
+fn assert_forged_headers_ignored(addr: SocketAddr, web_pw: &str) -> String {
     let forged = [("Remote-User", "mallory"), ("Remote-Groups", "admins")];
     // From 127.0.0.1 (not a trusted proxy) the headers count for nothing: password needed.
     let a = http("127.0.0.1", addr, "GET", "/", &forged, "");
@@ -412,53 +474,49 @@ fn web_actions_need_proxy_group_csrf_and_same_origin() {
         !a.body.contains("name=\"csrf\""),
         "actions offered outside the group"
     );
-    // The proxy's admin sees the actions.
+    basic
+}
+
+/// POSTs without the token, with a wrong one, from a foreign origin or a cross-site
+/// fetch, from outside the actions group, or for an unknown job: all refused.
+fn assert_refused_posts(
+    addr: SocketAddr,
+    admin: &[(&'static str, &'static str); 2],
+    basic: &str,
+    origin_s: &'static str,
+    form: &str,
+) {
     let proxy = "127.0.0.2";
-    let admin = [("Remote-User", "alice"), ("Remote-Groups", "users,admins")];
-    let page = http(proxy, addr, "GET", "/jobs/files1", &admin, "");
-    assert_eq!(page.status, 200, "{page:?}\n{}", server.log());
-    assert!(
-        page.body.contains("signed in as <strong>alice</strong>"),
-        "{}",
-        page.body
-    );
-    let token = csrf_of(&page.body);
-    for answer in [&page.body, &page.head] {
-        assert!(!answer.contains(&web_pw) && !answer.contains(&env.password));
-    }
-    let origin = format!("http://{addr}");
-    let before = backups(addr, proxy, &admin).len();
+    let origin = origin_s;
     let post = |src: &str, hs: &[(&str, &str)], body: &str| {
         http(src, addr, "POST", "/api/backup/files1", hs, body)
     };
     let with = |k: &'static str, v: &'static str| -> Vec<(&'static str, &'static str)> {
         vec![admin[0], admin[1], (k, v)]
     };
-    let origin_s: &'static str = Box::leak(origin.clone().into_boxed_str());
-    let form = format!("csrf={token}");
     // No token: 403.
     let a = post(proxy, &with("Origin", origin_s), "");
     assert_eq!(a.status, 403, "{a:?}");
     let a = post(proxy, &with("Origin", origin_s), "csrf=0000");
     assert_eq!(a.status, 403, "{a:?}");
     // Foreign origin, with the token: 403. No Origin and a cross-site fetch: 403.
-    let a = post(proxy, &with("Origin", "https://evil.example"), &form);
+    let a = post(proxy, &with("Origin", "https://evil.example"), form);
     assert_eq!(a.status, 403, "{a:?}");
-    let a = post(proxy, &with("Sec-Fetch-Site", "cross-site"), &form);
+    let a = post(proxy, &with("Sec-Fetch-Site", "cross-site"), form);
     assert_eq!(a.status, 403, "{a:?}");
     // Outside the group (even with the password): 403.
     let a = post(
         "127.0.0.1",
-        &[("Authorization", &basic), ("Origin", &origin)],
-        &form,
+        &[("Authorization", basic), ("Origin", origin)],
+        form,
     );
     assert_eq!(a.status, 403, "{a:?}");
     let users = [
         ("Remote-User", "bob"),
         ("Remote-Groups", "users"),
-        ("Origin", &origin),
+        ("Origin", origin),
     ];
-    let a = post(proxy, &users, &form);
+    let a = post(proxy, &users, form);
     assert_eq!(a.status, 403, "{a:?}");
     // Unknown job: 404 even for the admin.
     let a = http(
@@ -467,27 +525,9 @@ fn web_actions_need_proxy_group_csrf_and_same_origin() {
         "POST",
         "/api/backup/nope",
         &with("Origin", origin_s),
-        &form,
+        form,
     );
     assert_eq!(a.status, 404, "{a:?}");
-    assert_eq!(
-        backups(addr, proxy, &admin).len(),
-        before,
-        "a refused POST ran something"
-    );
-    // The admin, same origin, with the token: queued, and it runs.
-    let a = post(proxy, &with("Origin", origin_s), &form);
-    assert_eq!(a.status, 202, "{a:?}\n{}", server.log());
-    assert!(a.body.contains("backup files1"), "{a:?}");
-    wait_until(120, "the queued backup to finish", || {
-        let b = backups(addr, proxy, &admin);
-        b.len() > before && b[0]["status"] == "success"
-    });
-    assert!(
-        server.log().contains("dashboard: `backup files1` queued"),
-        "{}",
-        server.log()
-    );
 }
 
 fn b64(s: &str) -> String {

@@ -246,16 +246,25 @@ fn web_in_a_real_browser() {
             .contains("backup success")
     });
     d.screenshot("web-job-after-backup");
-    // The live page follows the daemon by server-sent events, without a reload: a
-    // restore test queued through the API shows up as running, then as done.
-    d.go(&format!("{base}/live"));
+    assert_live_follows_events(&d, addr);
+    assert!(
+        server.log().contains("dashboard: `backup files1` queued"),
+        "{}",
+        server.log()
+    );
+}
+
+/// The live page follows the daemon by server-sent events, without a reload: a restore
+/// test queued through the API shows up as running, then as done.
+fn assert_live_follows_events(d: &Driver, addr: SocketAddr) {
+    d.go(&format!("http://{addr}/live"));
     let running = d.find("#running");
     wait_until(60, "the live page to show nothing running", || {
         d.text(&running) == "nothing is running"
     });
     let page = crate::web::get(addr, "/jobs/files1").body;
     let token = crate::web::csrf_of(&page);
-    let origin = base.clone();
+    let origin = format!("http://{addr}");
     let a = crate::web::http(
         "127.0.0.1",
         addr,
@@ -274,9 +283,4 @@ fn web_in_a_real_browser() {
     wait_until(300, "the live page to show the restore test done", || {
         d.text(&running) == "nothing is running"
     });
-    assert!(
-        server.log().contains("dashboard: `backup files1` queued"),
-        "{}",
-        server.log()
-    );
 }
