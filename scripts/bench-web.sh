@@ -39,7 +39,10 @@ status=$(measure "$bin" --json status)
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$port/" >/dev/null   # first request warms the page cache
+for p in / /jobs/job0 /api/status; do   # the first requests warm the page cache
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$p")
+    [ "$code" = 200 ] || { echo "GET $p answered $code, not 200" >&2; exit 1; }
+done
 overview=$(http_measure /)
 job=$(http_measure /jobs/job0)
 api=$(http_measure /api/status)
@@ -59,3 +62,13 @@ sleep 20
 t1=$(ticks); c1=$(switches)
 echo "daemon idle with the web server on: RSS $(( $(rss) / 1024 )) MiB ($(rss) KiB), threads $(ls /proc/$pid/task | wc -l)"
 echo "  over 20 idle seconds: CPU ticks +$((t1 - t0)), context switches +$((c1 - c0))"
+# The same with a live page open (an SSE stream): still nothing while nothing changes.
+curl -s -N "http://127.0.0.1:$port/api/live/events" > "$work/sse.out" &
+sse=$!
+sleep 3
+grep -q '^event: live' "$work/sse.out" || { echo "no live event on /api/live/events" >&2; exit 1; }
+t0=$(ticks); c0=$(switches)
+sleep 20
+t1=$(ticks); c1=$(switches)
+kill "$sse" 2>/dev/null || true
+echo "  with a live page open, over 20 idle seconds: CPU ticks +$((t1 - t0)), context switches +$((c1 - c0))"
