@@ -590,3 +590,32 @@ fn web_refuses_exposed_listen_without_auth() {
     let _server = Server::start(&env, &["web"], addr);
     assert_eq!(get(addr, "/").status, 401);
 }
+
+/// With a trusted proxy and no password: only the proxy's requests with a Remote-User
+/// get in; a forged Remote-User from another peer, or a proxy request without one, is 403.
+#[test]
+fn web_trusts_remote_user_only_from_the_proxy() {
+    let env = env_with_history();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    daemon_config(
+        &env,
+        &format!("listen = \"{addr}\"\ntrusted_proxies = [\"127.0.0.2\"]\n"),
+    );
+    let _server = Server::start(&env, &["web"], addr);
+    let user = [("Remote-User", "carol"), ("Remote-Groups", "admins")];
+    let a = http("127.0.0.1", addr, "GET", "/", &user, "");
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(!a.body.contains("carol"));
+    let a = http("127.0.0.2", addr, "GET", "/", &[], "");
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a.body.contains("no Remote-User"), "{a:?}");
+    let a = http("127.0.0.2", addr, "GET", "/", &user, "");
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.contains("signed in as <strong>carol</strong>"));
+    assert!(
+        !a.body.contains("name=\"csrf\""),
+        "the read-only view offers actions"
+    );
+    // /healthz stays open for the container's health check.
+    assert_eq!(get(addr, "/healthz").status, 200);
+}
