@@ -95,9 +95,7 @@ pub async fn runs(
     }
     let job = q.job.clone();
     let rows = data::off_thread(&st, move |s| {
-        Ok(crate::app::Ctx::open(&s.g)?
-            .catalog
-            .recent_runs(job.as_deref(), limit)?)
+        Ok(data::open(s)?.catalog.recent_runs(job.as_deref(), limit)?)
     });
     match rows.await {
         Ok(rows) => Json(
@@ -121,7 +119,7 @@ pub async fn runs(
 /// `GET /metrics`: the Prometheus exposition of what the textfile holds.
 pub async fn metrics(axum::extract::State(st): St) -> Response {
     let text = data::off_thread(&st, |s| {
-        let mut ctx = crate::app::Ctx::open(&s.g)?;
+        let mut ctx = data::open(s)?;
         tokio::runtime::Handle::current().block_on(ctx.discover_jobs(&crate::app::Silent));
         crate::metrics::render(&ctx.config, &ctx.catalog, crate::app::now_ms())
     })

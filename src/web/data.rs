@@ -69,6 +69,12 @@ pub async fn off_thread<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("the dashboard's worker failed: {e}"))?
 }
 
+/// Config and catalog, without the run lock: the one place the web layer opens them
+/// (when `app` changes how commands open their state, only this changes).
+pub fn open(st: &State) -> anyhow::Result<Ctx> {
+    Ctx::open(&st.g)
+}
+
 /// `status --json`, exactly (call it off the server's threads).
 pub fn status(st: &State) -> anyhow::Result<StatusReport> {
     tokio::runtime::Handle::current().block_on(crate::app::query::status(&st.g, &Silent))
@@ -112,7 +118,7 @@ fn judge(s: &JobStatus, rpo_target: u64) -> (Health, Vec<String>) {
 
 pub fn overview(st: &State) -> anyhow::Result<Overview> {
     let s = status(st)?;
-    let ctx = Ctx::open(&st.g)?;
+    let ctx = open(st)?;
     let target = st.web.rpo_target.as_secs();
     let mut jobs = Vec::with_capacity(s.jobs.len());
     for j in s.jobs {
@@ -276,7 +282,7 @@ pub fn job_page(st: &State, job: &str) -> anyhow::Result<Option<JobPage>> {
     let Some(js) = s.jobs.into_iter().find(|j| j.job == job) else {
         return Ok(None);
     };
-    let ctx = Ctx::open(&st.g)?;
+    let ctx = open(st)?;
     let cat = &ctx.catalog;
     let target = st.web.rpo_target.as_secs();
     let (health, problems) = judge(&js, target);

@@ -334,9 +334,7 @@ pub async fn live(axum::extract::State(st): St, Extension(id): Extension<Identit
 }
 
 pub async fn reports(axum::extract::State(st): St, Extension(id): Extension<Identity>) -> Response {
-    let rows = data::off_thread(&st, |s| {
-        Ok(crate::app::Ctx::open(&s.g)?.catalog.reports(240)?)
-    });
+    let rows = data::off_thread(&st, |s| Ok(data::open(s)?.catalog.reports(240)?));
     let rows = match rows.await {
         Ok(r) => r,
         Err(e) => return error_page(&e),
