@@ -17,3 +17,4 @@ mod secrets;
 mod verify;
 mod web;
 mod web_browser;
+mod web_http;

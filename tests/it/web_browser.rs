@@ -4,7 +4,7 @@
 //! sees the run appear. Screenshots go to target/test-artifacts/.
 
 use crate::util::*;
-use crate::web::{Server, env_with_history, free_port};
+use crate::web_http::{Server, env_with_history, free_port};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -262,10 +262,10 @@ fn assert_live_follows_events(d: &Driver, addr: SocketAddr) {
     wait_until(60, "the live page to show nothing running", || {
         d.text(&running) == "nothing is running"
     });
-    let page = crate::web::get(addr, "/jobs/files1").body;
-    let token = crate::web::csrf_of(&page);
+    let page = crate::web_http::get(addr, "/jobs/files1").body;
+    let token = crate::web_http::csrf_of(&page);
     let origin = format!("http://{addr}");
-    let a = crate::web::http(
+    let a = crate::web_http::http(
         "127.0.0.1",
         addr,
         "POST",
