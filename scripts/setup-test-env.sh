@@ -213,6 +213,7 @@ id omk-backup >/dev/null 2>&1 \
   || die "useradd omk-backup failed"
 bash "$ROOT/scripts/build-image.sh" --test-proxy || die "building omk-backup:local failed (scripts/build-image.sh)"
 step_done "deployment image" "$t" "$("$DOCKER" image inspect -f '{{.Size}}' omk-backup:local | awk '{printf "omk-backup:local %.0f MB", $1/1e6}')"
+
 # ------------------------------------------------------------------ REST repository server
 # `rclone serve restic` is a real rest-server protocol endpoint. Basic auth from an
 # htpasswd file (`{SHA}` form), so the password is in no argv; tests read it from
@@ -236,6 +237,27 @@ rs=$(ensure_proxy rclone "$REST_PORT" "$REST_CFG" /usr/bin/rclone serve restic -
 got=$(curl -s --max-time 10 -o /dev/null -w "%{http_code}" "http://127.0.0.1:$REST_PORT/" || true)
 [ "$got" = 401 ] || die "REST server :$REST_PORT answered $got without credentials, expected 401"
 step_done "REST server" "$t" "rclone :$REST_PORT $rs"
+
+# ------------------------------------------------------------------ web dashboard tests
+# tests/it/web.rs: promtool (Debian's prometheus package) checks /metrics; chromium with
+# chromium-driver (WebDriver) drives the real-browser test. The prometheus server the
+# package brings is not needed: it is not started here.
+t=$(now_ms)
+web_missing=()
+for p in chromium chromium-driver prometheus; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then web_missing+=("$p"); fi
+done
+if [ ${#web_missing[@]} -gt 0 ]; then
+  log "installing Debian packages for the web tests: ${web_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q > "$OMK_LOG/apt-web.log" 2>&1 || { tail -n 20 "$OMK_LOG/apt-web.log" >&2; die "apt-get update failed"; }
+  apt-get install -y -q --no-install-recommends "${web_missing[@]}" >> "$OMK_LOG/apt-web.log" 2>&1 \
+    || { tail -n 30 "$OMK_LOG/apt-web.log" >&2; die "apt-get install ${web_missing[*]} failed"; }
+fi
+for b in /usr/bin/promtool /usr/bin/chromedriver /usr/bin/chromium; do
+  [ -x "$b" ] || die "$b missing after package install (web tests)"
+done
+step_done "web test tools" "$t" "promtool, chromium, chromedriver"
 
 # ------------------------------------------------------------------ env file
 mkdir -p "$ROOT/target"

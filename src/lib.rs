@@ -28,3 +28,4 @@ pub mod report;
 pub mod restic;
 pub mod schedule;
 pub mod secret;
+pub mod web;

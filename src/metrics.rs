@@ -77,12 +77,73 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
             let _ = writeln!(out, "{name}{{{label}}} {v}");
         }
     }
+    proof_series(&mut out, config, catalog, now_ms)?;
     let _ = writeln!(
         out,
         "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
         now_ms as f64 / 1000.0
     );
     Ok(out)
+}
+
+/// The proof, not only the backup: each job's last verified RTO, and the repository's
+/// encryption-proof age, check coverage and failed-check flag, so alert rules can cover
+/// them. (Copy lag per `[copies.*]` repository belongs here once copies exist.)
+fn proof_series(
+    out: &mut String,
+    config: &Config,
+    catalog: &Catalog,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_last_rto_seconds Recovery time of the job's last verified restore test.\n# TYPE omk_backup_last_rto_seconds gauge"
+    );
+    for job in config.jobs.keys() {
+        if let Some(rto) = catalog.last_rto(job)? {
+            let _ = writeln!(
+                out,
+                "omk_backup_last_rto_seconds{{job=\"{}\"}} {}",
+                escape(job),
+                rto as f64 / 1000.0
+            );
+        }
+    }
+    let repo = config.repository.url.shown();
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_encryption_proof_age_seconds Age of the repository's newest encryption proof (absent: never proven).\n# TYPE omk_backup_encryption_proof_age_seconds gauge"
+    );
+    if let Some(e) = catalog.last_encryption_check(repo)? {
+        let _ = writeln!(
+            out,
+            "omk_backup_encryption_proof_age_seconds {}",
+            ((now_ms - e.at).max(0) / 1000) as f64
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_encryption_proof_passed Whether the newest encryption proof passed (1) or failed (0).\n# TYPE omk_backup_encryption_proof_passed gauge"
+    );
+    if let Some(e) = catalog.last_encryption_check(repo)? {
+        let _ = writeln!(
+            out,
+            "omk_backup_encryption_proof_passed {}",
+            u8::from(e.passed)
+        );
+    }
+    let cov = crate::app::health::coverage(catalog, repo, config.check, now_ms)?;
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_check_coverage_ratio Share of the repository's data passing checks read within [check] period_days.\n# TYPE omk_backup_check_coverage_ratio gauge\nomk_backup_check_coverage_ratio {}",
+        f64::from(cov.subsets_read.min(cov.subsets)) / f64::from(cov.subsets.max(1))
+    );
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_repository_check_failed 1 while the repository's most recent check failed.\n# TYPE omk_backup_repository_check_failed gauge\nomk_backup_repository_check_failed {}",
+        u8::from(catalog.repository_flag(repo)?.is_some())
+    );
+    Ok(())
 }
 
 /// Write `text` to `path` atomically: temp file beside it, fsync, rename.

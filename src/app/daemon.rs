@@ -182,6 +182,24 @@ const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `daemon`: run the schedules in the foreground until SIGTERM/SIGINT.
 pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
+    daemon_with(g, reporter, None).await
+}
+
+/// The next "run this now" request of a front end (pending forever without one).
+async fn next_request(c: &mut Option<super::control::Control>) -> Option<super::control::Request> {
+    match c {
+        Some(c) => c.requests.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The daemon, optionally steered and watched through a [`super::control::Control`]
+/// (the dashboard): its requests join the one queue, its watchers see the live state.
+pub async fn daemon_with(
+    g: &Globals,
+    reporter: &dyn Reporter,
+    mut control: Option<super::control::Control>,
+) -> anyhow::Result<Outcome> {
     let (mut config, mut sched) = super::schedule::load(g)?;
     let mut signals = Signals::new()?;
     let start = now();
@@ -193,6 +211,7 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
     log_start(&sched, &planner);
     let mut current: Option<Running<'_>> = None;
     let mut running_config: Option<Config> = None;
+    let mut started: Option<(DateTime<Utc>, Trigger)> = None;
     loop {
         if current.is_none()
             && let Some(due) = planner.start_next()
@@ -200,9 +219,13 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
             let cfg = config.clone();
             running_config = Some(cfg.clone());
             let g2 = g.clone();
+            started = Some((now(), due.trigger));
             current = Some(Box::pin(
                 async move { execute(&g2, &cfg, &due, reporter).await },
             ));
+        }
+        if let Some(c) = &control {
+            c.publish(&planner, started.map(|s| s.0), started.map(|s| s.1));
         }
         let wake = planner.next_wake();
         let sleep_for = wake
@@ -214,6 +237,7 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
                 tracing::debug!("task result: {} {}", r.task, r.status.as_str());
                 current = None;
                 running_config = None;
+                started = None;
                 planner.finished();
                 if planner.queued() == 0 {
                     tracing::info!("idle; next run {}", next_run(&planner));
@@ -232,6 +256,9 @@ pub async fn daemon(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<Outc
                 }
                 tracing::info!("{sig}: daemon stopped");
                 return Ok(Outcome::Ok);
+            }
+            Some(req) = next_request(&mut control) => {
+                super::control::enqueue(&mut planner, req, now());
             }
             _ = signals.hup.recv() => reload(g, &mut planner, &mut config, &mut sched),
         }

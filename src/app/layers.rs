@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("verify", 8),
     ("kit", 9),
     ("task", 9),
+    ("control", 1),
     ("daemon", 10),
 ];
 

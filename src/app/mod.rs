@@ -12,6 +12,7 @@
 //! picks their exit code. Nothing here prints: progress goes through the [`reporter::Reporter`].
 
 pub mod backup;
+pub mod control;
 pub mod daemon;
 pub mod discover;
 pub mod dump;

@@ -116,6 +116,16 @@ pub async fn run(
     })
 }
 
+/// A month's report as self-contained HTML, rendered from the catalog without issuing
+/// it (no digest recorded): what the dashboard shows.
+pub fn preview_html(ctx: &Session, month: &str) -> anyhow::Result<String> {
+    let (y, m) = parse_month(month, super::now())?;
+    let report = gather(ctx, y, m)?;
+    let prev = shift(y, m, -1);
+    let previous = ctx.catalog.report_digest(&label(prev.0, prev.1), "html")?;
+    Ok(crate::report::render(&report, Format::Html, previous.as_deref()).text)
+}
+
 fn gather(ctx: &Session, y: i32, m: u32) -> anyhow::Result<MonthReport> {
     let from = start_ms(y, m);
     let (ny, nm) = shift(y, m, 1);

@@ -9,12 +9,14 @@ mod journal;
 mod sched;
 mod schema;
 mod verify;
+mod web;
 
 pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
 pub use detail::{Check, StepDetail};
 pub use journal::QuiesceRow;
 pub use sched::JobMetrics;
+pub use web::{HistoryPoint, JobStepRow, ReportRow, RunListRow};
 
 use crate::domain::{RunStatus, SnapshotState};
 use rusqlite::{Connection, OptionalExtension, params};

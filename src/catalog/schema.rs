@@ -134,4 +134,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX reports_month ON reports(month, format, issued_at);
     "#,
+    // 4: a job's newest steps of every kind (the dashboard's job page, `/api/runs?job=`):
+    // steps_job leads with kind, so without this a page sorted all of a job's steps.
+    r#"
+    CREATE INDEX steps_job_started ON steps(job, started_at);
+    "#,
 ];

@@ -104,6 +104,12 @@ enum Command {
     Daemon,
     /// Run what is due now (missed within the grace window), then exit (systemd timer)
     RunDue,
+    /// A read-only dashboard of this catalog ([web] listen; the daemon serves the full one)
+    Web {
+        /// Listen here instead of [web] listen (default 127.0.0.1:8427)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
     /// Schedules
     Schedule {
         #[command(subcommand)]
@@ -223,7 +229,10 @@ pub fn main() -> ExitCode {
         }
     };
     // The scheduler's own log lines (what ran, when, why not) are its output: show them.
-    let scheduler = matches!(cli.command, Command::Daemon | Command::RunDue);
+    let scheduler = matches!(
+        cli.command,
+        Command::Daemon | Command::RunDue | Command::Web { .. }
+    );
     init_logging(cli.verbose + u8::from(scheduler), cli.quiet);
     let reporter = progress::TermReporter::new(cli.quiet || cli.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -328,7 +337,8 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 Outcome::Failed
             })
         }
-        Command::Daemon => app::daemon::daemon(g, r).await,
+        Command::Daemon => crate::web::daemon(g, r).await,
+        Command::Web { listen } => crate::web::standalone(g, listen.as_deref()).await,
         Command::RunDue => {
             let rep = app::daemon::run_due(g, r).await?;
             output::run_due(&rep, json);

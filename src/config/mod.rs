@@ -6,8 +6,10 @@
 
 mod error;
 mod raw;
+mod web;
 
 pub use error::ConfigError;
+pub use web::{Cidr, WebConfig, parse_listen};
 
 use crate::domain::{JobKind, QuiesceMode, Retention, validate_job_name};
 use crate::secret::read_password_file;
@@ -48,6 +50,8 @@ pub struct Config {
     pub restore_work_dir: Option<PathBuf>,
     /// Limits of database restore tests' scratch containers.
     pub scratch_limits: ScratchLimits,
+    /// `[web]`: the dashboard.
+    pub web: WebConfig,
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -440,6 +444,7 @@ impl Validator<'_> {
             .restore_test
             .and_then(|r| r.work_dir)
             .map(|w| self.resolve(w.get_ref()));
+        let web = self.web(raw.web)?;
         let mut jobs = BTreeMap::new();
         for (name, job) in raw.jobs.unwrap_or_default() {
             if let Err(why) = validate_job_name(name.get_ref()) {
@@ -465,6 +470,7 @@ impl Validator<'_> {
             check,
             restore_work_dir,
             scratch_limits,
+            web,
             jobs,
         })
     }

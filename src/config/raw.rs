@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     pub check: Option<RawCheck>,
     pub restore_test: Option<RawRestoreTest>,
+    pub web: Option<RawWeb>,
     pub jobs: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
@@ -136,6 +137,18 @@ pub struct RawNotify {
 pub struct RawMetrics {
     /// Prometheus node-exporter textfile to write after each task.
     pub textfile: Option<Spanned<String>>,
+}
+
+/// `[web]`: the dashboard (see `config/web.rs`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub listen: Option<Spanned<String>>,
+    pub actions: Option<bool>,
+    pub actions_group: Option<Spanned<String>>,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub password_file: Option<Spanned<String>>,
+    pub rpo_target: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -345,3 +345,59 @@ fn scratch_limits() {
         .to_string();
     assert!(e.contains("memory_mb"), "{e}");
 }
+
+#[test]
+fn web_section_defaults_and_values() {
+    let f = Fixture::new();
+    let c = f.parse(BASE).unwrap();
+    assert_eq!(c.web, WebConfig::default());
+    assert_eq!(c.web.rpo_target.as_secs(), 26 * 3600);
+    let c = f
+        .parse(&format!(
+            "{BASE}[web]\nlisten = \"0.0.0.0:8427\"\nactions = true\nactions_group = \"admins\"\ntrusted_proxies = [\"172.20.0.0/16\", \"10.0.0.5\"]\npassword_file = \"pw\"\nrpo_target = \"2d\"\n"
+        ))
+        .unwrap();
+    assert_eq!(c.web.listen, "0.0.0.0:8427".parse().ok());
+    assert!(c.web.actions);
+    assert_eq!(c.web.actions_group.as_deref(), Some("admins"));
+    assert_eq!(c.web.trusted_proxies.len(), 2);
+    assert_eq!(c.web.password_file, Some(f.dir.path().join("pw")));
+    assert_eq!(c.web.rpo_target.as_secs(), 2 * 86400);
+}
+
+#[test]
+fn web_section_errors_name_their_place() {
+    let f = Fixture::new();
+    for (web, place, msg) in [
+        (
+            "listen = \"8427\"",
+            "5:10",
+            "web.listen: `8427` is not an address:port",
+        ),
+        (
+            "trusted_proxies = [\"x/8\"]",
+            "5:20",
+            "web.trusted_proxies: `x/8`",
+        ),
+        ("password_file = \"missing\"", "5:17", "web.password_file:"),
+        (
+            "rpo_target = \"soon\"",
+            "5:14",
+            "web.rpo_target: `soon` is not a duration",
+        ),
+        (
+            "actions_group = \"a,b\"",
+            "5:17",
+            "web.actions_group must be one group name",
+        ),
+        ("listen_on = \"x\"", "5:1", "unknown field `listen_on`"),
+    ] {
+        let e = f.parse(&format!("{BASE}[web]\n{web}\n")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("omk.toml:{place}: ")),
+            "{web}: {text}"
+        );
+        assert!(text.contains(msg), "{web}: {text}");
+    }
+}

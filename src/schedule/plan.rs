@@ -169,6 +169,22 @@ impl Planner {
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
+
+    /// Queue a task asked for now (the dashboard's "back up now"); coalesced like a
+    /// schedule line when the same task is already queued or running.
+    pub fn enqueue(&mut self, entry: Entry, now: DateTime<Utc>, trigger: Trigger) -> Event {
+        self.push(entry, now, trigger)
+    }
+
+    /// The running task and the queue, in order (for the dashboard's live page).
+    pub fn snapshot(&self) -> (Option<&Task>, Vec<&Due>) {
+        (self.running.as_ref(), self.queue.iter().collect())
+    }
+
+    /// Each line with its next time.
+    pub fn upcoming(&self) -> impl Iterator<Item = (&Entry, Option<DateTime<Utc>>)> {
+        self.entries.iter().zip(self.next.iter().copied())
+    }
 }
 
 #[cfg(test)]

@@ -22,3 +22,6 @@ mod secrets;
 mod shared_repo;
 mod stall;
 mod verify;
+mod web;
+mod web_browser;
+mod web_http;
