@@ -21,6 +21,7 @@ pub mod kit;
 pub mod lock;
 pub mod metrics;
 pub mod notify;
+pub mod private;
 pub mod proxy;
 pub mod random;
 pub mod redact;

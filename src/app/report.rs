@@ -95,7 +95,7 @@ pub async fn run(
         .report_digest(&label(prev.0, prev.1), fmt.as_str())?;
     let rendered = crate::report::render(&report, fmt, previous.as_deref());
     if let Some(out) = output {
-        std::fs::write(out, &rendered.text)
+        crate::private::write(out, rendered.text.as_bytes(), crate::private::GROUP_READ)
             .with_context(|| format!("cannot write the report to {}", out.display()))?;
     }
     ctx.catalog.insert_report(

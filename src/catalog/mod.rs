@@ -124,6 +124,18 @@ impl Catalog {
             path: path.to_path_buf(),
             source,
         };
+        // Created owner-only before SQLite opens it: its WAL and SHM files take the
+        // database file's permissions. An older, world-readable catalog is tightened.
+        let io_err = |e: std::io::Error| CatalogError::Open {
+            path: path.to_path_buf(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        };
+        crate::private::ensure(path, crate::private::OWNER_ONLY).map_err(io_err)?;
+        for side in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(side);
+            crate::private::strip_world(Path::new(&p)).map_err(io_err)?;
+        }
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(open_err)?;
