@@ -11,13 +11,13 @@
 use crate::config::Job;
 use crate::docker::{ContainerInfo, Docker, ExecSpec, PID_MARKER};
 use crate::domain::JobKind;
-use crate::fingerprint::{Counter, Fingerprint};
+use crate::fingerprint::Fingerprint;
 use crate::restic::{BackupDone, Restic, ResticError};
 use crate::secret::read_password_file;
 use anyhow::{Context, anyhow};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+
+mod pump;
 
 /// Longest silence we accept from a dump (haproxy proxies cut at 10 min anyway).
 const IDLE: Duration = Duration::from_secs(15 * 60);
@@ -196,48 +196,7 @@ pub async fn dump_job(
         }
     };
     let mut stdin = backup.stdin.take();
-    let mut hasher = Sha256::new();
-    let mut counter = Counter::new(job.kind);
-    let mut bytes: u64 = 0;
-    let mut buf = vec![0u8; 256 * 1024];
-    // Read → hash/count → write to restic, one bounded buffer at a time.
-    let failure: Option<anyhow::Error> = loop {
-        let next = match tokio::time::timeout(IDLE, stream.next_stdout(&mut buf)).await {
-            Ok(r) => r,
-            Err(_) => {
-                break Some(anyhow!(
-                    "the dump printed nothing for {} minutes",
-                    IDLE.as_secs() / 60
-                ));
-            }
-        };
-        let n = match next {
-            Ok(Some(n)) => n,
-            Ok(None) => break None,
-            Err(e) => break Some(e.into()),
-        };
-        let chunk = &buf[..n];
-        hasher.update(chunk);
-        counter.feed(chunk);
-        bytes += n as u64;
-        let Some(w) = stdin.as_mut() else {
-            break Some(anyhow!("restic's stdin is closed"));
-        };
-        match tokio::time::timeout(WRITE_DEADLINE, w.write_all(chunk)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                break Some(anyhow!(
-                    "restic stopped reading the dump ({e}): it probably died"
-                ));
-            }
-            Err(_) => {
-                break Some(anyhow!(
-                    "restic did not accept data for {} s",
-                    WRITE_DEADLINE.as_secs()
-                ));
-            }
-        }
-    };
+    let pumped = pump::pump(&mut stream, &mut stdin, job.kind, IDLE, WRITE_DEADLINE).await;
     let tail = |s: &crate::docker::ExecStream| {
         let t = s.stderr_tail();
         if t.is_empty() {
@@ -246,16 +205,20 @@ pub async fn dump_job(
             format!("; the dump's stderr ends with: {t}")
         }
     };
-    if let Some(e) = failure {
-        backup.abort().await;
-        stop_dump(docker, &container.id, stream.pid()).await;
-        return Err(anyhow!(
-            "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
-            job.name,
-            tail(&stream)
-        )
-        .into());
-    }
+    let digest = match pumped {
+        pump::Pumped::Done(d) => d,
+        pump::Pumped::Failed { error: e, bytes } => {
+            backup.abort().await;
+            stop_dump(docker, &container.id, stream.pid()).await;
+            return Err(anyhow!(
+                "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
+                job.name,
+                tail(&stream)
+            )
+            .into());
+        }
+    };
+    let bytes = digest.bytes;
     let code = match docker.exec_wait(stream.exec_id(), EXIT_WAIT).await {
         Ok(c) => c,
         Err(e) => {
@@ -295,9 +258,9 @@ pub async fn dump_job(
     Ok(DumpDone {
         backup: done,
         filename,
-        sha256: hex::encode(hasher.finalize()),
+        sha256: digest.sha256,
         bytes,
-        fingerprint: counter.finish(),
+        fingerprint: digest.fingerprint,
     })
 }
 
