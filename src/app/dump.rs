@@ -188,15 +188,18 @@ pub async fn dump_job(
     let spec = dump_spec(job, &container)?;
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
-    let mut stream = match docker.exec(&container.id, &spec).await {
+    let stream = match docker.exec(&container.id, &spec).await {
         Ok(s) => s,
         Err(e) => {
             backup.abort().await;
             return Err(e.into());
         }
     };
-    let mut stdin = backup.stdin.take();
-    let pumped = pump::pump(&mut stream, &mut stdin, job.kind, IDLE, WRITE_DEADLINE).await;
+    let limits = pump::Limits {
+        idle: IDLE,
+        write: WRITE_DEADLINE,
+    };
+    let (stream, stdin, pumped) = pump::pump(stream, backup.stdin.take(), job.kind, limits).await;
     let tail = |s: &crate::docker::ExecStream| {
         let t = s.stderr_tail();
         if t.is_empty() {

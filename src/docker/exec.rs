@@ -522,4 +522,43 @@ mod tests {
         assert!(e.contains("POST /exec/abc/start"), "{e}");
         assert!(e.contains("EXEC=1"), "{e}");
     }
+
+    #[tokio::test]
+    async fn many_frames_gathered_into_one_large_buffer() {
+        // Frames of every awkward size (empty, 1 byte, header split by the 7-byte writes),
+        // stderr interleaved: a large buffer gets all the stdout, in order.
+        let mut r = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let mut want = Vec::new();
+        r.extend(frame(2, b"omk-pid=7\n"));
+        for i in 0..2000usize {
+            let data: Vec<u8> = (0..(i * 37) % 301).map(|j| (i + j) as u8).collect();
+            r.extend(frame(1, &data));
+            want.extend_from_slice(&data);
+            if i % 97 == 0 {
+                r.extend(frame(2, format!("e{i}\n").as_bytes()));
+            }
+        }
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            let mut req = vec![0u8; 1024];
+            let _ = server.read(&mut req).await;
+            for piece in r.chunks(7) {
+                server.write_all(piece).await.unwrap();
+            }
+        });
+        let mut s = ExecStream::start("test", Box::new(client), "abc")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        while let Some(n) = s.next_stdout(&mut buf).await.unwrap() {
+            assert!(n > 0);
+            out.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap();
+        assert_eq!(out.len(), want.len());
+        assert!(out == want, "stdout bytes differ");
+        assert_eq!(s.pid(), Some(7));
+        assert!(s.stderr_tail().ends_with("e1940"), "{}", s.stderr_tail());
+    }
 }
