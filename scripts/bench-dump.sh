@@ -54,7 +54,7 @@ else
   docker run -d --name "$c" -e MARIADB_ROOT_PASSWORD=bench "${OMK_TEST_IMAGE_MARIADB:-omk-test/mariadb:10.11}" >/dev/null
   for _ in $(seq 120); do docker exec "$c" mariadb-admin --protocol=tcp -h127.0.0.1 -uroot -pbench ping >/dev/null 2>&1 && break; sleep 1; done
   docker exec "$c" mariadb -uroot -pbench -e \
-    "CREATE DATABASE bench; CREATE TABLE bench.t (id bigint, a text, b text); INSERT INTO bench.t SELECT seq, md5(seq), md5(-seq) FROM seq_1_to_$rows;"
+    "CREATE DATABASE bench; USE bench; CREATE TABLE t (id bigint, a text, b text); INSERT INTO t SELECT seq, md5(seq), md5(-seq) FROM seq_1_to_$rows;"
   dump=(sh -c 'MYSQL_PWD=bench exec mariadb-dump --user=root --single-transaction --routines --events --all-databases')
 fi
 

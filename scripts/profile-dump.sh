@@ -17,18 +17,23 @@ perf record -q -F 499 -g -o "$dir/perf.data" -- "$bin" --config "$dir/omk.toml" 
 ppid=$!
 pid=
 for _ in $(seq 100); do pid=$(pgrep -P "$ppid" -x omk-backup || true); [ -n "$pid" ] && break; sleep 0.02; done
-cpu=0 io=""
+cpu=0
+: > "$dir/tasks.txt"
 while [ -n "$pid" ] && [ -r "/proc/$pid/stat" ]; do
   s=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12, $13}') || true
   [ -n "$s" ] && cpu=$s
-  i=$(tr '\n' ' ' < "/proc/$pid/io" 2>/dev/null) || true
-  [ -n "$i" ] && io=$i
+  # Per thread (children excluded, unlike /proc/PID/io): read/write syscalls, switches.
+  for t in /proc/"$pid"/task/*; do
+    awk -v t="${t##*/}" '/^syscr|^syscw/ {v[$1]=$2} END {printf "%s %s %s ", t, v["syscr:"], v["syscw:"]}' "$t/io" 2>/dev/null &&
+      awk '/ctxt_switches/ {n += $2} END {print n}' "$t/status" 2>/dev/null
+  done >> "$dir/tasks.txt" || true
   sleep 0.05
 done
 wait "$ppid"
 read -r u k <<<"$cpu"
 printf 'omk-backup own CPU: user %.2f s, sys %.2f s\n' "$(echo "$u / $ticks" | bc -l)" "$(echo "$k / $ticks" | bc -l)"
-echo "omk-backup /proc/PID/io: $io"
+awk 'NF == 4 {r[$1] = $2; w[$1] = $3; c[$1] = $4} END {for (t in r) {R += r[t]; W += w[t]; C += c[t]}
+  printf "omk-backup threads: %d read-side syscalls, %d write-side syscalls, %d context switches\n", R, W, C}' "$dir/tasks.txt"
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print("dump bytes:", j["bytes"])' "$dir/out.json"
 perf report -i "$dir/perf.data" --comms omk-backup,tokio-rt-worker,omk-digest --no-children \
   --sort comm,dso,sym --stdio -g none --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | head -45

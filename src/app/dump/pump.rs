@@ -24,6 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 const BUF: usize = 1024 * 1024;
 /// Buffers in circulation: reader → writer and digest thread → reader.
 const BUFFERS: usize = 4;
+/// How long the reader lets data pile up in the socket when restic is well fed (at
+/// least two full buffers queued): a few large reads instead of one per frame.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
 
 /// What the digest thread computed over every byte of the dump.
 pub(super) struct Digest {
@@ -153,8 +156,14 @@ async fn read(
                 Some(n) => filled += n,
                 None => eof = true,
             }
-            if eof || filled == buf.len() || to_writer.capacity() == to_writer.max_capacity() {
+            let queued = to_writer.max_capacity() - to_writer.capacity();
+            if eof || filled == buf.len() || queued == 0 {
                 break;
+            }
+            if queued >= 2 {
+                // restic has megabytes to chew on: let the socket fill up instead of
+                // waking for every 32 KiB frame the daemon writes.
+                tokio::time::sleep(BATCH_WAIT).await;
             }
         }
         if filled == 0 {
