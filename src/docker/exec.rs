@@ -125,68 +125,16 @@ impl ExecStream {
             detail,
         };
         let mut io = BufReader::with_capacity(64 * 1024, io);
-        io.get_mut()
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| transport(format!("sending the request: {e}")))?;
-        io.get_mut()
-            .write_all(body)
-            .await
-            .map_err(|e| transport(format!("sending the request: {e}")))?;
-        io.get_mut()
-            .flush()
-            .await
+        let w = io.get_mut();
+        let sent = async {
+            w.write_all(head.as_bytes()).await?;
+            w.write_all(body).await?;
+            w.flush().await
+        };
+        sent.await
             .map_err(|e| transport(format!("sending the request: {e}")))?;
 
-        let mut status: Option<u16> = None;
-        let mut body_kind = Body::Close;
-        let mut seen = 0usize;
-        loop {
-            let mut line = Vec::new();
-            let n = io
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(|e| transport(format!("reading the response: {e}")))?;
-            if n == 0 {
-                return Err(transport(
-                    "the connection closed before a complete response head".into(),
-                ));
-            }
-            seen += n;
-            if seen > MAX_HEAD {
-                return Err(transport("the response head is too large".into()));
-            }
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end();
-            if status.is_none() {
-                let code = text
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse::<u16>().ok())
-                    .ok_or_else(|| transport(format!("not an HTTP response: {text:?}")))?;
-                status = Some(code);
-                continue;
-            }
-            if text.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = text.split_once(':') {
-                let name = name.trim().to_ascii_lowercase();
-                let value = value.trim();
-                if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-                    body_kind = Body::Chunked {
-                        left: 0,
-                        done: false,
-                    };
-                } else if name == "content-length"
-                    && !matches!(body_kind, Body::Chunked { .. })
-                    && let Ok(n) = value.parse()
-                {
-                    body_kind = Body::Length(n);
-                }
-            }
-        }
-        let status = status.unwrap_or(0);
+        let (status, body_kind) = read_head(&mut io, &transport).await?;
         let mut stream = ExecStream {
             exec_id: exec_id.to_string(),
             io,
@@ -413,6 +361,62 @@ impl ExecStream {
             }
         }
     }
+}
+
+/// Read the response head: the status code and how the body is delimited.
+async fn read_head(
+    io: &mut BufReader<Box<dyn Io>>,
+    transport: &impl Fn(String) -> DockerError,
+) -> Result<(u16, Body), DockerError> {
+    let mut status: Option<u16> = None;
+    let mut body_kind = Body::Close;
+    let mut seen = 0usize;
+    loop {
+        let mut line = Vec::new();
+        let n = io
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| transport(format!("reading the response: {e}")))?;
+        if n == 0 {
+            return Err(transport(
+                "the connection closed before a complete response head".into(),
+            ));
+        }
+        seen += n;
+        if seen > MAX_HEAD {
+            return Err(transport("the response head is too large".into()));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if status.is_none() {
+            let code = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| transport(format!("not an HTTP response: {text:?}")))?;
+            status = Some(code);
+            continue;
+        }
+        if text.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = text.split_once(':') {
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim();
+            if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
+                body_kind = Body::Chunked {
+                    left: 0,
+                    done: false,
+                };
+            } else if name == "content-length"
+                && !matches!(body_kind, Body::Chunked { .. })
+                && let Ok(n) = value.parse()
+            {
+                body_kind = Body::Length(n);
+            }
+        }
+    }
+    Ok((status.unwrap_or(0), body_kind))
 }
 
 async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<u64> {
