@@ -3,9 +3,22 @@
 //! MariaDB extended `INSERT` value tuples, SQLite `.dump` `INSERT INTO` lines). A restore
 //! test recounts the restored database and compares. Pure logic, fed in chunks that may
 //! split anywhere (inside a line, a name, a quoted string); memory stays bounded.
+//!
+//! Built for the streaming hot path: lines that arrive whole inside one chunk are read
+//! in place (only a line cut by a chunk boundary is buffered, up to [`HEAD`] bytes, in
+//! one reused buffer); the rows of a Postgres `COPY` block are counted with `memchr`
+//! line scans and added to the table once, at `\.`; MariaDB value tuples are scanned
+//! with `memchr` jumps between quotes and parentheses and added once per statement.
+//! The test module keeps the plain line-by-line parser this replaced as the oracle.
 
 use crate::domain::JobKind;
+use memchr::{memchr, memchr_iter, memchr2, memchr3};
 use std::collections::BTreeMap;
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod tests;
 
 /// How much of a line's beginning we keep to recognise it.
 const HEAD: usize = 4096;
@@ -23,22 +36,25 @@ pub struct Fingerprint {
 #[derive(Debug)]
 pub struct Counter {
     engine: JobKind,
-    /// The beginning of the current line (capped at [`HEAD`]).
+    /// The beginning of a line cut by a chunk boundary (capped at [`HEAD`]); reused.
     head: Vec<u8>,
     /// Bytes of the current line seen so far.
     line_len: usize,
-    /// Postgres: inside a COPY block for this table.
-    copy: Option<String>,
+    /// Postgres: inside a COPY block for this table, with the rows seen so far.
+    copy: Option<(String, u64)>,
     /// Current database (Postgres `\connect`, MariaDB `USE`).
     db: Option<String>,
-    /// MariaDB: counting value tuples of an INSERT into this table.
+    /// MariaDB: counting value tuples of an INSERT.
     insert: Option<Tuples>,
     tables: BTreeMap<String, u64>,
 }
 
+/// The value tuples of one MariaDB `INSERT INTO ... VALUES` statement.
 #[derive(Debug)]
 struct Tuples {
-    table: String,
+    /// The qualified table name (the database cannot change inside a statement).
+    key: String,
+    rows: u64,
     in_str: bool,
     esc: bool,
     depth: i32,
@@ -50,7 +66,7 @@ impl Counter {
     pub fn new(engine: JobKind) -> Counter {
         Counter {
             engine,
-            head: Vec::with_capacity(256),
+            head: Vec::with_capacity(HEAD),
             line_len: 0,
             copy: None,
             db: None,
@@ -62,143 +78,150 @@ impl Counter {
     /// Feed the next piece of the dump.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let (part, rest, eol) = match data.iter().position(|&b| b == b'\n') {
-                Some(i) => (&data[..i], &data[i + 1..], true),
-                None => (data, &data[data.len()..], false),
-            };
-            self.take(part);
-            if eol {
-                self.end_line();
-            }
-            data = rest;
-        }
-    }
-
-    fn take(&mut self, part: &[u8]) {
-        let mut part = part;
-        if self.insert.is_none() && self.head.len() < HEAD {
-            let room = HEAD - self.head.len();
-            let n = room.min(part.len());
-            self.head.extend_from_slice(&part[..n]);
-            self.line_len += n;
-            if self.engine == JobKind::Mariadb {
-                self.maybe_start_insert();
-                if self.insert.is_some() {
-                    // The bytes after VALUES in the head were counted; go on with the rest.
-                    part = &part[n..];
-                    self.count_tuples(part);
-                    self.line_len += part.len();
+            if self.line_len == 0 && self.copy.is_some() {
+                data = self.copy_rows(data);
+                if data.is_empty() {
                     return;
                 }
             }
+            let Some(i) = memchr(b'\n', data) else {
+                self.take(data);
+                return;
+            };
+            if self.line_len == 0 {
+                self.whole_line(&data[..i]);
+            } else {
+                self.take(&data[..i]);
+                self.end_line();
+            }
+            data = &data[i + 1..];
+        }
+    }
+
+    /// Postgres, at a line start inside a COPY block: count the whole data lines of
+    /// `data` up to (not including) the `\.` line; return what is left.
+    fn copy_rows<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        let Some((_, rows)) = &mut self.copy else {
+            return data;
+        };
+        let mut start = 0;
+        for i in memchr_iter(b'\n', data) {
+            let line = &data[start..i];
+            if line == b"\\." || line == b"\\.\r" {
+                break;
+            }
+            *rows += 1;
+            start = i + 1;
+        }
+        &data[start..]
+    }
+
+    /// A line that arrived whole (without its `\n`): read in place, nothing copied.
+    fn whole_line(&mut self, line: &[u8]) {
+        if self.insert.is_none() {
+            let head = &line[..line.len().min(HEAD)];
+            if self.engine == JobKind::Mariadb
+                && let Some((table, after)) = insert_start(head)
+            {
+                self.start_insert(&table);
+                self.scan_tuples(&line[after..]);
+            } else {
+                self.line_done(head, line.len() <= HEAD);
+                return;
+            }
+        } else {
+            self.scan_tuples(line);
+        }
+        self.end_insert_line();
+    }
+
+    /// A piece of a line cut by a chunk boundary: keep its head.
+    fn take(&mut self, part: &[u8]) {
+        let mut part = part;
+        if self.insert.is_none() && self.head.len() < HEAD {
+            let n = (HEAD - self.head.len()).min(part.len());
+            self.head.extend_from_slice(&part[..n]);
+            self.line_len += n;
             part = &part[n..];
+            if self.engine == JobKind::Mariadb
+                && let Some((table, after)) = insert_start(&self.head)
+            {
+                // The bytes after VALUES in the head count; then the rest of the part.
+                let head = std::mem::take(&mut self.head);
+                self.start_insert(&table);
+                self.scan_tuples(&head[after..]);
+                self.head = head;
+                self.scan_tuples(part);
+            }
         } else if self.insert.is_some() {
-            self.count_tuples(part);
+            self.scan_tuples(part);
         }
         self.line_len += part.len();
     }
 
-    /// MariaDB: once the head holds "INSERT INTO `t` VALUES", start counting tuples
-    /// (mariadb-dump 10.11 puts each tuple on its own line; older ones one long line).
-    fn maybe_start_insert(&mut self) {
-        const P: &[u8] = b"INSERT INTO `";
-        if !self.head.starts_with(P) {
-            return;
+    fn end_line(&mut self) {
+        let mut head = std::mem::take(&mut self.head);
+        let complete = self.line_len == head.len();
+        self.line_len = 0;
+        if self.insert.is_some() {
+            self.end_insert_line();
+        } else {
+            self.line_done(&head, complete);
         }
-        let Some(end) = find(&self.head[P.len()..], b"` VALUES") else {
-            return;
-        };
-        let table = String::from_utf8_lossy(&self.head[P.len()..P.len() + end]).into_owned();
-        let after = P.len() + end + b"` VALUES".len();
-        let rest = self.head[after..].to_vec();
+        head.clear();
+        self.head = head;
+    }
+
+    fn start_insert(&mut self, table: &str) {
         self.insert = Some(Tuples {
-            table,
+            key: qualify(self.db.as_deref(), table),
+            rows: 0,
             in_str: false,
             esc: false,
             depth: 0,
             done: false,
         });
-        self.count_tuples(&rest);
     }
 
-    fn count_tuples(&mut self, data: &[u8]) {
-        let Some(t) = &mut self.insert else { return };
-        let mut n = 0u64;
-        for &b in data {
-            if t.done {
-                break;
-            }
-            if t.in_str {
-                if t.esc {
-                    t.esc = false;
-                } else if b == b'\\' {
-                    t.esc = true;
-                } else if b == b'\'' {
-                    t.in_str = false;
-                }
-                continue;
-            }
-            match b {
-                b'\'' => t.in_str = true,
-                b'(' => {
-                    if t.depth == 0 {
-                        n += 1;
-                    }
-                    t.depth += 1;
-                }
-                b')' => t.depth -= 1,
-                b';' if t.depth == 0 => t.done = true,
-                _ => {}
-            }
+    fn scan_tuples(&mut self, data: &[u8]) {
+        if let Some(t) = &mut self.insert {
+            t.scan(data);
         }
-        let key = qualify(self.db.as_deref(), &t.table);
-        *self.tables.entry(key).or_insert(0) += n;
     }
 
-    fn end_line(&mut self) {
-        let head = std::mem::take(&mut self.head);
-        let line = trim_cr(&head);
-        let complete = self.line_len == head.len();
-        self.line_len = 0;
-        if let Some(t) = &self.insert {
-            // A statement spans lines until its `;`.
-            if t.done {
-                self.insert = None;
-            }
-            return;
+    /// A statement spans lines until its `;`: at its line's end, add its tuples.
+    fn end_insert_line(&mut self) {
+        if self.insert.as_ref().is_some_and(|t| t.done) {
+            self.flush_insert();
         }
+    }
+
+    fn flush_insert(&mut self) {
+        if let Some(t) = self.insert.take() {
+            *self.tables.entry(t.key).or_insert(0) += t.rows;
+        }
+    }
+
+    fn flush_copy(&mut self) {
+        if let Some((key, rows)) = self.copy.take() {
+            *self.tables.entry(key).or_insert(0) += rows;
+        }
+    }
+
+    /// The end of a line that is not part of an INSERT statement: `head` is its first
+    /// [`HEAD`] bytes, `complete` whether that is all of it.
+    fn line_done(&mut self, head: &[u8], complete: bool) {
+        let line = trim_cr(head);
         match self.engine {
-            JobKind::Postgres => {
-                if let Some(table) = &self.copy {
-                    if line == b"\\." {
-                        self.copy = None;
-                    } else {
-                        *self.tables.entry(table.clone()).or_insert(0) += 1;
-                    }
-                } else if complete && line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;")
-                {
-                    let rest = &line[5..];
-                    let end = find(rest, b" (")
-                        .or_else(|| find(rest, b" FROM stdin;"))
-                        .unwrap_or(rest.len());
-                    let name = String::from_utf8_lossy(&rest[..end]).into_owned();
-                    let key = qualify(self.db.as_deref(), &name);
-                    self.tables.entry(key.clone()).or_insert(0);
-                    self.copy = Some(key);
-                } else if let Some(db) = line.strip_prefix(b"\\connect ") {
-                    let db = String::from_utf8_lossy(db);
-                    let db = db.split_whitespace().last().unwrap_or("").trim_matches('"');
-                    self.db = Some(db.to_string());
-                }
-            }
+            JobKind::Postgres => self.postgres_line(line, complete),
             JobKind::Mariadb => {
                 if let Some(db) = line.strip_prefix(b"USE `") {
                     let db = String::from_utf8_lossy(db);
                     self.db = Some(db.trim_end_matches(';').trim_end_matches('`').to_string());
                 } else if let Some(rest) = line.strip_prefix(b"CREATE TABLE `")
-                    && let Some(end) = find(rest, b"`")
+                    && let Some(end) = memchr(b'`', rest)
                 {
-                    let name = String::from_utf8_lossy(&rest[..end]).into_owned();
+                    let name = String::from_utf8_lossy(&rest[..end]);
                     self.tables
                         .entry(qualify(self.db.as_deref(), &name))
                         .or_insert(0);
@@ -206,15 +229,39 @@ impl Counter {
             }
             JobKind::Sqlite => {
                 if let Some(rest) = line.strip_prefix(b"INSERT INTO ") {
-                    let name = sqlite_name(rest);
-                    *self.tables.entry(name).or_insert(0) += 1;
+                    match plain_sqlite_name(rest).and_then(|n| self.tables.get_mut(n)) {
+                        Some(n) => *n += 1,
+                        None => *self.tables.entry(sqlite_name(rest)).or_insert(0) += 1,
+                    }
                 } else if let Some(rest) = line.strip_prefix(b"CREATE TABLE ") {
                     let rest = rest.strip_prefix(b"IF NOT EXISTS ").unwrap_or(rest);
-                    let name = sqlite_name(rest);
-                    self.tables.entry(name).or_insert(0);
+                    self.tables.entry(sqlite_name(rest)).or_insert(0);
                 }
             }
             JobKind::Files => {}
+        }
+    }
+
+    fn postgres_line(&mut self, line: &[u8], complete: bool) {
+        if let Some((_, rows)) = &mut self.copy {
+            if line == b"\\." {
+                self.flush_copy();
+            } else {
+                *rows += 1;
+            }
+        } else if complete && line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;") {
+            let rest = &line[5..];
+            let end = find(rest, b" (")
+                .or_else(|| find(rest, b" FROM stdin;"))
+                .unwrap_or(rest.len());
+            let name = String::from_utf8_lossy(&rest[..end]);
+            let key = qualify(self.db.as_deref(), &name);
+            self.tables.entry(key.clone()).or_insert(0);
+            self.copy = Some((key, 0));
+        } else if let Some(db) = line.strip_prefix(b"\\connect ") {
+            let db = String::from_utf8_lossy(db);
+            let db = db.split_whitespace().last().unwrap_or("").trim_matches('"');
+            self.db = Some(db.to_string());
         }
     }
 
@@ -223,12 +270,76 @@ impl Counter {
         if !self.head.is_empty() || self.insert.is_some() {
             self.end_line();
         }
+        self.flush_insert();
+        self.flush_copy();
         Fingerprint {
             engine: self.engine.as_str().to_string(),
             rows: self.tables.values().sum(),
             tables: self.tables,
         }
     }
+}
+
+impl Tuples {
+    /// Count the tuples starting in `data`: a `(` at depth 0 outside a quoted string.
+    /// Jumps with `memchr` to the next byte that can change the state.
+    fn scan(&mut self, data: &[u8]) {
+        let mut i = 0;
+        while i < data.len() && !self.done {
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                    i += 1;
+                    continue;
+                }
+                let Some(j) = memchr2(b'\\', b'\'', &data[i..]) else {
+                    return;
+                };
+                i += j;
+                if data[i] == b'\\' {
+                    self.esc = true;
+                } else {
+                    self.in_str = false;
+                }
+                i += 1;
+                continue;
+            }
+            if self.depth != 0 {
+                // `;` only matters at depth 0: skip to the next quote or parenthesis.
+                let Some(j) = memchr3(b'\'', b'(', b')', &data[i..]) else {
+                    return;
+                };
+                i += j;
+            }
+            match data[i] {
+                b'\'' => self.in_str = true,
+                b'(' => {
+                    if self.depth == 0 {
+                        self.rows += 1;
+                    }
+                    self.depth += 1;
+                }
+                b')' => self.depth -= 1,
+                b';' if self.depth == 0 => self.done = true,
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+}
+
+/// MariaDB: "INSERT INTO `t` VALUES" within the head → the table name and the offset
+/// just after `VALUES` (mariadb-dump 10.11 puts each tuple on its own line; older ones
+/// one long line).
+fn insert_start(head: &[u8]) -> Option<(String, usize)> {
+    const P: &[u8] = b"INSERT INTO `";
+    const V: &[u8] = b"` VALUES";
+    if !head.starts_with(P) {
+        return None;
+    }
+    let end = find(&head[P.len()..], V)?;
+    let table = String::from_utf8_lossy(&head[P.len()..P.len() + end]).into_owned();
+    Some((table, P.len() + end + V.len()))
 }
 
 fn qualify(db: Option<&str>, table: &str) -> String {
@@ -243,7 +354,23 @@ fn trim_cr(l: &[u8]) -> &[u8] {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
+}
+
+/// The common SQLite case without allocating: an unquoted ASCII name, ended by
+/// whitespace or `(` (what [`sqlite_name`] returns for it); `None` for anything else.
+fn plain_sqlite_name(rest: &[u8]) -> Option<&str> {
+    if rest.first() == Some(&b'"') {
+        return None;
+    }
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'\t'..=b'\r' | b' ' | b'(') || !b.is_ascii())
+        .unwrap_or(rest.len());
+    if rest.get(end).is_some_and(|b| !b.is_ascii()) {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
 }
 
 /// `t VALUES(...)`, `"my t" VALUES(...)`, `t(a,b)` → the table name.
@@ -269,116 +396,4 @@ fn sqlite_name(rest: &[u8]) -> String {
         .next()
         .unwrap_or("")
         .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Feed `text` split at every possible point, and in 1-byte pieces, and check that
-    /// the counts never depend on where the chunks end.
-    fn count_everywhere(engine: JobKind, text: &str) -> BTreeMap<String, u64> {
-        let whole = {
-            let mut c = Counter::new(engine);
-            c.feed(text.as_bytes());
-            c.finish().tables
-        };
-        for cut in 0..=text.len() {
-            let mut c = Counter::new(engine);
-            c.feed(&text.as_bytes()[..cut]);
-            c.feed(&text.as_bytes()[cut..]);
-            assert_eq!(c.finish().tables, whole, "split at {cut}");
-        }
-        let mut c = Counter::new(engine);
-        for b in text.as_bytes() {
-            c.feed(std::slice::from_ref(b));
-        }
-        assert_eq!(c.finish().tables, whole, "byte by byte");
-        whole
-    }
-
-    fn map(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-    }
-
-    #[test]
-    fn postgres_copy_blocks() {
-        let cases: &[(&str, &[(&str, u64)])] = &[
-            (
-                "\\connect app\nCOPY public.items (id, name) FROM stdin;\n1\ta\n2\tb\\nc\n\\.\nCOPY public.empty (id) FROM stdin;\n\\.\n",
-                &[("app.public.items", 2), ("app.public.empty", 0)],
-            ),
-            (
-                "COPY t FROM stdin;\n1\n\\.\n\\connect other\nCOPY public.t (x) FROM stdin;\n1\n2\n3\n\\.\n",
-                &[("t", 1), ("other.public.t", 3)],
-            ),
-            ("-- COPY x FROM stdin; in a comment\nSELECT 1;\n", &[]),
-            (
-                "COPY public.crlf (a) FROM stdin;\r\n1\r\n\\.\r\n",
-                &[("public.crlf", 1)],
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(
-                count_everywhere(JobKind::Postgres, text),
-                map(want),
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn mariadb_extended_inserts() {
-        let cases: &[(&str, &[(&str, u64)])] = &[
-            (
-                "USE `app`;\nCREATE TABLE `items` (\n  `id` int\n);\nINSERT INTO `items` VALUES (1,'a'),(2,'b (x)'),(3,'it''s'),(4,'back\\\\'),(5,'q\\')(');\n",
-                &[("app.items", 5)],
-            ),
-            (
-                "USE `a`;\nCREATE TABLE `e` (x int);\nUSE `b`;\nINSERT INTO `t` VALUES (1);\nINSERT INTO `t` VALUES (2),(3);\n",
-                &[("a.e", 0), ("b.t", 3)],
-            ),
-            ("INSERT INTO `p` VALUES (POINT(1,2)),(NULL);\n", &[("p", 2)]),
-            (
-                "USE `m`;\nINSERT INTO `t` VALUES\n(1,'a;b'),\n(2,'(\\n)');\nINSERT INTO `u` VALUES\n(3);\n/*!40000 ALTER TABLE `t` ENABLE KEYS */;\n",
-                &[("m.t", 2), ("m.u", 1)],
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(
-                count_everywhere(JobKind::Mariadb, text),
-                map(want),
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn sqlite_dump_lines() {
-        let cases: &[(&str, &[(&str, u64)])] = &[
-            (
-                "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE items(id INTEGER, name TEXT);\nINSERT INTO items VALUES(1,'a');\nINSERT INTO items VALUES(2,replace('x\\ny','\\n',char(10)));\nCREATE TABLE IF NOT EXISTS \"my \"\"t\"(x);\nCOMMIT;\n",
-                &[("items", 2), ("my \"t", 0)],
-            ),
-            (
-                "INSERT INTO \"a b\" VALUES(1);\nINSERT INTO \"a b\" VALUES(2);",
-                &[("a b", 2)],
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(count_everywhere(JobKind::Sqlite, text), map(want), "{text}");
-        }
-    }
-
-    #[test]
-    fn long_lines_stay_bounded() {
-        let mut c = Counter::new(JobKind::Mariadb);
-        c.feed(b"INSERT INTO `big` VALUES ");
-        for i in 0..10_000 {
-            c.feed(format!("({i},'{}'),", "x".repeat(100)).as_bytes());
-        }
-        c.feed(b"(0,'');\n");
-        assert!(c.head.capacity() <= 2 * HEAD);
-        assert_eq!(c.finish().tables, map(&[("big", 10_001)]));
-    }
 }

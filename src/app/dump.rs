@@ -11,12 +11,12 @@
 use crate::config::Job;
 use crate::docker::{ContainerState, Docker, ExecSpec};
 use crate::engine;
-use crate::fingerprint::{Counter, Fingerprint};
+use crate::fingerprint::Fingerprint;
 use crate::restic::{BackupDone, Restic, ResticError};
 use anyhow::anyhow;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+
+mod pump;
 
 /// Longest silence we accept from a dump (haproxy proxies cut at 10 min anyway).
 const IDLE: Duration = Duration::from_secs(15 * 60);
@@ -84,56 +84,18 @@ pub async fn dump_job(
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
     // By name, as inspected just now: proxy rules name the containers they allow.
-    let mut stream = match docker.exec(container_name, &spec).await {
+    let stream = match docker.exec(container_name, &spec).await {
         Ok(s) => s,
         Err(e) => {
             backup.abort().await;
             return Err(e.into());
         }
     };
-    let mut stdin = backup.stdin.take();
-    let mut hasher = Sha256::new();
-    let mut counter = Counter::new(job.kind);
-    let mut bytes: u64 = 0;
-    let mut buf = vec![0u8; 256 * 1024];
-    // Read → hash/count → write to restic, one bounded buffer at a time.
-    let failure: Option<anyhow::Error> = loop {
-        let next = match tokio::time::timeout(IDLE, stream.next_stdout(&mut buf)).await {
-            Ok(r) => r,
-            Err(_) => {
-                break Some(anyhow!(
-                    "the dump printed nothing for {} minutes",
-                    IDLE.as_secs() / 60
-                ));
-            }
-        };
-        let n = match next {
-            Ok(Some(n)) => n,
-            Ok(None) => break None,
-            Err(e) => break Some(e.into()),
-        };
-        let chunk = &buf[..n];
-        hasher.update(chunk);
-        counter.feed(chunk);
-        bytes += n as u64;
-        let Some(w) = stdin.as_mut() else {
-            break Some(anyhow!("restic's stdin is closed"));
-        };
-        match tokio::time::timeout(WRITE_DEADLINE, w.write_all(chunk)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                break Some(anyhow!(
-                    "restic stopped reading the dump ({e}): it probably died"
-                ));
-            }
-            Err(_) => {
-                break Some(anyhow!(
-                    "restic did not accept data for {} s",
-                    WRITE_DEADLINE.as_secs()
-                ));
-            }
-        }
+    let limits = pump::Limits {
+        idle: IDLE,
+        write: WRITE_DEADLINE,
     };
+    let (stream, stdin, pumped) = pump::pump(stream, backup.stdin.take(), job.kind, limits).await;
     let tail = |s: &crate::docker::ExecStream| {
         let t = s.stderr_tail();
         if t.is_empty() {
@@ -142,16 +104,20 @@ pub async fn dump_job(
             format!("; the dump's stderr ends with: {t}")
         }
     };
-    if let Some(e) = failure {
-        backup.abort().await;
-        stop_dump(docker, container_name, stream.pid()).await;
-        return Err(anyhow!(
-            "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
-            job.name,
-            tail(&stream)
-        )
-        .into());
-    }
+    let digest = match pumped {
+        pump::Pumped::Done(d) => d,
+        pump::Pumped::Failed { error: e, bytes } => {
+            backup.abort().await;
+            stop_dump(docker, container_name, stream.pid()).await;
+            return Err(anyhow!(
+                "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
+                job.name,
+                tail(&stream)
+            )
+            .into());
+        }
+    };
+    let bytes = digest.bytes;
     let code = match docker.exec_wait(stream.exec_id(), EXIT_WAIT).await {
         Ok(c) => c,
         Err(e) => {
@@ -191,9 +157,9 @@ pub async fn dump_job(
     Ok(DumpDone {
         backup: done,
         filename,
-        sha256: hex::encode(hasher.finalize()),
+        sha256: digest.sha256,
         bytes,
-        fingerprint: counter.finish(),
+        fingerprint: digest.fingerprint,
     })
 }
 

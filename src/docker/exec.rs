@@ -9,7 +9,10 @@
 //! re-frames an unknown-length body for HTTP/1.1 clients): both are handled here.
 //!
 //! The stream is read incrementally with fixed buffers: memory stays flat whatever the
-//! size of the dump. stderr is kept as a bounded tail for error messages.
+//! size of the dump. Each read takes up to [`RAW_BUF`] bytes, frames are demultiplexed
+//! in memory, and one [`ExecStream::next_stdout`] call hands out the stdout of all the
+//! frames received (a frame is at most 32 KiB from the daemon): few syscalls, one copy.
+//! stderr is kept as a bounded tail for error messages.
 
 use super::error::{DockerError, proxy_hint};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -22,6 +25,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 const STDERR_TAIL: usize = 4096;
 /// The largest response head we accept.
 const MAX_HEAD: usize = 16 * 1024;
+/// How much of the body one read may take: whatever the socket holds, up to this.
+const RAW_BUF: usize = 256 * 1024;
 /// The marker line our dump wrappers print first on stderr: the process id *inside* the
 /// container, so a dump can be stopped with `kill` when restic dies.
 pub const PID_MARKER: &str = "omk-pid=";
@@ -40,11 +45,57 @@ pub struct ExecStream {
     exec_id: String,
     io: BufReader<Box<dyn Io>>,
     body: Body,
+    /// Received body bytes not demultiplexed yet: `raw[raw_pos..raw_end]` (allocated at
+    /// the first read, then reused).
+    raw: Vec<u8>,
+    raw_pos: usize,
+    raw_end: usize,
+    /// A frame header cut by a read boundary.
+    hdr: [u8; 8],
+    hdr_len: usize,
     frame_left: usize,
     frame_kind: u8,
-    stderr_tail: Vec<u8>,
+    stderr: Stderr,
+}
+
+/// The exec's stderr: the pid marker line, then a bounded tail.
+#[derive(Debug)]
+struct Stderr {
+    tail: Vec<u8>,
     first_line: Option<Vec<u8>>,
     pid: Option<u32>,
+}
+
+impl Stderr {
+    fn push(&mut self, mut data: &[u8]) {
+        if let Some(line) = &mut self.first_line {
+            match memchr::memchr(b'\n', data) {
+                Some(i) => {
+                    line.extend_from_slice(&data[..=i]);
+                    data = &data[i + 1..];
+                    let text = String::from_utf8_lossy(line).trim().to_string();
+                    let taken = self.first_line.take().unwrap_or_default();
+                    match text.strip_prefix(PID_MARKER).and_then(|p| p.parse().ok()) {
+                        Some(pid) => self.pid = Some(pid),
+                        None => self.tail.extend_from_slice(&taken),
+                    }
+                }
+                None => {
+                    line.extend_from_slice(data);
+                    if line.len() > 256 {
+                        let taken = self.first_line.take().unwrap_or_default();
+                        self.tail.extend_from_slice(&taken);
+                    }
+                    return;
+                }
+            }
+        }
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > STDERR_TAIL {
+            let cut = self.tail.len() - STDERR_TAIL;
+            self.tail.drain(..cut);
+        }
+    }
 }
 
 impl std::fmt::Debug for ExecStream {
@@ -74,77 +125,32 @@ impl ExecStream {
             detail,
         };
         let mut io = BufReader::with_capacity(64 * 1024, io);
-        io.get_mut()
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| transport(format!("sending the request: {e}")))?;
-        io.get_mut()
-            .write_all(body)
-            .await
-            .map_err(|e| transport(format!("sending the request: {e}")))?;
-        io.get_mut()
-            .flush()
-            .await
+        let w = io.get_mut();
+        let sent = async {
+            w.write_all(head.as_bytes()).await?;
+            w.write_all(body).await?;
+            w.flush().await
+        };
+        sent.await
             .map_err(|e| transport(format!("sending the request: {e}")))?;
 
-        let mut status: Option<u16> = None;
-        let mut body_kind = Body::Close;
-        let mut seen = 0usize;
-        loop {
-            let mut line = Vec::new();
-            let n = io
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(|e| transport(format!("reading the response: {e}")))?;
-            if n == 0 {
-                return Err(transport(
-                    "the connection closed before a complete response head".into(),
-                ));
-            }
-            seen += n;
-            if seen > MAX_HEAD {
-                return Err(transport("the response head is too large".into()));
-            }
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end();
-            if status.is_none() {
-                let code = text
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse::<u16>().ok())
-                    .ok_or_else(|| transport(format!("not an HTTP response: {text:?}")))?;
-                status = Some(code);
-                continue;
-            }
-            if text.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = text.split_once(':') {
-                let name = name.trim().to_ascii_lowercase();
-                let value = value.trim();
-                if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-                    body_kind = Body::Chunked {
-                        left: 0,
-                        done: false,
-                    };
-                } else if name == "content-length"
-                    && !matches!(body_kind, Body::Chunked { .. })
-                    && let Ok(n) = value.parse()
-                {
-                    body_kind = Body::Length(n);
-                }
-            }
-        }
-        let status = status.unwrap_or(0);
+        let (status, body_kind) = read_head(&mut io, &transport).await?;
         let mut stream = ExecStream {
             exec_id: exec_id.to_string(),
             io,
             body: body_kind,
+            raw: Vec::new(),
+            raw_pos: 0,
+            raw_end: 0,
+            hdr: [0; 8],
+            hdr_len: 0,
             frame_left: 0,
             frame_kind: 0,
-            stderr_tail: Vec::new(),
-            first_line: Some(Vec::new()),
-            pid: None,
+            stderr: Stderr {
+                tail: Vec::new(),
+                first_line: Some(Vec::new()),
+                pid: None,
+            },
         };
         if status == 200 {
             return Ok(stream);
@@ -186,13 +192,13 @@ impl ExecStream {
 
     /// The dump's process id inside the container, once its wrapper printed it.
     pub fn pid(&self) -> Option<u32> {
-        self.pid
+        self.stderr.pid
     }
 
     /// The last few KiB of the exec's stderr (lossy UTF-8).
     pub fn stderr_tail(&self) -> String {
-        let mut s = String::from_utf8_lossy(&self.stderr_tail).into_owned();
-        if let Some(first) = &self.first_line
+        let mut s = String::from_utf8_lossy(&self.stderr.tail).into_owned();
+        if let Some(first) = &self.stderr.first_line
             && !first.is_empty()
         {
             s.push_str(&String::from_utf8_lossy(first));
@@ -202,16 +208,57 @@ impl ExecStream {
 
     /// The next piece of stdout, written to `out`: `Ok(None)` at the clean end of the
     /// stream; an error when the stream is cut inside a frame or malformed.
+    ///
+    /// The body is read in large blocks (one `read` takes whatever the socket holds, up
+    /// to [`RAW_BUF`]) and demultiplexed in memory: one call gathers the stdout of every
+    /// frame already received, so a large `out` means few calls and few writes
+    /// downstream. It waits for the network only while it has nothing to return yet.
     pub async fn next_stdout(&mut self, out: &mut [u8]) -> Result<Option<usize>, DockerError> {
-        let mut scratch = [0u8; 4096];
+        if out.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut filled = 0;
         loop {
-            if self.frame_left == 0 {
-                let mut h = [0u8; 8];
-                let first = self.read_body(&mut h[..1]).await.map_err(|e| self.cut(e))?;
-                if first == 0 {
-                    return Ok(None);
+            filled += self.demux(&mut out[filled..])?;
+            if filled == out.len() || (filled > 0 && self.raw_pos == self.raw_end) {
+                return Ok(Some(filled));
+            }
+            // Everything received is consumed: read the next block.
+            let mut raw = std::mem::take(&mut self.raw);
+            if raw.is_empty() {
+                raw = vec![0u8; RAW_BUF];
+            }
+            let read = self.read_body(&mut raw).await;
+            self.raw = raw;
+            self.raw_pos = 0;
+            self.raw_end = 0;
+            let n = read.map_err(|e| self.cut(e))?;
+            if n == 0 {
+                if self.frame_left > 0 || self.hdr_len > 0 {
+                    return Err(self.cut_eof());
                 }
-                self.read_body_exact(&mut h[1..]).await?;
+                return Ok((filled > 0).then_some(filled));
+            }
+            self.raw_end = n;
+        }
+    }
+
+    /// Demultiplex the received bytes in `raw[raw_pos..raw_end]`: stdout payload into
+    /// `out` (as much as fits), stderr into the tail. Returns the stdout bytes written.
+    fn demux(&mut self, out: &mut [u8]) -> Result<usize, DockerError> {
+        let mut w = 0;
+        while self.raw_pos < self.raw_end {
+            let avail = &self.raw[self.raw_pos..self.raw_end];
+            if self.frame_left == 0 {
+                let n = (8 - self.hdr_len).min(avail.len());
+                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&avail[..n]);
+                self.hdr_len += n;
+                self.raw_pos += n;
+                if self.hdr_len < 8 {
+                    break;
+                }
+                self.hdr_len = 0;
+                let h = self.hdr;
                 if h[0] > 2 || h[1..4] != [0, 0, 0] {
                     return Err(DockerError::Stream {
                         exec: self.exec_id.clone(),
@@ -224,33 +271,24 @@ impl ExecStream {
                 self.frame_left = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
                 continue;
             }
+            let n = self.frame_left.min(avail.len());
             if self.frame_kind == 2 {
-                let want = self.frame_left.min(scratch.len());
-                let n = self
-                    .read_body(&mut scratch[..want])
-                    .await
-                    .map_err(|e| self.cut(e))?;
+                self.stderr.push(&avail[..n]);
+            } else {
+                let n = n.min(out.len() - w);
                 if n == 0 {
-                    return Err(self.cut_eof());
+                    break;
                 }
+                out[w..w + n].copy_from_slice(&avail[..n]);
+                w += n;
+                self.raw_pos += n;
                 self.frame_left -= n;
-                self.push_stderr(&scratch[..n]);
                 continue;
             }
-            if out.is_empty() {
-                return Ok(Some(0));
-            }
-            let want = self.frame_left.min(out.len());
-            let n = self
-                .read_body(&mut out[..want])
-                .await
-                .map_err(|e| self.cut(e))?;
-            if n == 0 {
-                return Err(self.cut_eof());
-            }
+            self.raw_pos += n;
             self.frame_left -= n;
-            return Ok(Some(n));
         }
+        Ok(w)
     }
 
     fn cut(&self, e: std::io::Error) -> DockerError {
@@ -265,51 +303,6 @@ impl ExecStream {
             exec: self.exec_id.clone(),
             detail: "the connection closed in the middle of a frame".into(),
         }
-    }
-
-    fn push_stderr(&mut self, mut data: &[u8]) {
-        if let Some(line) = &mut self.first_line {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    line.extend_from_slice(&data[..=i]);
-                    data = &data[i + 1..];
-                    let text = String::from_utf8_lossy(line).trim().to_string();
-                    let taken = self.first_line.take().unwrap_or_default();
-                    match text.strip_prefix(PID_MARKER).and_then(|p| p.parse().ok()) {
-                        Some(pid) => self.pid = Some(pid),
-                        None => self.stderr_tail.extend_from_slice(&taken),
-                    }
-                }
-                None => {
-                    line.extend_from_slice(data);
-                    if line.len() > 256 {
-                        let taken = self.first_line.take().unwrap_or_default();
-                        self.stderr_tail.extend_from_slice(&taken);
-                    }
-                    return;
-                }
-            }
-        }
-        self.stderr_tail.extend_from_slice(data);
-        if self.stderr_tail.len() > STDERR_TAIL {
-            let cut = self.stderr_tail.len() - STDERR_TAIL;
-            self.stderr_tail.drain(..cut);
-        }
-    }
-
-    async fn read_body_exact(&mut self, buf: &mut [u8]) -> Result<(), DockerError> {
-        let mut got = 0;
-        while got < buf.len() {
-            let n = self
-                .read_body(&mut buf[got..])
-                .await
-                .map_err(|e| self.cut(e))?;
-            if n == 0 {
-                return Err(self.cut_eof());
-            }
-            got += n;
-        }
-        Ok(())
     }
 
     /// Raw body bytes, whatever the framing; 0 at the end of the body.
@@ -368,6 +361,62 @@ impl ExecStream {
             }
         }
     }
+}
+
+/// Read the response head: the status code and how the body is delimited.
+async fn read_head(
+    io: &mut BufReader<Box<dyn Io>>,
+    transport: &impl Fn(String) -> DockerError,
+) -> Result<(u16, Body), DockerError> {
+    let mut status: Option<u16> = None;
+    let mut body_kind = Body::Close;
+    let mut seen = 0usize;
+    loop {
+        let mut line = Vec::new();
+        let n = io
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| transport(format!("reading the response: {e}")))?;
+        if n == 0 {
+            return Err(transport(
+                "the connection closed before a complete response head".into(),
+            ));
+        }
+        seen += n;
+        if seen > MAX_HEAD {
+            return Err(transport("the response head is too large".into()));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if status.is_none() {
+            let code = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| transport(format!("not an HTTP response: {text:?}")))?;
+            status = Some(code);
+            continue;
+        }
+        if text.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = text.split_once(':') {
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim();
+            if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
+                body_kind = Body::Chunked {
+                    left: 0,
+                    done: false,
+                };
+            } else if name == "content-length"
+                && !matches!(body_kind, Body::Chunked { .. })
+                && let Ok(n) = value.parse()
+            {
+                body_kind = Body::Length(n);
+            }
+        }
+    }
+    Ok((status.unwrap_or(0), body_kind))
 }
 
 async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<u64> {
@@ -476,5 +525,44 @@ mod tests {
         let e = collect(r).await.unwrap_err().to_string();
         assert!(e.contains("POST /exec/abc/start"), "{e}");
         assert!(e.contains("EXEC=1"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn many_frames_gathered_into_one_large_buffer() {
+        // Frames of every awkward size (empty, 1 byte, header split by the 7-byte writes),
+        // stderr interleaved: a large buffer gets all the stdout, in order.
+        let mut r = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let mut want = Vec::new();
+        r.extend(frame(2, b"omk-pid=7\n"));
+        for i in 0..2000usize {
+            let data: Vec<u8> = (0..(i * 37) % 301).map(|j| (i + j) as u8).collect();
+            r.extend(frame(1, &data));
+            want.extend_from_slice(&data);
+            if i % 97 == 0 {
+                r.extend(frame(2, format!("e{i}\n").as_bytes()));
+            }
+        }
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            let mut req = vec![0u8; 1024];
+            let _ = server.read(&mut req).await;
+            for piece in r.chunks(7) {
+                server.write_all(piece).await.unwrap();
+            }
+        });
+        let mut s = ExecStream::start("test", Box::new(client), "abc")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        while let Some(n) = s.next_stdout(&mut buf).await.unwrap() {
+            assert!(n > 0);
+            out.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap();
+        assert_eq!(out.len(), want.len());
+        assert!(out == want, "stdout bytes differ");
+        assert_eq!(s.pid(), Some(7));
+        assert!(s.stderr_tail().ends_with("e1940"), "{}", s.stderr_tail());
     }
 }
