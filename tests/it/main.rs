@@ -16,6 +16,7 @@ mod docker_quiesce;
 mod docker_restore_test;
 mod faults;
 mod notify_runs;
+mod permissions;
 mod proxy_rules;
 mod remote_rest;
 mod secrets;
