@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("verify::hash", 3),
     ("quiesce", 4),
     ("reconcile", 4),
+    ("dump::pump", 3),
     ("dump", 4),
     ("verify::common", 4),
     ("verify::encryption", 4),
