@@ -104,6 +104,15 @@ impl Deploy {
         )
         .unwrap();
         docker_ok(&["network", "create", "--label", "omk-it=1", &self.name]);
+        // Traefik's network in compose.yaml (the dashboard's way in): one of our own.
+        docker_ok(&[
+            "network",
+            "create",
+            "--internal",
+            "--label",
+            "omk-it=1",
+            &format!("{}-ingress", self.name),
+        ]);
         let socket = need("OMK_TEST_DOCKER_SOCKET");
         let socket = socket.trim_start_matches("unix://");
         docker_ok(&[
@@ -138,7 +147,7 @@ impl Deploy {
     fn override_yaml(&self) -> String {
         let d = self.dir.path().display();
         format!(
-            "services:\n  omk-backup:\n    container_name: {n}\n    volumes:\n      - {d}/cfg:/etc/omk-backup:ro\n      - {d}/repo:/repo\n      - {d}/photos:/srv/photos:ro\n      - {d}/vw:/var/lib/docker/volumes/vaultwarden_data/_data:ro\nnetworks:\n  vnet-socket:\n    name: {n}\n    external: true\nsecrets:\n  restic_password:\n    file: {d}/secrets/restic_password\n  immich_db_password:\n    file: {d}/secrets/immich_db_password\n",
+            "services:\n  omk-backup:\n    container_name: {n}\n    volumes:\n      - {d}/cfg:/etc/omk-backup:ro\n      - {d}/repo:/repo\n      - {d}/photos:/srv/photos:ro\n      - {d}/vw:/var/lib/docker/volumes/vaultwarden_data/_data:ro\nnetworks:\n  vnet-socket:\n    name: {n}\n    external: true\n  ingress:\n    name: {n}-ingress\n    external: true\nsecrets:\n  restic_password:\n    file: {d}/secrets/restic_password\n  immich_db_password:\n    file: {d}/secrets/immich_db_password\n",
             n = self.name
         )
     }
@@ -156,6 +165,7 @@ impl Deploy {
         c.args(args)
             .env("DOCKER_HOST", need("OMK_TEST_DOCKER_SOCKET"))
             .env("PUID", PUID)
+            .env("DOMAINNAME", "omk-it.invalid")
             .env("PGID", PUID)
             .env("OMK_BACKUP_IMAGE", &self.image)
             .stdin(Stdio::null());
@@ -239,6 +249,7 @@ impl Drop for Deploy {
         let _ = docker(&["rm", "-f", &format!("{}-proxy", self.name)]);
         let _ = docker(&["rm", "-f", &format!("{}-rest", self.name)]);
         let _ = docker(&["network", "rm", &self.name]);
+        let _ = docker(&["network", "rm", &format!("{}-ingress", self.name)]);
     }
 }
 
@@ -283,12 +294,22 @@ fn assert_hardened(d: &Deploy) {
     );
     assert_eq!(i["Config"]["User"], format!("{PUID}:{PUID}"));
     assert_eq!(i["Config"]["StopTimeout"], 30);
-    let nets: Vec<&String> = i["NetworkSettings"]["Networks"]
+    let mut nets: Vec<&String> = i["NetworkSettings"]["Networks"]
         .as_object()
         .unwrap()
         .keys()
         .collect();
-    assert_eq!(nets, [&d.name], "only the socket-proxy network");
+    nets.sort();
+    let ingress = format!("{}-ingress", d.name);
+    assert_eq!(
+        nets,
+        [&d.name, &ingress],
+        "only the socket-proxy network and Traefik's (for the dashboard)"
+    );
+    assert_eq!(
+        i["Config"]["Hostname"], "omk-backup",
+        "a fixed restic --host"
+    );
     let mounts = i["Mounts"].as_array().unwrap();
     let dest = |p: &str| {
         mounts
