@@ -37,12 +37,21 @@ pub struct JobResult {
     pub data_added: Option<u64>,
     pub duration_ms: i64,
     pub error: Option<String>,
+    /// The failure is the set-up's to fix (a socket proxy refusing a call, credentials
+    /// the server refuses): the run exits 2, not 1.
+    #[serde(skip)]
+    pub setup: bool,
 }
 
 impl BackupReport {
     pub fn outcome(&self) -> Outcome {
-        super::outcome_of(&self.jobs, |j| j.status != RunStatus::Success)
-            .worst(Outcome::from_failures(!self.problems.is_empty()))
+        let o = super::outcome_of(&self.jobs, |j| j.status != RunStatus::Success)
+            .worst(Outcome::from_failures(!self.problems.is_empty()));
+        if self.jobs.iter().any(|j| j.setup) {
+            o.worst(Outcome::Usage)
+        } else {
+            o
+        }
     }
 }
 
@@ -174,6 +183,7 @@ async fn back_up_all(
                 JobResult {
                     error: Some(msg),
                     duration_ms: now_ms() - started,
+                    setup: crate::exit::classify(&e) == Outcome::Usage,
                     ..skipped(job, "")
                 }
                 .with_status(RunStatus::Failed)
@@ -234,6 +244,7 @@ fn record_made(
         data_added: Some(m.data_added),
         duration_ms: finished - started,
         error: None,
+        setup: false,
     })
 }
 
@@ -421,6 +432,7 @@ fn skipped(job: &Job, why: &str) -> JobResult {
         } else {
             Some(why.to_string())
         },
+        setup: false,
     }
 }
 

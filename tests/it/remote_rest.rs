@@ -122,8 +122,9 @@ fn wrong_rest_credentials_are_named_not_mistaken_for_a_missing_repository() {
             .replace(&url, &url.replace(&pass, &wrong));
         std::fs::write(env.config_path(), text).unwrap();
         let r = env.run(&["-vv", "backup"]);
-        // The run is recorded and fails (exit 1), like a wrong repository password.
-        assert_eq!(r.code, 1, "restic {ver}: {}", r.all());
+        // The run is recorded and fails; credentials in the config are the set-up's to
+        // fix: exit 2.
+        assert_eq!(r.code, 2, "restic {ver}: {}", r.all());
         assert!(
             r.stderr.contains("refused the credentials") && r.stderr.contains("401"),
             "restic {ver}: {}",
