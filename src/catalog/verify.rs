@@ -91,16 +91,27 @@ impl Catalog {
 
     /// Restore tests of a job started in `[from, to)`, oldest first.
     pub fn restore_tests(&self, job: &str, from: i64, to: i64) -> Result<Vec<RestoreTestRow>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT run_id, job, kind, snapshot_id, passed, started_at, finished_at, rto_ms, rpo_seconds,
-                        files_listed, files_hashed, bytes_hashed, not_compared, checks
-                 FROM restore_tests WHERE job = ?1 AND started_at >= ?2 AND started_at < ?3 ORDER BY started_at, id",
-            )
-            .map_err(|e| self.sql(e))?;
+        self.query_restore_tests(
+            "WHERE job = ?1 AND started_at >= ?2 AND started_at < ?3 ORDER BY started_at, id",
+            params![job, from, to],
+        )
+    }
+
+    /// Restore-test rows selected by `filter` (a `WHERE … ORDER BY … [LIMIT …]` tail),
+    /// their check lists parsed (a damaged one is an error naming its row).
+    pub(super) fn query_restore_tests(
+        &self,
+        filter: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<RestoreTestRow>> {
+        let sql = format!(
+            "SELECT run_id, job, kind, snapshot_id, passed, started_at, finished_at, rto_ms, rpo_seconds,
+                    files_listed, files_hashed, bytes_hashed, not_compared, checks
+             FROM restore_tests {filter}"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
         let rows = st
-            .query_map(params![job, from, to], |r| {
+            .query_map(args, |r| {
                 Ok((
                     RestoreTestRow {
                         run_id: r.get(0)?,

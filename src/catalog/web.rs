@@ -115,47 +115,10 @@ impl Catalog {
 
     /// The newest `limit` restore tests of a job, newest first.
     pub fn recent_restore_tests(&self, job: &str, limit: i64) -> Result<Vec<RestoreTestRow>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT run_id, job, kind, snapshot_id, passed, started_at, finished_at, rto_ms, rpo_seconds,
-                        files_listed, files_hashed, bytes_hashed, not_compared, checks
-                 FROM restore_tests WHERE job = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map(params![job, limit], |r| {
-                Ok((
-                    RestoreTestRow {
-                        run_id: r.get(0)?,
-                        job: r.get(1)?,
-                        kind: r.get(2)?,
-                        snapshot_id: r.get(3)?,
-                        passed: r.get(4)?,
-                        started_at: r.get(5)?,
-                        finished_at: r.get(6)?,
-                        rto_ms: r.get(7)?,
-                        rpo_seconds: r.get(8)?,
-                        files_listed: r.get(9)?,
-                        files_hashed: r.get(10)?,
-                        bytes_hashed: r.get(11)?,
-                        not_compared: r.get(12)?,
-                        checks: Vec::new(),
-                    },
-                    r.get::<_, String>(13)?,
-                ))
-            })
-            .map_err(|e| self.sql(e))?;
-        let rows: Vec<(RestoreTestRow, String)> = rows
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| self.sql(e))?;
-        rows.into_iter()
-            .map(|(mut t, raw)| {
-                let row = format!("{} (run {})", t.job, t.run_id);
-                t.checks = self.parse_detail("restore_tests", &row, "checks", &raw)?;
-                Ok(t)
-            })
-            .collect()
+        self.query_restore_tests(
+            "WHERE job = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+            params![job, limit],
+        )
     }
 
     /// The newest `limit` snapshots of a job (forgotten ones too), oldest first.
