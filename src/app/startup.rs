@@ -47,6 +47,33 @@ pub async fn reconciled(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<
     Ok(s)
 }
 
+/// What a SIGKILLed run left behind, put right at `daemon` start and by every
+/// `run-due` (even with nothing due), so a paused app does not wait for the next
+/// scheduled run. A live run holding the lock owns its containers: skip. Never fails
+/// the caller: a problem is a warning, and the journal stays open for the next try.
+pub async fn recover_now(g: &Globals, reporter: &dyn Reporter) {
+    if let Err(e) = try_recover(g, reporter).await {
+        tracing::warn!("crash recovery at start: {e:#}");
+    }
+}
+
+async fn try_recover(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    let config = load_config(g)?;
+    ensure_dir(&config.catalog_path, &config.file)?;
+    let Ok(lock) = lock::try_acquire(&config.catalog_path)? else {
+        tracing::debug!("crash recovery skipped: a live run holds the lock");
+        return Ok(());
+    };
+    let mut s = Session::from_config(g, config)?;
+    s.hold(lock);
+    let pending = !s.catalog.open_quiesces()?.is_empty() || !s.catalog.running_runs()?.is_empty();
+    if pending {
+        after_crash(&s, reporter).await?;
+    }
+    s.release();
+    Ok(())
+}
+
 /// Put right what a crashed run left behind; only with the run lock held.
 async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
     // Containers left paused/stopped by a crashed run come back first, before anything

@@ -1,0 +1,144 @@
+//! Signals and crashes never leave a container down: SIGINT/SIGTERM during a paused
+//! backup resume the container, record the run `interrupted` and exit 130/143; after a
+//! `kill -9` while paused, `run-due` with nothing due resumes it. Real binary, real
+//! restic, real dockerd behind the haproxy proxy, real SQLite.
+
+use crate::dock::*;
+use crate::util::*;
+use std::process::{Child, Stdio};
+
+fn paused_backup_env(c: &Container, restic: &std::path::Path) -> Env {
+    let env = Env::new(restic);
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
+        proxy(),
+        c.name
+    ));
+    env.init();
+    // A restic whose backup takes a minute: the container stays paused meanwhile.
+    let wrapper = env.path("slow-restic");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = backup ] && sleep 60\nexec {} \"$@\"\n",
+            env.restic.display()
+        ),
+    )
+    .unwrap();
+    let st = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env
+}
+
+/// Start `backup` with the slow restic; return once the container is paused.
+fn backup_until_paused(env: &Env, c: &Container) -> Child {
+    let child = env
+        .cmd(&["backup"])
+        .env("OMK_BACKUP_RESTIC", env.path("slow-restic"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(60, "the container paused by the backup", || {
+        c.status() == "paused"
+    });
+    child
+}
+
+/// Kill what the slow restic left (its `sleep`), so nothing of ours lingers.
+fn reap_descendants(kids: Vec<u32>) {
+    for k in kids {
+        for g in children(k) {
+            if alive(g) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &g.to_string()])
+                    .status();
+            }
+        }
+        if alive(k) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &k.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_during_a_paused_backup_resume_the_container_and_exit_128_plus_n() {
+    let (_, restic) = restics().pop().unwrap();
+    let c = sqlite();
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let env = paused_backup_env(&c, &restic);
+        let child = backup_until_paused(&env, &c);
+        let pid = child.id();
+        let kids = children(pid);
+        let st = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+        let r = Run::from_output(child.wait_with_output().unwrap());
+        reap_descendants(kids);
+        assert_eq!(r.code, code, "{sig}: {}", r.all());
+        assert_eq!(c.status(), "running", "{sig}: the container was resumed");
+        let name = format!("SIG{}", &sig[1..]);
+        assert!(
+            r.stderr.contains(&format!("stopped by {name}")),
+            "{}",
+            r.stderr
+        );
+        let run =
+            env.sql("SELECT status || '|' || error FROM runs ORDER BY started_at DESC LIMIT 1");
+        assert!(
+            run.starts_with("interrupted|") && run.contains(&name),
+            "{sig}: the run row is {run}"
+        );
+        assert_eq!(
+            env.sql("SELECT count(*) FROM steps WHERE status = 'running'"),
+            "0",
+            "{sig}: no step left running"
+        );
+        assert_eq!(
+            env.sql("SELECT count(*) FROM quiesce_journal WHERE state IN ('pending', 'quiesced')"),
+            "0",
+            "{sig}: the journal is closed"
+        );
+    }
+}
+
+#[test]
+fn kill_9_while_paused_then_run_due_with_nothing_due_resumes_the_container() {
+    let (_, restic) = restics().pop().unwrap();
+    let c = sqlite();
+    let env = paused_backup_env(&c, &restic);
+    // A schedule with nothing due now (once a year, outside the default grace).
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(env.path("schedules/test.cron"), "0 0 1 1 * forget\n").unwrap();
+    let mut child = backup_until_paused(&env, &c);
+    let pid = child.id();
+    let kids = children(pid);
+    kill9(pid);
+    let _ = child.wait();
+    reap_descendants(kids);
+    assert_eq!(c.status(), "paused", "the crash left it paused");
+    let r = env.run(&["--json", "run-due"]).ok();
+    assert_eq!(
+        r.json()["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.all()
+    );
+    assert_eq!(c.status(), "running", "run-due resumed it: {}", r.all());
+    assert_eq!(
+        env.sql("SELECT count(*) FROM quiesce_journal WHERE state IN ('pending', 'quiesced')"),
+        "0"
+    );
+    assert_eq!(
+        env.sql("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1"),
+        "interrupted"
+    );
+}
