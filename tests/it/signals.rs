@@ -142,3 +142,69 @@ fn kill_9_while_paused_then_run_due_with_nothing_due_resumes_the_container() {
         "interrupted"
     );
 }
+
+/// Whether a child of `pid` runs restic's `restore` (the slow wrapper sleeping in it).
+fn restoring(pid: u32) -> bool {
+    children(pid).iter().any(|k| {
+        std::fs::read(format!("/proc/{k}/cmdline"))
+            .map(|c| c.split(|b| *b == 0).any(|a| a == b"restore"))
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn sigterm_during_a_restore_test_removes_its_scratch_folder_and_exits_143() {
+    let (_, restic) = restics().pop().unwrap();
+    let env = Env::new(&restic);
+    env.init();
+    let wrapper = env.path("slow-restic");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = restore ] && sleep 60\nexec {} \"$@\"\n",
+            env.restic.display()
+        ),
+    )
+    .unwrap();
+    let st = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let scratch = || {
+        std::fs::read_dir(env.dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".omk-restore-test-")
+            })
+    };
+    let child = env
+        .cmd(&["restore-test"])
+        .env("OMK_BACKUP_RESTIC", &wrapper)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(60, "the restore test restoring", || restoring(pid));
+    assert!(scratch(), "the scratch folder exists during the test");
+    let kids = children(pid);
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = Run::from_output(child.wait_with_output().unwrap());
+    reap_descendants(kids);
+    assert_eq!(r.code, 143, "{}", r.all());
+    assert!(!scratch(), "the scratch folder was removed");
+    let run = env.sql("SELECT command || '|' || status || '|' || error FROM runs ORDER BY started_at DESC LIMIT 1");
+    assert!(
+        run.starts_with("restore-test|interrupted|") && run.contains("SIGTERM"),
+        "the run row is {run}"
+    );
+}
