@@ -74,6 +74,17 @@ async fn try_recover(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Whether any Docker endpoint is known: `[docker] host`, `$DOCKER_HOST`, database or
+/// quiesce jobs (they need Docker), label discovery.
+fn docker_known(config: &crate::config::Config) -> bool {
+    let env_host = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    let jobs = config
+        .jobs
+        .values()
+        .any(|j| j.kind.is_database() || j.quiesce.is_some());
+    config.docker_host.is_some() || env_host || jobs || super::discover::wanted(config)
+}
+
 /// Put right what a crashed run left behind; only with the run lock held.
 async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
     // Containers left paused/stopped by a crashed run come back first, before anything
@@ -91,8 +102,7 @@ async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec
     // Scratch containers of restore tests a killed run left behind. Only when the
     // config has database jobs or asks for Docker (others may have no Docker at all);
     // a failure here must not block the command.
-    let docker_jobs = s.config.jobs.values().any(|j| j.kind.is_database());
-    if (s.config.docker_host.is_some() || docker_jobs || super::discover::wanted(&s.config))
+    if docker_known(&s.config)
         && let Err(e) = verify::database::remove_leftovers(s, reporter).await
     {
         // An unreachable Docker is said once, by discovery or the jobs that need it.

@@ -208,3 +208,48 @@ fn sigterm_during_a_restore_test_removes_its_scratch_folder_and_exits_143() {
         "the run row is {run}"
     );
 }
+
+#[test]
+fn a_leftover_scratch_container_is_removed_when_only_docker_host_names_docker() {
+    let (_, restic) = restics().pop().unwrap();
+    let env = Env::new(&restic);
+    // Files only, no [docker] host, discovery off: Docker is known only by $DOCKER_HOST.
+    env.write_config(
+        "[docker]\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n",
+    );
+    env.init();
+    let run = env.sql("SELECT id FROM runs LIMIT 1");
+    let name = format!("omk-restore-signals-{}", unique());
+    let run_label = format!("omk-backup.run={run}");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        "omk-it=1",
+        "--label",
+        "omk-backup.scratch=1",
+        "--label",
+        &run_label,
+        "--entrypoint",
+        "sleep",
+        &need("OMK_TEST_IMAGE_SQLITE"),
+        "600",
+    ]);
+    let _guard = Container { name: name.clone() };
+    let r = Run::from_output(
+        env.cmd(&["backup"])
+            .env("DOCKER_HOST", proxy())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let left = docker_ok(&["ps", "-aq", "--filter", &format!("name=^{name}$")]);
+    assert_eq!(
+        left,
+        "",
+        "the leftover scratch container was removed: {}",
+        r.all()
+    );
+}
