@@ -295,12 +295,24 @@ async fn until_stopped(
         crate::app::recorder::stopping_because(sig);
         sig
     };
-    // Biased, signal first: a command with its own handler (restore-test) hears the
-    // same signal in the same wake-up, and the exit code must still say 130/143.
-    let signal = tokio::select! {
+    tokio::pin!(stopped);
+    let first = tokio::select! {
         biased;
-        sig = stopped => sig,
-        r = work => return r,
+        sig = &mut stopped => Err(sig),
+        r = work => Ok(r),
+    };
+    let signal = match first {
+        Err(sig) => sig,
+        // A command with its own handler (restore-test) may have ended on the same
+        // signal first: the exit code must still say 130/143.
+        Ok(r) => match tokio::select! {
+            biased;
+            sig = &mut stopped => Some(sig),
+            _ = std::future::ready(()) => None,
+        } {
+            Some(sig) => sig,
+            None => return r,
+        },
     };
     tracing::warn!("{signal}: stopping; the command in progress was abandoned");
     let replay = app::startup::recover_now(g, r);

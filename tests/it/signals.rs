@@ -253,3 +253,38 @@ fn a_leftover_scratch_container_is_removed_when_only_docker_host_names_docker() 
         r.all()
     );
 }
+
+#[test]
+fn kill_9_while_paused_then_the_daemon_resumes_the_container_at_start() {
+    let (_, restic) = restics().pop().unwrap();
+    let c = sqlite();
+    let env = paused_backup_env(&c, &restic);
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(env.path("schedules/test.cron"), "0 0 1 1 * forget\n").unwrap();
+    let mut child = backup_until_paused(&env, &c);
+    let pid = child.id();
+    let kids = children(pid);
+    kill9(pid);
+    let _ = child.wait();
+    reap_descendants(kids);
+    assert_eq!(c.status(), "paused", "the crash left it paused");
+    let mut daemon = env
+        .cmd(&["daemon"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(60, "the daemon resuming the container", || {
+        c.status() == "running"
+    });
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = daemon.wait();
+    assert_eq!(
+        env.sql("SELECT count(*) FROM quiesce_journal WHERE state IN ('pending', 'quiesced')"),
+        "0"
+    );
+}
