@@ -1,7 +1,8 @@
 //! Exit codes of the product contract and the error markers that select them.
 //!
 //! 0 all good · 1 some job or check failed · 2 usage or configuration error ·
-//! 3 another run holds the lock. Errors travel as `anyhow::Error`; the markers below,
+//! 3 another run holds the lock · 130 stopped by SIGINT · 143 stopped by SIGTERM (the
+//! shell's 128 + signal number; see [`Stopped`]). Errors travel as `anyhow::Error`; the markers below,
 //! found anywhere in an error's chain, pick codes 2 and 3: a usage or config error, a
 //! restic error that is the user's to fix, a Docker refusal (a socket proxy answering
 //! 403: its setting must change, the hint says which). Everything else is 1.
@@ -19,6 +20,10 @@ pub enum Outcome {
     Usage = 2,
     /// Another run holds the lock.
     Locked = 3,
+    /// Stopped by SIGINT (128 + 2) before it finished.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15) before it finished.
+    Terminated = 143,
 }
 
 impl Outcome {
@@ -54,9 +59,43 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
 
+/// Marks a command stopped by a signal: its work was dropped (containers resumed,
+/// scratch removed by their guards, the run recorded `interrupted`). Exit 130/143.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// "SIGINT" or "SIGTERM".
+    pub signal: &'static str,
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stopped by {}: the run was recorded interrupted, quiesced containers were resumed and scratch space removed",
+            self.signal
+        )
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+impl Stopped {
+    /// The exit code: 143 for SIGTERM, 130 otherwise (SIGINT).
+    pub fn outcome(&self) -> Outcome {
+        if self.signal == "SIGTERM" {
+            Outcome::Terminated
+        } else {
+            Outcome::Interrupted
+        }
+    }
+}
+
 /// The exit code an error maps to.
 pub fn classify(err: &anyhow::Error) -> Outcome {
     for cause in err.chain() {
+        if let Some(s) = cause.downcast_ref::<Stopped>() {
+            return s.outcome();
+        }
         if cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>() {
             return Outcome::Usage;
         }
@@ -94,6 +133,18 @@ mod tests {
         assert_eq!(classify(&e), Outcome::Usage);
         let e = anyhow::anyhow!("boom");
         assert_eq!(classify(&e), Outcome::Failed);
+    }
+
+    #[test]
+    fn a_signal_maps_to_128_plus_its_number() {
+        let int = anyhow::Error::new(Stopped { signal: "SIGINT" });
+        assert_eq!(classify(&int) as u8, 130);
+        let term = anyhow::Error::new(Stopped { signal: "SIGTERM" });
+        assert_eq!(classify(&term) as u8, 143);
+        assert_eq!(
+            Outcome::Failed.worst(Outcome::Terminated),
+            Outcome::Terminated
+        );
     }
 
     #[test]

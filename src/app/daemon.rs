@@ -152,6 +152,7 @@ pub fn due_now(
 /// `run-due`: run what is due, then exit (for a systemd timer or cron).
 pub async fn run_due(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<RunDueReport> {
     let (config, sched) = super::schedule::load(g)?;
+    super::startup::recover_now(g, reporter).await;
     let at = now();
     let due = due_now(&config, &sched, &last_runs(g)?, at);
     if due.is_empty() {
@@ -202,6 +203,7 @@ pub async fn daemon_with(
 ) -> anyhow::Result<Outcome> {
     let (mut config, mut sched) = super::schedule::load(g)?;
     let mut signals = Signals::new()?;
+    super::startup::recover_now(g, reporter).await;
     let start = now();
     let mut planner = Planner::new(&sched, start);
     let last = last_runs(g)?;

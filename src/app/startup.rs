@@ -47,6 +47,44 @@ pub async fn reconciled(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<
     Ok(s)
 }
 
+/// What a SIGKILLed run left behind, put right at `daemon` start and by every
+/// `run-due` (even with nothing due), so a paused app does not wait for the next
+/// scheduled run. A live run holding the lock owns its containers: skip. Never fails
+/// the caller: a problem is a warning, and the journal stays open for the next try.
+pub async fn recover_now(g: &Globals, reporter: &dyn Reporter) {
+    if let Err(e) = try_recover(g, reporter).await {
+        tracing::warn!("crash recovery at start: {e:#}");
+    }
+}
+
+async fn try_recover(g: &Globals, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    let config = load_config(g)?;
+    ensure_dir(&config.catalog_path, &config.file)?;
+    let Ok(lock) = lock::try_acquire(&config.catalog_path)? else {
+        tracing::debug!("crash recovery skipped: a live run holds the lock");
+        return Ok(());
+    };
+    let mut s = Session::from_config(g, config)?;
+    s.hold(lock);
+    let pending = !s.catalog.open_quiesces()?.is_empty() || !s.catalog.running_runs()?.is_empty();
+    if pending {
+        after_crash(&s, reporter).await?;
+    }
+    s.release();
+    Ok(())
+}
+
+/// Whether any Docker endpoint is known: `[docker] host`, `$DOCKER_HOST`, database or
+/// quiesce jobs (they need Docker), label discovery.
+fn docker_known(config: &crate::config::Config) -> bool {
+    let env_host = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    let jobs = config
+        .jobs
+        .values()
+        .any(|j| j.kind.is_database() || j.quiesce.is_some());
+    config.docker_host.is_some() || env_host || jobs || super::discover::wanted(config)
+}
+
 /// Put right what a crashed run left behind; only with the run lock held.
 async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
     // Containers left paused/stopped by a crashed run come back first, before anything
@@ -64,8 +102,7 @@ async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec
     // Scratch containers of restore tests a killed run left behind. Only when the
     // config has database jobs or asks for Docker (others may have no Docker at all);
     // a failure here must not block the command.
-    let docker_jobs = s.config.jobs.values().any(|j| j.kind.is_database());
-    if (s.config.docker_host.is_some() || docker_jobs || super::discover::wanted(&s.config))
+    if docker_known(&s.config)
         && let Err(e) = verify::database::remove_leftovers(s, reporter).await
     {
         // An unreachable Docker is said once, by discovery or the jobs that need it.

@@ -251,7 +251,13 @@ pub fn main() -> ExitCode {
         no_notify: cli.no_notify,
         ..Default::default()
     };
-    let result = runtime.block_on(dispatch(&cli, &globals, &reporter));
+    let result = if scheduler {
+        // The daemon, `run-due` and `web` handle their own signals (per task).
+        runtime.block_on(dispatch(&cli, &globals, &reporter))
+    } else {
+        let work = dispatch(&cli, &globals, &reporter);
+        runtime.block_on(until_stopped(work, &globals, &reporter))
+    };
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
@@ -261,6 +267,62 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(outcome as u8)
+}
+
+/// Run `work` unless SIGINT/SIGTERM comes first. Then `work` is dropped: its guards
+/// resume quiesced containers and remove scratch containers and folders, its run is
+/// recorded `interrupted` naming the signal, and the error says which signal (130/143).
+/// Then the quiesce journal is replayed once, so it is closed (and anything a guard
+/// could not resume is retried) before the process exits.
+async fn until_stopped(
+    work: impl std::future::Future<Output = anyhow::Result<Outcome>>,
+    g: &Globals,
+    r: &progress::TermReporter,
+) -> anyhow::Result<Outcome> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    let (Ok(mut int), Ok(mut term)) = handlers else {
+        anyhow::bail!("cannot install the SIGINT/SIGTERM handlers");
+    };
+    let stopped = async {
+        let sig = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        crate::app::recorder::stopping_because(sig);
+        sig
+    };
+    tokio::pin!(stopped);
+    let first = tokio::select! {
+        biased;
+        sig = &mut stopped => Err(sig),
+        r = work => Ok(r),
+    };
+    let signal = match first {
+        Err(sig) => sig,
+        // A command with its own handler (restore-test) may have ended on the same
+        // signal first: the exit code must still say 130/143.
+        Ok(r) => match tokio::select! {
+            biased;
+            sig = &mut stopped => Some(sig),
+            _ = std::future::ready(()) => None,
+        } {
+            Some(sig) => sig,
+            None => return r,
+        },
+    };
+    tracing::warn!("{signal}: stopping; the command in progress was abandoned");
+    let replay = app::startup::recover_now(g, r);
+    if tokio::time::timeout(std::time::Duration::from_secs(60), replay)
+        .await
+        .is_err()
+    {
+        tracing::warn!("{signal}: the quiesce journal replay did not finish within 60 s");
+    }
+    Err(anyhow::Error::new(crate::exit::Stopped { signal }))
 }
 
 async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow::Result<Outcome> {

@@ -21,6 +21,7 @@ mod proxy_rules;
 mod remote_rest;
 mod secrets;
 mod shared_repo;
+mod signals;
 mod stall;
 mod verify;
 mod web;
