@@ -21,6 +21,7 @@ mod remote_rest;
 mod secrets;
 mod shared_repo;
 mod stall;
+mod verified;
 mod verify;
 mod web;
 mod web_browser;
