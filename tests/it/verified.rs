@@ -255,3 +255,66 @@ fn without_a_catalog_the_repository_fallback_needs_the_flag() {
         out.stdout
     );
 }
+
+#[test]
+fn a_postgres_dump_is_vouched_for_by_its_end_marker_and_an_unreadable_one_is_not() {
+    let (ver, restic) = restics().remove(1);
+    let env = Env::new(&restic);
+    env.write_config(
+        "[docker]\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n\n\
+         [jobs.pg]\nkind = \"postgres\"\ncontainer = \"omk-it-verified-nothing\"\ndatabase = \"app\"\n",
+    );
+    env.run(&["backup", "--init", "files1"]).ok();
+    let text = include_str!("../../src/engine/testdata/pg_dump.sql");
+    let whole = plant(&env, "pg", "20260101T000000Z-0001", text.as_bytes());
+    // A folder with the job's tags but no `/pg.sql` in it (restic refuses an empty
+    // `--stdin`, 0.14 and 0.18 alike, so an empty dump cannot be planted that way).
+    let data = env.path("data");
+    env.restic_cmd(&[
+        "backup",
+        "--tag",
+        "omk:job=pg",
+        "--tag",
+        "omk:run=20260101T000000Z-0002",
+        data.to_str().unwrap(),
+    ])
+    .ok();
+    let mine = env
+        .restic_cmd(&["snapshots", "--json", "--tag", "omk:job=pg"])
+        .ok()
+        .json();
+    let odd = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .find(|id| *id != whole)
+        .unwrap();
+    lose_catalog(&env);
+    let rep = env.run(&["--json", "catalog", "rebuild"]).ok().json();
+    assert_eq!(rep["verified"], 1, "restic {ver}: {rep}");
+    let snaps = env.run(&["--json", "snapshots"]).ok().json();
+    assert_eq!(state_of(&snaps, &whole), "good", "restic {ver}: {snaps}");
+    assert_eq!(
+        state_of(&snaps, &odd),
+        "unverified",
+        "restic {ver}: {snaps}"
+    );
+    assert!(
+        rep["unverified_snapshots"]
+            .to_string()
+            .contains("cannot read pg.sql"),
+        "{rep}"
+    );
+    let out = env
+        .run(&[
+            "--json", "restore", "latest", "--job", "pg", "--target", "r",
+        ])
+        .ok();
+    assert_eq!(
+        out.json()["snapshot_id"],
+        whole.as_str(),
+        "restic {ver}: {}",
+        out.stdout
+    );
+}
