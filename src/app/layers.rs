@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("verify::files", 4),
     ("verify::deliver", 4),
     ("verify::scratch", 5),
+    ("vouch", 5),
     ("verify::database", 6),
     ("startup", 7),
     ("backup", 8),

@@ -10,6 +10,7 @@ use super::reconcile::{row_of, snapshot_time};
 use super::recorder::RunRecorder;
 use super::reporter::Reporter;
 use super::session::Session;
+use super::vouch;
 use crate::catalog::StepDetail;
 use crate::config::Job;
 use crate::domain::{RunStatus, SnapshotState, job_tag, parse_tags};
@@ -303,10 +304,26 @@ fn validate_subset(s: &str) -> anyhow::Result<()> {
 pub struct RebuildReport {
     pub snapshots_found: usize,
     pub added: usize,
+    /// Of the added: dumps streamed once and found complete (recorded good).
+    pub verified: usize,
+    /// Of the added: what rebuild cannot vouch for (files snapshots, cut dumps).
+    pub unverified: usize,
     pub marked_forgotten: usize,
     pub ignored_untagged: usize,
+    /// Each snapshot recorded `unverified`, and why.
+    pub unverified_snapshots: Vec<Unvouched>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct Unvouched {
+    pub snapshot_id: String,
+    pub job: String,
+    pub why: String,
+}
+
+/// `catalog rebuild`: record this host's tagged snapshots the catalog lacks. A database
+/// dump is streamed once and recorded good only when complete (see [`super::vouch`]);
+/// everything else is recorded `unverified`, and each such snapshot is named.
 pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Result<RebuildReport> {
     let restic = ctx.restic().await?;
     reporter.note(&format!("reading the snapshots of {}", restic.url()));
@@ -314,11 +331,32 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
     let mut report = RebuildReport {
         snapshots_found: all.len(),
         added: 0,
+        verified: 0,
+        unverified: 0,
         marked_forgotten: 0,
         ignored_untagged: 0,
+        unverified_snapshots: Vec::new(),
     };
     let live: HashSet<String> = all.iter().map(|s| s.id.clone()).collect();
     let known = ctx.catalog.live_snapshot_ids()?;
+    let mut verdicts = Vec::new();
+    for s in &all {
+        let (Some(job), _) = parse_tags(&s.tags) else {
+            continue;
+        };
+        if ctx.catalog.has_snapshot(&s.id)? {
+            continue;
+        }
+        let verdict = vouch::judge(&restic, s, &job, ctx.config.jobs.get(&job)).await;
+        if let vouch::Verdict::Unverified(why) = &verdict {
+            report.unverified_snapshots.push(Unvouched {
+                snapshot_id: s.id.clone(),
+                job: job.clone(),
+                why: why.clone(),
+            });
+        }
+        verdicts.push((s.id.clone(), verdict));
+    }
     ctx.catalog.in_transaction(|cat| {
         for s in &all {
             let (job, run) = parse_tags(&s.tags);
@@ -330,12 +368,23 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
             if let Some(r) = &run {
                 cat.insert_run_if_missing(r, "backup", "rebuild", RunStatus::Success, time)?;
             }
-            if cat.has_snapshot(&s.id)? {
+            let Some(i) = verdicts.iter().position(|(id, _)| *id == s.id) else {
                 continue;
+            };
+            let (_, verdict) = verdicts.swap_remove(i);
+            match verdict {
+                vouch::Verdict::Good(dump) => {
+                    let note = "rebuilt from the repository; the dump streamed complete";
+                    cat.insert_snapshot(&row_of(s, &job, run, time, SnapshotState::Good, note))?;
+                    cat.insert_dump(&dump)?;
+                    report.verified += 1;
+                }
+                vouch::Verdict::Unverified(why) => {
+                    let state = SnapshotState::Unverified;
+                    cat.insert_snapshot(&row_of(s, &job, run, time, state, &why))?;
+                    report.unverified += 1;
+                }
             }
-            let note = "rebuilt from the repository";
-            let state = SnapshotState::Good;
-            cat.insert_snapshot(&row_of(s, &job, run, time, state, note))?;
             report.added += 1;
         }
         let gone: Vec<String> = known.into_iter().filter(|id| !live.contains(id)).collect();

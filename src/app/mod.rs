@@ -34,6 +34,7 @@ pub mod session;
 pub mod startup;
 pub mod task;
 pub mod verify;
+mod vouch;
 
 use crate::exit::Outcome;
 use chrono::{DateTime, Utc};

@@ -36,6 +36,8 @@ pub struct RestoreArgs<'a> {
     pub overwrite: bool,
     /// Another host's snapshots (disaster recovery); `None`: this host's.
     pub host: Option<&'a str>,
+    /// Hand out a snapshot nobody vouched for (`--allow-unverified`).
+    pub allow_unverified: bool,
 }
 
 pub async fn run(
@@ -57,7 +59,11 @@ pub async fn run(
         Some(h) if foreign => restic.with_host(h),
         _ => restic,
     };
-    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, foreign).await?;
+    let pick = Pick {
+        foreign,
+        allow_unverified: a.allow_unverified,
+    };
+    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
@@ -143,16 +149,28 @@ fn check_target(target: &Path, overwrite: bool) -> anyhow::Result<()> {
     }
 }
 
-/// Resolve `latest` or an id (prefix) to (job, full snapshot id).
+/// How a snapshot may be picked.
+#[derive(Clone, Copy)]
+struct Pick {
+    /// Another host's snapshots (not in this catalog).
+    foreign: bool,
+    /// `--allow-unverified`: a snapshot that is not `good` may be handed out.
+    allow_unverified: bool,
+}
+
+/// Resolve `latest` or an id (prefix) to (job, full snapshot id). Only a `good` snapshot
+/// is handed out unless `--allow-unverified`: one the catalog marks otherwise, and one
+/// only the repository knows (a lost catalog, another host), cannot be vouched for.
 async fn pick_snapshot(
     ctx: &Session,
     restic: &Restic,
     which: &str,
     job: Option<&str>,
-    foreign: bool,
+    pick: Pick,
 ) -> anyhow::Result<(String, String)> {
+    let foreign = pick.foreign;
     if which == "latest" {
-        return latest(ctx, restic, job, foreign).await;
+        return latest(ctx, restic, job, pick).await;
     }
     let matches: Vec<SnapshotRow> = if foreign {
         Vec::new()
@@ -175,6 +193,14 @@ async fn pick_snapshot(
                     one.job
                 )));
             }
+            if one.state != SnapshotState::Good && !pick.allow_unverified {
+                return Err(usage(format!(
+                    "snapshot {} is {} ({}); restore-test it, or pass --allow-unverified to restore it anyway",
+                    short(&one.snapshot_id),
+                    one.state.as_str(),
+                    one.note.as_deref().unwrap_or("not verified")
+                )));
+            }
             Ok((one.job.clone(), one.snapshot_id.clone()))
         }
         [] => {
@@ -184,6 +210,16 @@ async fn pick_snapshot(
                 .into_iter()
                 .filter(|s| s.id.starts_with(which))
                 .collect();
+            if let [s] = hits.as_slice()
+                && !pick.allow_unverified
+            {
+                return Err(usage(format!(
+                    "snapshot {} is in the repository {} but not in this catalog{}, so nothing vouches for it; pass --allow-unverified to restore it anyway",
+                    short(&s.id),
+                    restic.url(),
+                    if foreign { " (another host's)" } else { "" }
+                )));
+            }
             match hits.as_slice() {
                 [s] => match (parse_tags(&s.tags).0, job) {
                     (Some(j), _) => Ok((j, s.id.clone())),
@@ -212,8 +248,9 @@ async fn latest(
     ctx: &Session,
     restic: &Restic,
     job: Option<&str>,
-    foreign: bool,
+    pick: Pick,
 ) -> anyhow::Result<(String, String)> {
+    let foreign = pick.foreign;
     let job = match job {
         Some(j) => {
             ctx.config.select_jobs(&[j.to_string()])?;
@@ -236,6 +273,9 @@ async fn latest(
     // repository itself.
     let mut found = restic.snapshots(&[job_tag(&job)]).await?;
     found.sort_by(|a, b| a.time.cmp(&b.time));
+    if !found.is_empty() && !pick.allow_unverified {
+        return Err(unvouched(&job, restic, &found, foreign));
+    }
     match found.pop() {
         Some(s) => Ok((job, s.id)),
         None if foreign => Err(anyhow::anyhow!(
@@ -251,12 +291,40 @@ async fn latest(
     }
 }
 
+/// The error of `restore latest` when no good snapshot exists but the repository holds
+/// some (`found`, oldest first): it names them and the flag.
+fn unvouched(
+    job: &str,
+    restic: &Restic,
+    found: &[crate::restic::Snapshot],
+    foreign: bool,
+) -> anyhow::Error {
+    let ids: Vec<&str> = found.iter().rev().map(|s| short(&s.id)).collect();
+    let whose = if foreign {
+        format!(
+            "host `{}`'s snapshots are not in this catalog",
+            restic.host()
+        )
+    } else {
+        "the catalog has no good snapshot".to_string()
+    };
+    usage(format!(
+        "`restore latest` hands out only verified snapshots, and {whose}; job `{job}` has {} unverified in the repository {} (newest first: {}); restore-test one, or pass --allow-unverified to restore the newest ({}) anyway",
+        ids.len(),
+        restic.url(),
+        ids.join(", "),
+        ids[0]
+    ))
+}
+
 /// `restore latest|ID --job J --into-container NAME --yes-overwrite-live-database`.
 pub struct IntoContainerArgs<'a> {
     pub snapshot: &'a str,
     pub job: Option<&'a str>,
     pub container: &'a str,
     pub confirmed: bool,
+    /// Hand out a snapshot nobody vouched for (`--allow-unverified`).
+    pub allow_unverified: bool,
 }
 
 /// What a restore into a running database container did.
@@ -292,7 +360,11 @@ pub async fn into_container(
         )));
     }
     let restic = ctx.restic().await?;
-    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, false).await?;
+    let pick = Pick {
+        foreign: false,
+        allow_unverified: a.allow_unverified,
+    };
+    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
     let job = ctx
         .config
         .jobs

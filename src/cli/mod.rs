@@ -79,6 +79,10 @@ enum Command {
         /// default: this host ([repository] host)
         #[arg(long, value_name = "HOST", conflicts_with = "into_container")]
         host: Option<String>,
+        /// Also hand out a snapshot nobody vouched for (unverified, only in the
+        /// repository, another host's); default: only good snapshots
+        #[arg(long)]
+        allow_unverified: bool,
     },
     /// List snapshots from the catalog
     Snapshots {
@@ -341,6 +345,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             into_container,
             yes_overwrite_live_database,
             host,
+            allow_unverified,
         } => {
             if *yes_overwrite_live_database && into_container.is_none() {
                 return Err(crate::exit::usage(
@@ -353,6 +358,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                     job: job.as_deref(),
                     container,
                     confirmed: *yes_overwrite_live_database,
+                    allow_unverified: *allow_unverified,
                 };
                 let rep = app::restore::into_container(&reconciled(g, r).await?, args, r).await?;
                 output::restore_into(&rep, json);
@@ -369,6 +375,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 target,
                 overwrite: *overwrite,
                 host: host.as_deref(),
+                allow_unverified: *allow_unverified,
             };
             let rep = app::restore::run(&reconciled(g, r).await?, args, r).await?;
             output::restore(&rep, json);

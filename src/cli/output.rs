@@ -245,9 +245,27 @@ pub fn rebuild(r: &RebuildReport, as_json: bool) {
         return json(r);
     }
     println!(
-        "catalog rebuilt: {} snapshots in the repository, {} added, {} marked forgotten, {} without omk tags ignored",
-        r.snapshots_found, r.added, r.marked_forgotten, r.ignored_untagged
+        "catalog rebuilt: {} snapshots in the repository, {} added ({} good: dumps streamed complete; {} unverified), {} marked forgotten, {} without omk tags ignored",
+        r.snapshots_found,
+        r.added,
+        r.verified,
+        r.unverified,
+        r.marked_forgotten,
+        r.ignored_untagged
     );
+    for u in &r.unverified_snapshots {
+        println!(
+            "  {} ({}): unverified: {}",
+            &u.snapshot_id[..8.min(u.snapshot_id.len())],
+            u.job,
+            u.why
+        );
+    }
+    if r.unverified > 0 {
+        println!(
+            "unverified snapshots (files snapshots, cut or unreadable dumps) are not handed out by `restore latest`; restore-test them, or pass `restore --allow-unverified`"
+        );
+    }
 }
 
 pub fn config(r: &ConfigReport, as_json: bool) {

@@ -196,10 +196,20 @@ fn retention_check_and_catalog_rebuild() {
             ids(&after),
             "restic {ver}: the same snapshots come back"
         );
-        // And restore latest works from the rebuilt catalog.
+        // Rebuild cannot vouch for files snapshots: restore latest refuses them, naming
+        // the flag, and restores the newest with --allow-unverified.
+        let r = env.run(&[
+            "restore",
+            "latest",
+            "--target",
+            env.path("r").to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 2, "restic {ver}: {}", r.all());
+        assert!(r.stderr.contains("--allow-unverified"), "{}", r.stderr);
         env.run(&[
             "restore",
             "latest",
+            "--allow-unverified",
             "--target",
             env.path("r").to_str().unwrap(),
         ])
@@ -222,6 +232,7 @@ fn restore_latest_without_a_catalog_asks_the_repository() {
     env.run(&[
         "restore",
         "latest",
+        "--allow-unverified",
         "--target",
         env.path("r").to_str().unwrap(),
     ])

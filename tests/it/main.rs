@@ -23,6 +23,7 @@ mod secrets;
 mod shared_repo;
 mod signals;
 mod stall;
+mod verified;
 mod verify;
 mod web;
 mod web_browser;

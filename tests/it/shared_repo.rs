@@ -85,15 +85,41 @@ fn another_hosts_snapshots_are_never_forgotten_restored_or_adopted() {
         );
         assert_eq!(listed.len(), 2, "restic {ver}: {snaps}");
 
-        // restore latest is ours...
-        env.run(&["restore", "latest", "--job", "files1", "--target", "mine"])
-            .ok();
+        // restore latest is ours (rebuilt files snapshots are unverified: the flag)...
+        env.run(&[
+            "restore",
+            "latest",
+            "--job",
+            "files1",
+            "--allow-unverified",
+            "--target",
+            "mine",
+        ])
+        .ok();
         let data = env.path("data");
         assert_same_tree(&data, &env.path(&format!("mine{}", data.display())));
-        // ...and theirs only when asked for by host.
+        // ...and theirs only when asked for by host; this catalog cannot vouch for
+        // another host's snapshot, so that too needs the flag.
+        let r = env.run(&[
+            "restore", "latest", "--job", "files1", "--host", &other, "--target", "dr",
+        ]);
+        assert_eq!(r.code, 2, "restic {ver}: {}", r.all());
+        assert!(
+            r.stderr.contains("--allow-unverified") && r.stderr.contains(&their_ids[0][..8]),
+            "{}",
+            r.stderr
+        );
         let r = env
             .run(&[
-                "--json", "restore", "latest", "--job", "files1", "--host", &other, "--target",
+                "--json",
+                "restore",
+                "latest",
+                "--job",
+                "files1",
+                "--host",
+                &other,
+                "--allow-unverified",
+                "--target",
                 "dr",
             ])
             .ok();
