@@ -146,7 +146,7 @@ fn a_proxy_refusing_pause_is_named_and_the_container_is_untouched() {
         "[docker]\nhost = \"tcp://127.0.0.1:{}\"\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
         strict.port, c.name
     ));
-    let r = env.run(&["backup", "--init"]).code(1);
+    let r = env.run(&["backup", "--init"]).code(2);
     let all = r.all();
     assert!(all.contains("refused POST /containers/"), "{all}");
     assert!(
