@@ -66,19 +66,7 @@ pub async fn dump_job(
     job: &Job,
     tags: &[String],
 ) -> Result<DumpDone, DumpFailed> {
-    let container_name = job
-        .container
-        .as_deref()
-        .ok_or_else(|| anyhow!("{}: no container configured", job.name))?;
-    let container = docker.inspect(container_name).await?;
-    if container.state != ContainerState::Running {
-        return Err(anyhow!(
-            "{}: container `{container_name}` is {}, not running: a dump needs the database up; start it (`docker start {container_name}`)",
-            job.name,
-            container.state
-        )
-        .into());
-    }
+    let container_name = running_container(docker, job).await?;
     let engine = engine::for_job(job)?;
     let spec = engine.dump(job, engine::client_env(engine, job)?)?;
     let filename = filename(job);
@@ -96,14 +84,6 @@ pub async fn dump_job(
         write: WRITE_DEADLINE,
     };
     let (stream, stdin, pumped) = pump::pump(stream, backup.stdin.take(), job.kind, limits).await;
-    let tail = |s: &crate::docker::ExecStream| {
-        let t = s.stderr_tail();
-        if t.is_empty() {
-            String::new()
-        } else {
-            format!("; the dump's stderr ends with: {t}")
-        }
-    };
     let digest = match pumped {
         pump::Pumped::Done(d) => d,
         pump::Pumped::Failed { error: e, bytes } => {
@@ -126,13 +106,8 @@ pub async fn dump_job(
             return Err(e.into());
         }
     };
-    if code != 0 || bytes == 0 {
+    if let Some(why) = unusable(code, bytes) {
         backup.abort().await;
-        let why = if code != 0 {
-            format!("the dump command exited with code {code}")
-        } else {
-            "the dump produced no data".to_string()
-        };
         return Err(anyhow!(
             "{}: {why} ({bytes} bytes streamed){}",
             job.name,
@@ -141,19 +116,16 @@ pub async fn dump_job(
         .into());
     }
     backup.stdin = stdin;
-    let done = match backup.finish().await {
-        Ok(d) => d,
-        Err(e) => {
-            let snapshot_id = match &e {
-                ResticError::SourceUnreadable { snapshot_id, .. } => snapshot_id.clone(),
-                _ => None,
-            };
-            return Err(DumpFailed {
-                error: e.into(),
-                snapshot_id,
-            });
+    let done = backup.finish().await.map_err(|e| {
+        let snapshot_id = match &e {
+            ResticError::SourceUnreadable { snapshot_id, .. } => snapshot_id.clone(),
+            _ => None,
+        };
+        DumpFailed {
+            error: e.into(),
+            snapshot_id,
         }
-    };
+    })?;
     Ok(DumpDone {
         backup: done,
         filename,
@@ -161,6 +133,45 @@ pub async fn dump_job(
         bytes,
         fingerprint: digest.fingerprint,
     })
+}
+
+/// The job's container, which must be running: a dump needs the database up.
+async fn running_container<'j>(docker: &Docker, job: &'j Job) -> Result<&'j str, DumpFailed> {
+    let container_name = job
+        .container
+        .as_deref()
+        .ok_or_else(|| anyhow!("{}: no container configured", job.name))?;
+    let container = docker.inspect(container_name).await?;
+    if container.state != ContainerState::Running {
+        return Err(anyhow!(
+            "{}: container `{container_name}` is {}, not running: a dump needs the database up; start it (`docker start {container_name}`)",
+            job.name,
+            container.state
+        )
+        .into());
+    }
+    Ok(container_name)
+}
+
+/// Why a dump that ended with exit `code` after `bytes` bytes does not count, if so.
+fn unusable(code: i64, bytes: u64) -> Option<String> {
+    if code != 0 {
+        Some(format!("the dump command exited with code {code}"))
+    } else if bytes == 0 {
+        Some("the dump produced no data".to_string())
+    } else {
+        None
+    }
+}
+
+/// The end of the dump's stderr, as a suffix for an error message (empty if none).
+fn tail(s: &crate::docker::ExecStream) -> String {
+    let t = s.stderr_tail();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("; the dump's stderr ends with: {t}")
+    }
 }
 
 /// Stop a dump still running in the container (restic died, the stream broke): `kill`

@@ -15,7 +15,7 @@ use super::reporter::Reporter;
 use super::session::Session;
 use crate::catalog::QuiesceRow;
 use crate::config::{Job, Quiesce};
-use crate::docker::{ContainerState, Docker, DockerError};
+use crate::docker::{ContainerInfo, ContainerState, Docker, DockerError};
 use crate::domain::QuiesceMode;
 use crate::fault;
 use serde::Serialize;
@@ -73,18 +73,7 @@ pub async fn quiesce(
     let journal =
         ctx.catalog
             .journal_quiesce(run_id, &job.name, &q.container, q.mode.as_str(), now_ms())?;
-    let info = match docker.inspect(&q.container).await {
-        Ok(i) => i,
-        Err(e) => {
-            let msg = e.to_string();
-            ctx.catalog
-                .journal_state(journal, "failed", None, Some(&msg), now_ms())?;
-            return Err(anyhow::Error::new(e).context(format!(
-                "{}: cannot inspect the container to quiesce",
-                job.name
-            )));
-        }
-    };
+    let info = inspect_to_quiesce(ctx, docker, journal, job, q).await?;
     ctx.catalog
         .journal_before(journal, &info.id, info.state.as_str())?;
     let mut qd = Quiesced {
@@ -135,15 +124,42 @@ pub async fn quiesce(
     reporter.note(&format!(
         "{}: {} container {}",
         job.name,
-        if q.mode == QuiesceMode::Pause {
-            "paused"
-        } else {
-            "stopped"
-        },
+        quiesced_word(q.mode),
         q.container
     ));
     fault::point(fault::WHILE_QUIESCED);
     Ok(qd)
+}
+
+/// Inspect the container about to be quiesced; a failure closes its journal entry.
+async fn inspect_to_quiesce(
+    ctx: &Session,
+    docker: &Docker,
+    journal: i64,
+    job: &Job,
+    q: &Quiesce,
+) -> anyhow::Result<ContainerInfo> {
+    match docker.inspect(&q.container).await {
+        Ok(i) => Ok(i),
+        Err(e) => {
+            let msg = e.to_string();
+            ctx.catalog
+                .journal_state(journal, "failed", None, Some(&msg), now_ms())?;
+            Err(anyhow::Error::new(e).context(format!(
+                "{}: cannot inspect the container to quiesce",
+                job.name
+            )))
+        }
+    }
+}
+
+/// What a quiesced container is: "paused" or "stopped".
+fn quiesced_word(mode: QuiesceMode) -> &'static str {
+    if mode == QuiesceMode::Pause {
+        "paused"
+    } else {
+        "stopped"
+    }
 }
 
 /// Give the container back; returns the quiesce window in milliseconds.
@@ -173,11 +189,7 @@ pub async fn resume(
             Err(anyhow::Error::new(e).context(format!(
                 "container {} is still {}: run `omk-backup recover` once Docker answers",
                 q.name,
-                if q.mode == QuiesceMode::Pause {
-                    "paused"
-                } else {
-                    "stopped"
-                }
+                quiesced_word(q.mode)
             )))
         }
     }
@@ -246,13 +258,7 @@ async fn recover_one(
     docker: &Docker,
     row: &QuiesceRow,
 ) -> anyhow::Result<Recovered> {
-    let mk = |action: &str, detail: String| Recovered {
-        job: row.job.clone(),
-        container: row.container.clone(),
-        run_id: row.run_id.clone(),
-        action: action.into(),
-        detail,
-    };
+    let mk = |action: &str, detail: String| recovered(row, action, detail);
     let close = |state: &str, note: &str, window: Option<i64>| {
         ctx.catalog
             .journal_state(row.id, state, window, Some(note), now_ms())
@@ -309,6 +315,28 @@ async fn recover_one(
         return Ok(mk("already-running", note.into()));
     }
     // The name still points at the container we quiesced (checked above).
+    resume_recovered(ctx, docker, row, mode).await
+}
+
+/// A journal entry's outcome.
+fn recovered(row: &QuiesceRow, action: &str, detail: String) -> Recovered {
+    Recovered {
+        job: row.job.clone(),
+        container: row.container.clone(),
+        run_id: row.run_id.clone(),
+        action: action.into(),
+        detail,
+    }
+}
+
+/// Resume a container a dead run left quiesced, and close its journal entry.
+async fn resume_recovered(
+    ctx: &Session,
+    docker: &Docker,
+    row: &QuiesceRow,
+    mode: QuiesceMode,
+) -> anyhow::Result<Recovered> {
+    let mk = |action: &str, detail: String| recovered(row, action, detail);
     match resume_with_retries(docker, &row.container, mode).await {
         Ok(()) => {
             let note = format!(
@@ -320,7 +348,8 @@ async fn recover_one(
                 },
                 row.run_id
             );
-            close("resumed", &note, None)?;
+            ctx.catalog
+                .journal_state(row.id, "resumed", None, Some(&note), now_ms())?;
             Ok(mk("resumed", note))
         }
         Err(e) => {

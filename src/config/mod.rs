@@ -5,10 +5,13 @@
 //! (kinds, paths that exist, usable password files) and pointing at file:line:column.
 
 mod error;
+mod job;
 mod raw;
+mod repository;
 mod web;
 
 pub use error::ConfigError;
+pub use repository::{machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};
 
 use crate::domain::{JobKind, QuiesceMode, Retention, validate_job_name};
@@ -318,45 +321,9 @@ impl Validator<'_> {
     }
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let catalog_path = match raw.catalog.and_then(|c| c.path) {
-            Some(p) if p.get_ref().is_empty() => {
-                return Err(self
-                    .err(&p, "catalog.path is empty")
-                    .hint("give a file name, e.g. \"catalog.db\""));
-            }
-            Some(p) => self.resolve(p.get_ref()),
-            None => self.dir.join("catalog.db"),
-        };
+        let catalog_path = self.catalog_path(raw.catalog)?;
         let docker_discover = raw.docker.as_ref().and_then(|d| d.discover).unwrap_or(true);
-        let mut label_path_roots = Vec::new();
-        for r in raw
-            .docker
-            .as_ref()
-            .and_then(|d| d.label_path_roots.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            if !Path::new(r.get_ref()).is_absolute() {
-                return Err(self
-                    .err(
-                        r,
-                        format!(
-                            "docker.label_path_roots: `{}` is not an absolute path",
-                            r.get_ref()
-                        ),
-                    )
-                    .hint("list the host folders labels may back up, e.g. [\"/srv/appdata\"]"));
-            }
-            // Resolved once (symlinks included): a label's path is compared against this.
-            let canonical = std::fs::canonicalize(r.get_ref()).map_err(|e| {
-                self.err(
-                    r,
-                    format!("docker.label_path_roots: `{}`: {e}", r.get_ref()),
-                )
-                .hint("the folder must exist on this host")
-            })?;
-            label_path_roots.push(canonical);
-        }
+        let label_path_roots = self.label_path_roots(raw.docker.as_ref())?;
         let docker_host = raw.docker.and_then(|d| d.host).map(|h| h.into_inner());
         let repository = match raw.repository {
             Some(r) => self.repository(r)?,
@@ -385,74 +352,15 @@ impl Validator<'_> {
             Some(n) => self.notify(n, "notify")?,
             None => Notify::default(),
         };
-        let metrics_textfile = match raw.metrics.and_then(|m| m.textfile) {
-            Some(p) if p.get_ref().trim().is_empty() => {
-                return Err(self
-                    .err(&p, "metrics.textfile is empty")
-                    .hint("give a file path, e.g. \"/var/lib/node_exporter/omk-backup.prom\", or remove the key"));
-            }
-            Some(p) => Some(self.resolve(p.get_ref())),
-            None => None,
-        };
-        let mut check = CheckPolicy::default();
-        if let Some(c) = raw.check {
-            if let Some(d) = c.period_days {
-                if !(1..=3650).contains(d.get_ref()) {
-                    return Err(self
-                        .err(&d, "check.period_days must be between 1 and 3650")
-                        .hint("the days within which every pack is read once, e.g. 30"));
-                }
-                check.period_days = *d.get_ref() as u32;
-            }
-            if let Some(n) = c.subsets {
-                if !(1..=10_000).contains(n.get_ref()) {
-                    return Err(self
-                        .err(&n, "check.subsets must be between 1 and 10000")
-                        .hint("how many checks it takes to read every pack once, e.g. 30 for daily checks over 30 days"));
-                }
-                check.subsets = *n.get_ref() as u32;
-            }
-        }
-        let mut scratch_limits = ScratchLimits::default();
-        if let Some(rt) = &raw.restore_test {
-            if let Some(m) = &rt.memory_mb {
-                if !(64..=1_048_576).contains(m.get_ref()) {
-                    return Err(self
-                        .err(m, "restore_test.memory_mb must be between 64 and 1048576")
-                        .hint("the scratch container's memory in MiB; its database lives on tmpfs inside it, so give it the restored size plus the engine's needs"));
-                }
-                scratch_limits.memory_mb = *m.get_ref();
-            }
-            if let Some(c) = &rt.cpus {
-                if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1024.0) {
-                    return Err(self
-                        .err(c, "restore_test.cpus must be above 0 (e.g. 1 or 0.5)")
-                        .hint("how many CPUs a scratch container may use"));
-                }
-                scratch_limits.cpus = *c.get_ref();
-            }
-            if let Some(p) = &rt.pids {
-                if !(16..=65_536).contains(p.get_ref()) {
-                    return Err(self
-                        .err(p, "restore_test.pids must be between 16 and 65536")
-                        .hint("the scratch container's process limit, e.g. 512"));
-                }
-                scratch_limits.pids = *p.get_ref();
-            }
-        }
+        let metrics_textfile = self.metrics_textfile(raw.metrics)?;
+        let check = self.check(raw.check)?;
+        let scratch_limits = self.scratch_limits(raw.restore_test.as_ref())?;
         let restore_work_dir = raw
             .restore_test
             .and_then(|r| r.work_dir)
             .map(|w| self.resolve(w.get_ref()));
         let web = self.web(raw.web)?;
-        let mut jobs = BTreeMap::new();
-        for (name, job) in raw.jobs.unwrap_or_default() {
-            if let Err(why) = validate_job_name(name.get_ref()) {
-                return Err(self.err(&name, format!("job name `{}`: {why}", name.get_ref())));
-            }
-            let job = self.job(name.get_ref(), job)?;
-            jobs.insert(job.name.clone(), job);
-        }
+        let jobs = self.jobs(raw.jobs)?;
         Ok(Config {
             file: self.file.to_path_buf(),
             dir: self.dir.to_path_buf(),
@@ -473,6 +381,143 @@ impl Validator<'_> {
             web,
             jobs,
         })
+    }
+
+    /// `[catalog] path`, relative to the config's folder; `catalog.db` there if unset.
+    fn catalog_path(&self, raw: Option<raw::RawCatalog>) -> Result<PathBuf, ConfigError> {
+        match raw.and_then(|c| c.path) {
+            Some(p) if p.get_ref().is_empty() => Err(self
+                .err(&p, "catalog.path is empty")
+                .hint("give a file name, e.g. \"catalog.db\"")),
+            Some(p) => Ok(self.resolve(p.get_ref())),
+            None => Ok(self.dir.join("catalog.db")),
+        }
+    }
+
+    /// `[docker] label_path_roots`: absolute folders that exist, resolved once.
+    fn label_path_roots(
+        &self,
+        docker: Option<&raw::RawDocker>,
+    ) -> Result<Vec<PathBuf>, ConfigError> {
+        let mut label_path_roots = Vec::new();
+        for r in docker
+            .and_then(|d| d.label_path_roots.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if !Path::new(r.get_ref()).is_absolute() {
+                return Err(self
+                    .err(
+                        r,
+                        format!(
+                            "docker.label_path_roots: `{}` is not an absolute path",
+                            r.get_ref()
+                        ),
+                    )
+                    .hint("list the host folders labels may back up, e.g. [\"/srv/appdata\"]"));
+            }
+            // Resolved once (symlinks included): a label's path is compared against this.
+            let canonical = std::fs::canonicalize(r.get_ref()).map_err(|e| {
+                self.err(
+                    r,
+                    format!("docker.label_path_roots: `{}`: {e}", r.get_ref()),
+                )
+                .hint("the folder must exist on this host")
+            })?;
+            label_path_roots.push(canonical);
+        }
+        Ok(label_path_roots)
+    }
+
+    /// `[metrics] textfile`, relative to the config's folder.
+    fn metrics_textfile(
+        &self,
+        raw: Option<raw::RawMetrics>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(match raw.and_then(|m| m.textfile) {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(self
+                .err(&p, "metrics.textfile is empty")
+                .hint("give a file path, e.g. \"/var/lib/node_exporter/omk-backup.prom\", or remove the key"));
+            }
+            Some(p) => Some(self.resolve(p.get_ref())),
+            None => None,
+        })
+    }
+
+    /// `[check]`: the period and subsets of `restic check --read-data-subset`.
+    fn check(&self, raw: Option<raw::RawCheck>) -> Result<CheckPolicy, ConfigError> {
+        let mut check = CheckPolicy::default();
+        if let Some(c) = raw {
+            if let Some(d) = c.period_days {
+                if !(1..=3650).contains(d.get_ref()) {
+                    return Err(self
+                        .err(&d, "check.period_days must be between 1 and 3650")
+                        .hint("the days within which every pack is read once, e.g. 30"));
+                }
+                check.period_days = *d.get_ref() as u32;
+            }
+            if let Some(n) = c.subsets {
+                if !(1..=10_000).contains(n.get_ref()) {
+                    return Err(self
+                    .err(&n, "check.subsets must be between 1 and 10000")
+                    .hint("how many checks it takes to read every pack once, e.g. 30 for daily checks over 30 days"));
+                }
+                check.subsets = *n.get_ref() as u32;
+            }
+        }
+        Ok(check)
+    }
+
+    /// `[restore_test]` memory, CPU and process limits for scratch containers.
+    fn scratch_limits(
+        &self,
+        raw: Option<&raw::RawRestoreTest>,
+    ) -> Result<ScratchLimits, ConfigError> {
+        let mut scratch_limits = ScratchLimits::default();
+        if let Some(rt) = raw {
+            if let Some(m) = &rt.memory_mb {
+                if !(64..=1_048_576).contains(m.get_ref()) {
+                    return Err(self
+                    .err(m, "restore_test.memory_mb must be between 64 and 1048576")
+                    .hint("the scratch container's memory in MiB; its database lives on tmpfs inside it, so give it the restored size plus the engine's needs"));
+                }
+                scratch_limits.memory_mb = *m.get_ref();
+            }
+            if let Some(c) = &rt.cpus {
+                if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1024.0) {
+                    return Err(self
+                        .err(c, "restore_test.cpus must be above 0 (e.g. 1 or 0.5)")
+                        .hint("how many CPUs a scratch container may use"));
+                }
+                scratch_limits.cpus = *c.get_ref();
+            }
+            if let Some(p) = &rt.pids {
+                if !(16..=65_536).contains(p.get_ref()) {
+                    return Err(self
+                        .err(p, "restore_test.pids must be between 16 and 65536")
+                        .hint("the scratch container's process limit, e.g. 512"));
+                }
+                scratch_limits.pids = *p.get_ref();
+            }
+        }
+        Ok(scratch_limits)
+    }
+
+    /// `[jobs.NAME]` tables, each name checked before its table.
+    fn jobs(
+        &self,
+        raw: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
+    ) -> Result<BTreeMap<String, Job>, ConfigError> {
+        let mut jobs = BTreeMap::new();
+        for (name, job) in raw.unwrap_or_default() {
+            if let Err(why) = validate_job_name(name.get_ref()) {
+                return Err(self.err(&name, format!("job name `{}`: {why}", name.get_ref())));
+            }
+            let job = self.job(name.get_ref(), job)?;
+            jobs.insert(job.name.clone(), job);
+        }
+        Ok(jobs)
     }
 
     fn duration(&self, v: &Spanned<String>, key: &str) -> Result<std::time::Duration, ConfigError> {
@@ -520,252 +565,7 @@ impl Validator<'_> {
             retries: n.retries.unwrap_or(2).min(10),
         })
     }
-
-    fn repository(&self, r: Spanned<raw::RawRepository>) -> Result<Repository, ConfigError> {
-        let span_holder = &r;
-        let r = r.get_ref();
-        let url = r.url.get_ref().trim();
-        if url.is_empty() {
-            return Err(self
-                .err(&r.url, "repository.url is empty")
-                .hint("give a restic repository URL: a local path, sftp:, rest:, s3:, ..."));
-        }
-        let url = match local_repo_path(url) {
-            Some(p) if p.is_relative() => self.dir.join(p).display().to_string(),
-            _ => url.to_string(),
-        };
-        let password = match (&r.password_file, &r.password_command) {
-            (Some(_), Some(c)) => {
-                return Err(self
-                    .err(c, "repository has both password_file and password_command")
-                    .hint("keep one of them"));
-            }
-            (Some(f), None) => {
-                let path = self.resolve(f.get_ref());
-                read_password_file(&path).map_err(|e| {
-                    self.err(f, format!("repository.password_file: {e}")).hint(
-                        "the file must be readable by this user and hold the repository password on its first line",
-                    )
-                })?;
-                PasswordSource::File(path)
-            }
-            (None, Some(c)) => {
-                if c.get_ref().trim().is_empty() {
-                    return Err(self.err(c, "repository.password_command is empty"));
-                }
-                PasswordSource::Command(c.get_ref().clone())
-            }
-            (None, None) => {
-                return Err(self.err(span_holder, "repository has no password_file or password_command")
-                    .hint("add password_file = \"/run/secrets/restic_password\" (secrets never go in the config text)"));
-            }
-        };
-        let host = match &r.host {
-            Some(h) => {
-                let v = h.get_ref().trim();
-                if let Err(why) = valid_host(v) {
-                    return Err(self.err(h, format!("repository.host {v:?} {why}")).hint(
-                        "use the machine's short name, e.g. host = \"nas-01\" (letters, digits, `.`, `_`, `-`)",
-                    ));
-                }
-                v.to_string()
-            }
-            None => machine_hostname().map_err(|why| {
-                self.err(span_holder, format!("repository.host is not set and {why}"))
-                    .hint("set [repository] host = \"NAME\" (restic's --host for this machine's snapshots)")
-            })?,
-        };
-        let stall_timeout = match &r.stall_timeout {
-            None => Some(DEFAULT_STALL_TIMEOUT),
-            Some(v) if v.get_ref().trim() == "0" => None,
-            Some(v) => Some(self.duration(v, "repository.stall_timeout")?),
-        };
-        Ok(Repository {
-            url: crate::redact::RepoUrl::new(url),
-            host,
-            stall_timeout,
-            password,
-            restic: r.restic.as_ref().map(|p| PathBuf::from(p.get_ref())),
-            cache_dir: r.cache_dir.as_ref().map(|p| self.resolve(p.get_ref())),
-        })
-    }
-
-    fn job(&self, name: &str, spanned: Spanned<RawJob>) -> Result<Job, ConfigError> {
-        let line = error::line_col(self.text, spanned.span().start).0;
-        let j = spanned.get_ref();
-        let kind = JobKind::parse(j.kind.get_ref()).ok_or_else(|| {
-            self.err(
-                &j.kind,
-                format!("jobs.{name}.kind: unknown kind `{}`", j.kind.get_ref()),
-            )
-            .hint("use one of: files, postgres, mariadb, sqlite")
-        })?;
-        let mut job = Job {
-            name: name.to_string(),
-            kind,
-            paths: Vec::new(),
-            exclude: j.exclude.clone().unwrap_or_default(),
-            quiesce: None,
-            container: j.container.as_ref().map(|c| c.get_ref().clone()),
-            user: j.user.as_ref().map(|u| u.get_ref().clone()),
-            password_file: None,
-            database: j.database.as_ref().map(|d| d.get_ref().clone()),
-            retention: j.retention.clone(),
-            notify: match &j.notify {
-                Some(n) => Some(self.notify(n.get_ref(), &format!("jobs.{name}.notify"))?),
-                None => None,
-            },
-            origin: JobOrigin::Config { line },
-            probes: Vec::new(),
-        };
-        if let Some(probes) = &j.probes {
-            if kind == JobKind::Files {
-                return Err(self
-                    .err(
-                        probes,
-                        format!("jobs.{name}.probes is not used by a files job"),
-                    )
-                    .hint("probes are SQL queries run on a restored database dump"));
-            }
-            for p in probes.get_ref() {
-                if p.sql.get_ref().trim().is_empty() {
-                    return Err(self.err(&p.sql, format!("jobs.{name}.probes: empty sql")));
-                }
-                job.probes.push(Probe {
-                    sql: p.sql.get_ref().clone(),
-                    expect: p.expect.clone(),
-                    database: p.database.clone(),
-                });
-            }
-        }
-        if let Some(pf) = &j.password_file {
-            let path = self.resolve(pf.get_ref());
-            read_password_file(&path).map_err(|e| {
-                self.err(pf, format!("jobs.{name}.password_file: {e}"))
-                    .hint("the file must be readable by this user and hold the password on its first line")
-            })?;
-            job.password_file = Some(path);
-        }
-        match kind {
-            JobKind::Files => {
-                for (field, present) in [
-                    ("container", &j.container),
-                    ("user", &j.user),
-                    ("database", &j.database),
-                ] {
-                    if let Some(s) = present {
-                        return Err(self.err(s, format!("jobs.{name}.{field} is not used by a files job"))
-                            .hint("files jobs take paths (and optionally quiesce = { container, mode })"));
-                    }
-                }
-                let paths = j
-                    .paths
-                    .as_ref()
-                    .filter(|p| !p.get_ref().is_empty())
-                    .ok_or_else(|| {
-                        let e = match &j.paths {
-                            Some(p) => self.err(p, format!("jobs.{name}.paths is empty")),
-                            None => self.err(&spanned, format!("jobs.{name} has no paths")),
-                        };
-                        e.hint("add paths = [\"/srv/data\"] with the folders to back up")
-                    })?;
-                for p in paths.get_ref() {
-                    let path = self.resolve(p.get_ref());
-                    if !path.exists() {
-                        return Err(self
-                            .err(
-                                p,
-                                format!("jobs.{name}.paths: {} does not exist", path.display()),
-                            )
-                            .hint("fix the path, or mount the volume before the backup runs"));
-                    }
-                    job.paths.push(path);
-                }
-                if let Some(q) = &j.quiesce {
-                    let qr = q.get_ref();
-                    let mode = match qr.mode.get_ref().as_str() {
-                        "pause" => QuiesceMode::Pause,
-                        "stop" => QuiesceMode::Stop,
-                        other => {
-                            return Err(self
-                                .err(
-                                    &qr.mode,
-                                    format!("jobs.{name}.quiesce.mode: unknown mode `{other}`"),
-                                )
-                                .hint("use \"pause\" or \"stop\""));
-                        }
-                    };
-                    if qr.container.get_ref().is_empty() {
-                        return Err(self.err(
-                            &qr.container,
-                            format!("jobs.{name}.quiesce.container is empty"),
-                        ));
-                    }
-                    job.quiesce = Some(Quiesce {
-                        container: qr.container.get_ref().clone(),
-                        mode,
-                    });
-                }
-            }
-            JobKind::Postgres | JobKind::Mariadb | JobKind::Sqlite => {
-                if let Some(p) = &j.paths {
-                    return Err(self
-                        .err(p, format!("jobs.{name}.paths is not used by a {kind} job"))
-                        .hint("database jobs are dumped from their container; remove paths"));
-                }
-                if let Some(q) = &j.quiesce {
-                    return Err(self
-                        .err(
-                            q,
-                            format!("jobs.{name}.quiesce is not used by a {kind} job"),
-                        )
-                        .hint("database jobs are dumped live, without pausing; remove quiesce"));
-                }
-                if job.container.as_deref().is_none_or(str::is_empty) {
-                    return Err(self
-                        .err(&spanned, format!("jobs.{name} has no container"))
-                        .hint(format!(
-                            "add container = \"...\" naming the {kind} container"
-                        )));
-                }
-                if kind == JobKind::Sqlite && job.database.is_none() {
-                    return Err(self.err(&spanned, format!("jobs.{name} has no database"))
-                        .hint("add database = \"/data/app.db\": the SQLite file's path inside the container"));
-                }
-            }
-        }
-        Ok(job)
-    }
 }
 
 #[cfg(test)]
 mod tests;
-
-/// A restic host name we can pass to `--host` and filter on: restic splits a filter at
-/// commas, so only plain name characters.
-pub fn valid_host(h: &str) -> Result<(), &'static str> {
-    if h.is_empty() {
-        return Err("is empty");
-    }
-    if h.len() > 253 {
-        return Err("is longer than 253 characters");
-    }
-    if !h
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err("holds characters other than letters, digits, `.`, `_` and `-`");
-    }
-    Ok(())
-}
-
-/// The kernel's host name — what restic itself records when `--host` is not given, so
-/// snapshots made before `[repository] host` existed stay this host's.
-pub fn machine_hostname() -> Result<String, String> {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(|e| {
-        format!("the machine's host name cannot be read (/proc/sys/kernel/hostname: {e})")
-    })?;
-    let h = raw.trim().to_string();
-    valid_host(&h).map_err(|why| format!("the machine's host name {h:?} {why}"))?;
-    Ok(h)
-}

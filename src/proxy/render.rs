@@ -57,9 +57,24 @@ pub fn haproxy(n: &Needs, source: &str, listen: &str, socket: &str) -> String {
         "METH_GET",
         "API version negotiation",
     );
+    container_rules(&mut s, n);
+    exec_rules(&mut s, n);
+    if n.scratch {
+        scratch_rules(&mut s);
+    }
+    let _ = writeln!(
+        s,
+        "    # Everything else is refused.\n    http-request deny deny_status 403\n    default_backend docker_socket\n\n\
+         backend docker_socket\n    server docker {socket}"
+    );
+    s
+}
+
+/// Listing, inspecting and quiescing containers.
+fn container_rules(s: &mut String, n: &Needs) {
     if n.discover || n.scratch {
         rule(
-            &mut s,
+            s,
             "containers_list",
             "/containers/json",
             "METH_GET",
@@ -68,7 +83,7 @@ pub fn haproxy(n: &Needs, source: &str, listen: &str, socket: &str) -> String {
     }
     if let Some(c) = names(&n.inspected(), n.scratch) {
         rule(
-            &mut s,
+            s,
             "inspect",
             &format!("/containers/{c}/json"),
             "METH_GET",
@@ -77,7 +92,7 @@ pub fn haproxy(n: &Needs, source: &str, listen: &str, socket: &str) -> String {
     }
     if let Some(c) = names(&n.pause, false) {
         rule(
-            &mut s,
+            s,
             "pause",
             &format!("/containers/{c}/(pause|unpause)"),
             "METH_POST",
@@ -86,76 +101,76 @@ pub fn haproxy(n: &Needs, source: &str, listen: &str, socket: &str) -> String {
     }
     if let Some(c) = names(&n.stop, false) {
         rule(
-            &mut s,
+            s,
             "stop_start",
             &format!("/containers/{c}/(stop|start)"),
             "METH_POST",
             "quiesce mode stop",
         );
     }
+}
+
+/// Dumps and restore-test commands: exec in the database (and scratch) containers.
+fn exec_rules(s: &mut String, n: &Needs) {
     if let Some(c) = names(&n.exec, n.scratch) {
         rule(
-            &mut s,
+            s,
             "exec_create",
             &format!("/containers/{c}/exec"),
             "METH_POST",
             "dumps run in the database containers; restore tests in scratch ones",
         );
         rule(
-            &mut s,
+            s,
             "exec_start",
             "/exec/[a-f0-9]+/start",
             "METH_POST",
             "start a created exec",
         );
         rule(
-            &mut s,
+            s,
             "exec_inspect",
             "/exec/[a-f0-9]+/json",
             "METH_GET",
             "an exec's exit code",
         );
     }
-    if n.scratch {
-        rule(
-            &mut s,
-            "image_inspect",
-            "/images/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/json",
-            "METH_GET",
-            "restore tests: the source image's volumes",
-        );
-        let _ = writeln!(
-            s,
-            "    # restore tests: create only containers named {SCRATCH_PREFIX}*\n    acl create path,url_dec -m reg '^{V}/containers/create$'\n    acl create_name url_param(name) -m reg '^{SCRATCH_RE}$'\n    http-request allow if create create_name METH_POST"
-        );
-        rule(
-            &mut s,
-            "scratch_ctl",
-            &format!("/containers/{SCRATCH_RE}/(start|kill)"),
-            "METH_POST",
-            "restore tests: start and stop scratch containers only",
-        );
-        rule(
-            &mut s,
-            "scratch_delete",
-            &format!("/containers/{SCRATCH_RE}"),
-            "{ method DELETE }",
-            "restore tests: remove scratch containers only",
-        );
-        rule(
-            &mut s,
-            "scratch_archive",
-            &format!("/containers/{SCRATCH_RE}/archive"),
-            "{ method PUT }",
-            "restore tests: deliver the dump into scratch containers only",
-        );
-    }
+}
+
+/// Restore tests: the source image's volumes and the scratch containers' life cycle.
+fn scratch_rules(s: &mut String) {
+    rule(
+        s,
+        "image_inspect",
+        "/images/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/json",
+        "METH_GET",
+        "restore tests: the source image's volumes",
+    );
     let _ = writeln!(
         s,
-        "    # Everything else is refused.\n    http-request deny deny_status 403\n    default_backend docker_socket\n\n\
-         backend docker_socket\n    server docker {socket}"
+        "    # restore tests: create only containers named {SCRATCH_PREFIX}*\n    acl create path,url_dec -m reg '^{V}/containers/create$'\n    acl create_name url_param(name) -m reg '^{SCRATCH_RE}$'\n    http-request allow if create create_name METH_POST"
     );
-    s
+    rule(
+        s,
+        "scratch_ctl",
+        &format!("/containers/{SCRATCH_RE}/(start|kill)"),
+        "METH_POST",
+        "restore tests: start and stop scratch containers only",
+    );
+    rule(
+        s,
+        "scratch_delete",
+        &format!("/containers/{SCRATCH_RE}"),
+        "{ method DELETE }",
+        "restore tests: remove scratch containers only",
+    );
+    rule(
+        s,
+        "scratch_archive",
+        &format!("/containers/{SCRATCH_RE}/archive"),
+        "{ method PUT }",
+        "restore tests: deliver the dump into scratch containers only",
+    );
 }
 
 /// CetusGuard rules (`CETUSGUARD_RULES`), one `METHODS regex` a line.

@@ -69,6 +69,15 @@ pub fn render(r: &MonthReport) -> String {
         }
         s.push_str("</ul></div>\n");
     }
+    jobs(&mut s, r);
+    trend(&mut s, r);
+    encryption(&mut s, r);
+    integrity(&mut s, r);
+    s
+}
+
+/// The per-job table: backups, snapshots, sizes, restore tests, last RTO/RPO.
+fn jobs(s: &mut String, r: &MonthReport) {
     s.push_str("<h2>Jobs</h2>\n<table><thead><tr><th>job</th><th>kind</th><th>backups (failed)</th><th>snapshots</th><th>data added</th><th>latest size</th><th>restore tests</th><th>last RTO</th><th>last RPO</th></tr></thead><tbody>\n");
     for j in &r.jobs {
         let t = j.last_test.as_ref();
@@ -100,7 +109,12 @@ pub fn render(r: &MonthReport) -> String {
                 .unwrap_or_else(|| "-".into()),
         );
     }
-    s.push_str("</tbody></table>\n<h2>RTO and RPO trend</h2>\n");
+    s.push_str("</tbody></table>\n");
+}
+
+/// Each job's RTO and RPO charts.
+fn trend(s: &mut String, r: &MonthReport) {
+    s.push_str("<h2>RTO and RPO trend</h2>\n");
     for j in &r.jobs {
         let _ = writeln!(
             s,
@@ -115,6 +129,10 @@ pub fn render(r: &MonthReport) -> String {
             chart(j, "RPO (mean at test time)", |p| p.rpo_seconds, "#8250df"),
         );
     }
+}
+
+/// The month's encryption proofs and their checks.
+fn encryption(s: &mut String, r: &MonthReport) {
     s.push_str("<h2>Encryption evidence</h2>\n");
     if r.encryption.is_empty() {
         s.push_str("<p class=\"bad\">No encryption proof ran this month.</p>\n");
@@ -144,6 +162,10 @@ pub fn render(r: &MonthReport) -> String {
         }
         s.push_str("</tbody></table>\n");
     }
+}
+
+/// `restic check` runs and data-subset coverage.
+fn integrity(s: &mut String, r: &MonthReport) {
     let c = &r.check;
     let _ = writeln!(
         s,
@@ -163,7 +185,6 @@ pub fn render(r: &MonthReport) -> String {
     if let Some(f) = &c.flag {
         let _ = writeln!(s, "<p class=\"bad\">Repository flagged: {}</p>", esc(f));
     }
-    s
 }
 
 /// A small bar chart of one value per month, as inline SVG.

@@ -25,6 +25,15 @@ pub fn render(r: &MonthReport) -> String {
         }
         s.push('\n');
     }
+    jobs(&mut s, r);
+    trend(&mut s, r);
+    encryption(&mut s, r);
+    integrity(&mut s, r);
+    s
+}
+
+/// The per-job table: backups, snapshots, sizes, restore tests, last RTO/RPO.
+fn jobs(s: &mut String, r: &MonthReport) {
     let _ = writeln!(s, "## Jobs\n");
     let _ = writeln!(
         s,
@@ -56,6 +65,10 @@ pub fn render(r: &MonthReport) -> String {
         );
     }
     s.push('\n');
+}
+
+/// Each job's month-by-month restore-test trend.
+fn trend(s: &mut String, r: &MonthReport) {
     let _ = writeln!(s, "## RTO and RPO trend\n");
     for j in &r.jobs {
         let _ = writeln!(s, "**{}**\n", text(&j.job));
@@ -74,6 +87,10 @@ pub fn render(r: &MonthReport) -> String {
         }
         s.push('\n');
     }
+}
+
+/// The month's encryption proofs and their checks.
+fn encryption(s: &mut String, r: &MonthReport) {
     let _ = writeln!(s, "## Encryption evidence\n");
     if r.encryption.is_empty() {
         let _ = writeln!(s, "No encryption proof ran this month.\n");
@@ -97,6 +114,10 @@ pub fn render(r: &MonthReport) -> String {
         }
     }
     s.push('\n');
+}
+
+/// `restic check` runs and data-subset coverage.
+fn integrity(s: &mut String, r: &MonthReport) {
     let c = &r.check;
     let _ = writeln!(s, "## Integrity checks\n");
     let _ = writeln!(
@@ -116,7 +137,6 @@ pub fn render(r: &MonthReport) -> String {
     if let Some(f) = &c.flag {
         let _ = writeln!(s, "**Repository flagged:** {}\n", text(f));
     }
-    s
 }
 
 /// Untrusted text as inert Markdown: one line, inline-markup characters

@@ -10,10 +10,14 @@
 
 mod error;
 pub mod json;
+mod stall;
+mod stdin;
 mod version;
 
 pub use error::{ResticError, tail};
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
+use stall::{StallWatch, stop_child};
+pub use stdin::StdinBackup;
 pub use version::Version;
 use version::binary_for;
 
@@ -272,42 +276,6 @@ impl Restic {
         finish_backup(status.code(), summary, item_errors, &stderr, &self.url)
     }
 
-    /// Start `restic backup --stdin`: the caller writes the stream into the returned
-    /// child's stdin, closes it, then calls [`StdinBackup::finish`].
-    pub fn backup_stdin(
-        &self,
-        filename: &str,
-        tags: &[String],
-    ) -> Result<StdinBackup, ResticError> {
-        let mut args: Vec<String> = vec![
-            "backup".into(),
-            "--json".into(),
-            "--stdin".into(),
-            "--stdin-filename".into(),
-            filename.into(),
-            "--host".into(),
-            self.host.clone(),
-        ];
-        for t in tags {
-            args.push("--tag".into());
-            args.push(t.clone());
-        }
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut cmd = self.command(&argv);
-        cmd.stdin(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| spawn_error(&self.binary, e))?;
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        Ok(StdinBackup {
-            child,
-            stdin: Some(stdin),
-            stdout_task: tokio::spawn(read_all(stdout)),
-            stderr_task: tokio::spawn(read_all(stderr)),
-            url: self.url.clone(),
-        })
-    }
-
     /// restic before 0.17 names the new snapshot by its short id in the backup summary;
     /// the catalog keys snapshots by full id. A local repository answers from its
     /// `snapshots/` folder (file name = id) without another scrypt key derivation.
@@ -483,24 +451,6 @@ impl Restic {
         }
     }
 
-    /// Back up a small in-memory value as one file (`backup --stdin`).
-    pub async fn backup_bytes(
-        &self,
-        filename: &str,
-        tags: &[String],
-        bytes: &[u8],
-    ) -> Result<BackupDone, ResticError> {
-        use tokio::io::AsyncWriteExt;
-        let mut b = self.backup_stdin(filename, tags)?;
-        if let Some(stdin) = b.stdin.as_mut()
-            && let Err(e) = stdin.write_all(bytes).await
-        {
-            b.abort().await;
-            return Err(protocol("backup --stdin", e));
-        }
-        b.finish().await
-    }
-
     /// One file of a snapshot, read whole (`restic dump`; small files only).
     pub async fn dump_bytes(&self, snapshot: &str, path: &str) -> Result<Vec<u8>, ResticError> {
         self.run(&["dump", snapshot, path]).await
@@ -531,105 +481,6 @@ impl Restic {
             }
         }
         Ok((time, nodes))
-    }
-}
-
-/// When a backup last made progress, and when it counts as stalled.
-struct StallWatch {
-    limit: Option<Duration>,
-    last: tokio::time::Instant,
-    key: Option<(u64, u64, u64, u64)>,
-}
-
-impl StallWatch {
-    fn new(limit: Option<Duration>) -> StallWatch {
-        StallWatch {
-            limit,
-            last: tokio::time::Instant::now(),
-            key: None,
-        }
-    }
-
-    fn deadline(&self) -> Option<tokio::time::Instant> {
-        self.limit.map(|d| self.last + d)
-    }
-
-    /// A status line: progress only when its counters changed.
-    fn saw(&mut self, key: (u64, u64, u64, u64)) {
-        if self.key != Some(key) {
-            self.key = Some(key);
-            self.moved();
-        }
-    }
-
-    fn moved(&mut self) {
-        self.last = tokio::time::Instant::now();
-    }
-}
-
-/// Stop a restic child: SIGTERM (restic removes its lock), SIGKILL after 10 s.
-async fn stop_child(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-}
-
-/// A running `restic backup --stdin`.
-pub struct StdinBackup {
-    child: Child,
-    pub stdin: Option<tokio::process::ChildStdin>,
-    stdout_task: tokio::task::JoinHandle<String>,
-    stderr_task: tokio::task::JoinHandle<String>,
-    url: RepoUrl,
-}
-
-impl StdinBackup {
-    /// Close stdin (if still open), wait for restic and read its summary.
-    pub async fn finish(mut self) -> Result<BackupDone, ResticError> {
-        drop(self.stdin.take());
-        let status = self
-            .child
-            .wait()
-            .await
-            .map_err(|e| protocol("backup --stdin", e))?;
-        let stdout = self.stdout_task.await.unwrap_or_default();
-        let stderr = self.stderr_task.await.unwrap_or_default();
-        let mut summary = None;
-        let mut errors = Vec::new();
-        for line in stdout.lines() {
-            match json::parse_backup_line(line) {
-                json::BackupMessage::Summary(s) => summary = Some(s),
-                json::BackupMessage::Error(e) => errors.push(e),
-                _ => {}
-            }
-        }
-        finish_backup(status.code(), summary, errors, &stderr, &self.url)
-    }
-
-    /// Stop restic at once (the stream failed): no snapshot is written.
-    pub async fn abort(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-    }
-
-    /// The OS process id, for tests and diagnostics.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
     }
 }
 

@@ -1,0 +1,197 @@
+//! `[jobs.NAME]`: one job's kind, what it backs up (paths or a database container),
+//! its quiesce, password file, probes and notify overrides, each checked against what
+//! its kind accepts.
+
+use super::error::{self, ConfigError};
+use super::raw::{RawJob, RawQuiesce};
+use super::{Job, JobOrigin, Probe, Quiesce, Validator};
+use crate::domain::{JobKind, QuiesceMode};
+use crate::secret::read_password_file;
+use toml::Spanned;
+
+impl Validator<'_> {
+    pub(super) fn job(&self, name: &str, spanned: Spanned<RawJob>) -> Result<Job, ConfigError> {
+        let line = error::line_col(self.text, spanned.span().start).0;
+        let j = spanned.get_ref();
+        let kind = JobKind::parse(j.kind.get_ref()).ok_or_else(|| {
+            self.err(
+                &j.kind,
+                format!("jobs.{name}.kind: unknown kind `{}`", j.kind.get_ref()),
+            )
+            .hint("use one of: files, postgres, mariadb, sqlite")
+        })?;
+        let mut job = Job {
+            name: name.to_string(),
+            kind,
+            paths: Vec::new(),
+            exclude: j.exclude.clone().unwrap_or_default(),
+            quiesce: None,
+            container: j.container.as_ref().map(|c| c.get_ref().clone()),
+            user: j.user.as_ref().map(|u| u.get_ref().clone()),
+            password_file: None,
+            database: j.database.as_ref().map(|d| d.get_ref().clone()),
+            retention: j.retention.clone(),
+            notify: match &j.notify {
+                Some(n) => Some(self.notify(n.get_ref(), &format!("jobs.{name}.notify"))?),
+                None => None,
+            },
+            origin: JobOrigin::Config { line },
+            probes: Vec::new(),
+        };
+        job.probes = self.job_probes(name, kind, j)?;
+        if let Some(pf) = &j.password_file {
+            let path = self.resolve(pf.get_ref());
+            read_password_file(&path).map_err(|e| {
+                self.err(pf, format!("jobs.{name}.password_file: {e}"))
+                    .hint("the file must be readable by this user and hold the password on its first line")
+            })?;
+            job.password_file = Some(path);
+        }
+        match kind {
+            JobKind::Files => self.files_job(name, &spanned, &mut job)?,
+            JobKind::Postgres | JobKind::Mariadb | JobKind::Sqlite => {
+                self.database_job(name, &spanned, &job)?
+            }
+        }
+        Ok(job)
+    }
+
+    /// `probes`: SQL run on a restored dump, so only for database jobs.
+    fn job_probes(&self, name: &str, kind: JobKind, j: &RawJob) -> Result<Vec<Probe>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(probes) = &j.probes {
+            if kind == JobKind::Files {
+                return Err(self
+                    .err(
+                        probes,
+                        format!("jobs.{name}.probes is not used by a files job"),
+                    )
+                    .hint("probes are SQL queries run on a restored database dump"));
+            }
+            for p in probes.get_ref() {
+                if p.sql.get_ref().trim().is_empty() {
+                    return Err(self.err(&p.sql, format!("jobs.{name}.probes: empty sql")));
+                }
+                out.push(Probe {
+                    sql: p.sql.get_ref().clone(),
+                    expect: p.expect.clone(),
+                    database: p.database.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A files job: no container fields, existing paths, an optional quiesce.
+    fn files_job(
+        &self,
+        name: &str,
+        spanned: &Spanned<RawJob>,
+        job: &mut Job,
+    ) -> Result<(), ConfigError> {
+        let j = spanned.get_ref();
+        for (field, present) in [
+            ("container", &j.container),
+            ("user", &j.user),
+            ("database", &j.database),
+        ] {
+            if let Some(s) = present {
+                return Err(self
+                    .err(s, format!("jobs.{name}.{field} is not used by a files job"))
+                    .hint("files jobs take paths (and optionally quiesce = { container, mode })"));
+            }
+        }
+        let paths = j
+            .paths
+            .as_ref()
+            .filter(|p| !p.get_ref().is_empty())
+            .ok_or_else(|| {
+                let e = match &j.paths {
+                    Some(p) => self.err(p, format!("jobs.{name}.paths is empty")),
+                    None => self.err(spanned, format!("jobs.{name} has no paths")),
+                };
+                e.hint("add paths = [\"/srv/data\"] with the folders to back up")
+            })?;
+        for p in paths.get_ref() {
+            let path = self.resolve(p.get_ref());
+            if !path.exists() {
+                return Err(self
+                    .err(
+                        p,
+                        format!("jobs.{name}.paths: {} does not exist", path.display()),
+                    )
+                    .hint("fix the path, or mount the volume before the backup runs"));
+            }
+            job.paths.push(path);
+        }
+        if let Some(q) = &j.quiesce {
+            job.quiesce = Some(self.quiesce(name, q.get_ref())?);
+        }
+        Ok(())
+    }
+
+    /// A files job's `quiesce = { container, mode }`.
+    fn quiesce(&self, name: &str, qr: &RawQuiesce) -> Result<Quiesce, ConfigError> {
+        let mode = match qr.mode.get_ref().as_str() {
+            "pause" => QuiesceMode::Pause,
+            "stop" => QuiesceMode::Stop,
+            other => {
+                return Err(self
+                    .err(
+                        &qr.mode,
+                        format!("jobs.{name}.quiesce.mode: unknown mode `{other}`"),
+                    )
+                    .hint("use \"pause\" or \"stop\""));
+            }
+        };
+        if qr.container.get_ref().is_empty() {
+            return Err(self.err(
+                &qr.container,
+                format!("jobs.{name}.quiesce.container is empty"),
+            ));
+        }
+        Ok(Quiesce {
+            container: qr.container.get_ref().clone(),
+            mode,
+        })
+    }
+
+    /// A database job: dumped live from its container, so no paths or quiesce.
+    fn database_job(
+        &self,
+        name: &str,
+        spanned: &Spanned<RawJob>,
+        job: &Job,
+    ) -> Result<(), ConfigError> {
+        let j = spanned.get_ref();
+        let kind = job.kind;
+        if let Some(p) = &j.paths {
+            return Err(self
+                .err(p, format!("jobs.{name}.paths is not used by a {kind} job"))
+                .hint("database jobs are dumped from their container; remove paths"));
+        }
+        if let Some(q) = &j.quiesce {
+            return Err(self
+                .err(
+                    q,
+                    format!("jobs.{name}.quiesce is not used by a {kind} job"),
+                )
+                .hint("database jobs are dumped live, without pausing; remove quiesce"));
+        }
+        if job.container.as_deref().is_none_or(str::is_empty) {
+            return Err(self
+                .err(spanned, format!("jobs.{name} has no container"))
+                .hint(format!(
+                    "add container = \"...\" naming the {kind} container"
+                )));
+        }
+        if kind == JobKind::Sqlite && job.database.is_none() {
+            return Err(self
+                .err(spanned, format!("jobs.{name} has no database"))
+                .hint(
+                    "add database = \"/data/app.db\": the SQLite file's path inside the container",
+                ));
+        }
+        Ok(())
+    }
+}
