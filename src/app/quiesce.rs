@@ -112,9 +112,9 @@ pub async fn quiesce(
             // A stop may have half-happened: try to bring it back before failing.
             let _ = resume(ctx, docker, qd, reporter).await;
         }
+        // The refusal's own words (with the rule to allow) follow once, as the cause.
         return Err(anyhow::Error::new(e).context(format!(
-            "{}: cannot {} container {} ({msg})",
-            job.name,
+            "cannot {} container {}",
             q.mode.as_str(),
             q.container
         )));

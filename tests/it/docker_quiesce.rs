@@ -149,6 +149,10 @@ fn a_proxy_refusing_pause_is_named_and_the_container_is_untouched() {
     let r = env.run(&["backup", "--init"]).code(2);
     let all = r.all();
     assert!(all.contains("refused POST /containers/"), "{all}");
+    // Said once per line: the refusal is not repeated inside its own context.
+    for line in r.stderr.lines() {
+        assert!(line.matches("refused POST").count() <= 1, "{line}");
+    }
     assert!(
         all.contains("/pause (HTTP 403)") && all.contains("POST=1"),
         "{all}"
