@@ -46,19 +46,7 @@ pub async fn run(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreReport> {
     check_target(a.target, a.overwrite)?;
-    let restic = ctx.restic().await?;
-    // Another host's snapshots are not in this catalog: ask the repository for them.
-    let foreign = match a.host {
-        Some(h) if h != restic.host() => {
-            crate::config::valid_host(h).map_err(|why| usage(format!("--host {h:?} {why}")))?;
-            true
-        }
-        _ => false,
-    };
-    let restic = match a.host {
-        Some(h) if foreign => restic.with_host(h),
-        _ => restic,
-    };
+    let (restic, foreign) = restic_for_host(ctx.restic().await?, a.host)?;
     let pick = Pick {
         foreign,
         allow_unverified: a.allow_unverified,
@@ -120,6 +108,18 @@ pub async fn run(
         restored,
         duration_ms: super::now_ms() - started,
     })
+}
+
+/// restic looking at `host`'s snapshots, and whether that is another host than ours
+/// (its snapshots are not in this catalog: the repository is asked for them).
+fn restic_for_host(restic: Restic, host: Option<&str>) -> anyhow::Result<(Restic, bool)> {
+    match host {
+        Some(h) if h != restic.host() => {
+            crate::config::valid_host(h).map_err(|why| usage(format!("--host {h:?} {why}")))?;
+            Ok((restic.with_host(h), true))
+        }
+        _ => Ok((restic, false)),
+    }
 }
 
 fn under(target: &Path, p: &Path) -> PathBuf {
@@ -203,39 +203,49 @@ async fn pick_snapshot(
             }
             Ok((one.job.clone(), one.snapshot_id.clone()))
         }
-        [] => {
-            // Not in the catalog: maybe in the repository.
-            let all = restic.snapshots(&[]).await?;
-            let hits: Vec<_> = all
-                .into_iter()
-                .filter(|s| s.id.starts_with(which))
-                .collect();
-            if let [s] = hits.as_slice()
-                && !pick.allow_unverified
-            {
-                return Err(usage(format!(
-                    "snapshot {} is in the repository {} but not in this catalog{}, so nothing vouches for it; pass --allow-unverified to restore it anyway",
-                    short(&s.id),
-                    restic.url(),
-                    if foreign { " (another host's)" } else { "" }
-                )));
-            }
-            match hits.as_slice() {
-                [s] => match (parse_tags(&s.tags).0, job) {
-                    (Some(j), _) => Ok((j, s.id.clone())),
-                    (None, Some(j)) => Ok((j.to_string(), s.id.clone())),
-                    (None, None) => Err(usage(format!(
-                        "snapshot {which} carries no omk:job tag; pass --job"
-                    ))),
-                },
-                [] => Err(usage(format!(
-                    "no snapshot {which}; list them with `omk-backup snapshots`"
-                ))),
-                _ => Err(usage(format!(
-                    "snapshot id {which} is ambiguous; give more characters"
-                ))),
-            }
-        }
+        // Not in the catalog: maybe in the repository.
+        [] => from_repository(restic, which, job, pick).await,
+        _ => Err(usage(format!(
+            "snapshot id {which} is ambiguous; give more characters"
+        ))),
+    }
+}
+
+/// A snapshot id (prefix) that this catalog does not know, looked up in the repository;
+/// nothing vouches for it, so it takes `--allow-unverified`.
+async fn from_repository(
+    restic: &Restic,
+    which: &str,
+    job: Option<&str>,
+    pick: Pick,
+) -> anyhow::Result<(String, String)> {
+    let foreign = pick.foreign;
+    let all = restic.snapshots(&[]).await?;
+    let hits: Vec<_> = all
+        .into_iter()
+        .filter(|s| s.id.starts_with(which))
+        .collect();
+    if let [s] = hits.as_slice()
+        && !pick.allow_unverified
+    {
+        return Err(usage(format!(
+            "snapshot {} is in the repository {} but not in this catalog{}, so nothing vouches for it; pass --allow-unverified to restore it anyway",
+            short(&s.id),
+            restic.url(),
+            if foreign { " (another host's)" } else { "" }
+        )));
+    }
+    match hits.as_slice() {
+        [s] => match (parse_tags(&s.tags).0, job) {
+            (Some(j), _) => Ok((j, s.id.clone())),
+            (None, Some(j)) => Ok((j.to_string(), s.id.clone())),
+            (None, None) => Err(usage(format!(
+                "snapshot {which} carries no omk:job tag; pass --job"
+            ))),
+        },
+        [] => Err(usage(format!(
+            "no snapshot {which}; list them with `omk-backup snapshots`"
+        ))),
         _ => Err(usage(format!(
             "snapshot id {which} is ambiguous; give more characters"
         ))),
