@@ -50,20 +50,7 @@ fn pause_and_stop_are_undone_and_measured_and_a_paused_container_is_left_alone()
 /// Start a backup whose restic stalls while the container is quiesced, and kill -9 it
 /// (and its children) once the container is `want`.
 fn kill_while_quiesced(env: &Env, c: &Container, want: &str) {
-    let wrapper = env.path("slow-restic");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = backup ] && sleep 60\nexec {} \"$@\"\n",
-            env.restic.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+    let wrapper = env.slow_restic("backup", 60);
     let mut child = env
         .cmd(&["backup"])
         .env("OMK_BACKUP_RESTIC", &wrapper)

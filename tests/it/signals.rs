@@ -16,21 +16,7 @@ fn paused_backup_env(c: &Container, restic: &std::path::Path) -> Env {
     ));
     env.init();
     // A restic whose backup takes a minute: the container stays paused meanwhile.
-    let wrapper = env.path("slow-restic");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = backup ] && sleep 60\nexec {} \"$@\"\n",
-            env.restic.display()
-        ),
-    )
-    .unwrap();
-    let st = std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    env.slow_restic("backup", 60);
     env
 }
 
@@ -157,21 +143,7 @@ fn sigterm_during_a_restore_test_removes_its_scratch_folder_and_exits_143() {
     let (_, restic) = restics().pop().unwrap();
     let env = Env::new(&restic);
     env.init();
-    let wrapper = env.path("slow-restic");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = restore ] && sleep 60\nexec {} \"$@\"\n",
-            env.restic.display()
-        ),
-    )
-    .unwrap();
-    let st = std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let wrapper = env.slow_restic("restore", 60);
     let scratch = || {
         std::fs::read_dir(env.dir.path())
             .unwrap()

@@ -163,6 +163,23 @@ impl Env {
         Run::from_output(out)
     }
 
+    /// A restic wrapper (`slow-restic` in the env) that sleeps `secs` before running
+    /// restic's `command`, so a test can act while the run is in that step.
+    pub fn slow_restic(&self, command: &str, secs: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let wrapper = self.path("slow-restic");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = {command} ] && sleep {secs}\nexec {} \"$@\"\n",
+                self.restic.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        wrapper
+    }
+
     pub fn catalog_bytes(&self) -> Vec<u8> {
         let mut all = Vec::new();
         for suffix in ["catalog.db", "catalog.db-wal"] {
