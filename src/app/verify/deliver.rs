@@ -49,12 +49,6 @@ impl Delivered {
     }
 }
 
-/// The fingerprint recorded at dump time (the catalog parses it on read: a damaged
-/// record is an error there, never "none recorded").
-pub fn fingerprint(dump: &DumpRow) -> Result<Option<Fingerprint>, String> {
-    Ok(dump.fingerprint.clone())
-}
-
 /// Stream the dump of snapshot `snap` into `name:/tmp/<dest>` (archive PUT), hashing
 /// it on the way; checks `dump-digest` (size and SHA-256 as recorded at dump time) and
 /// `dump-complete` (the dump tool's end marker). A failed check means: do not load it.
