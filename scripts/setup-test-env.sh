@@ -259,6 +259,17 @@ for b in /usr/bin/promtool /usr/bin/chromedriver /usr/bin/chromium; do
 done
 step_done "web test tools" "$t" "promtool, chromium, chromedriver"
 
+# ------------------------------------------------------------------ more services
+# Each scripts/env/*.sh adds one service (sourced in name order, same shell: it may use
+# log/die/step_done/ensure_proxy and must be idempotent) and appends the export lines
+# its tests need to ENV_EXTRA.
+ENV_EXTRA=()
+for part in "$ROOT"/scripts/env/*.sh; do
+  [ -e "$part" ] || continue
+  # shellcheck source=/dev/null
+  . "$part"
+done
+
 # ------------------------------------------------------------------ env file
 mkdir -p "$ROOT/target"
 ENV_FILE=$ROOT/target/omk-test-env.sh
@@ -278,6 +289,7 @@ export OMK_TEST_REST_ADDR=127.0.0.1:$REST_PORT
 export OMK_TEST_REST_USER=omk
 export OMK_TEST_REST_PASS_FILE=$REST_PASS_FILE
 ENV
+for line in "${ENV_EXTRA[@]}"; do printf 'export %s\n' "$line" >> "$ENV_FILE.tmp"; done
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 
 # ------------------------------------------------------------------ summary
