@@ -106,6 +106,11 @@ pub enum SnapshotState {
     /// Found in the repository but its run never confirmed it (a crash between restic's
     /// success and the catalog write, for a dump whose completeness is unknown).
     Unverified,
+    /// Made from a source that vanished or shrank past the job's `shrink_limit` (an
+    /// emptied folder, an unmounted share, a truncated table): kept, because it may be
+    /// the only copy of what is left, but never handed out by `restore latest` and never
+    /// a reason for retention.
+    Suspect,
     /// Removed from the repository by retention or because it was bad.
     Forgotten,
 }
@@ -115,6 +120,7 @@ impl SnapshotState {
         match self {
             SnapshotState::Good => "good",
             SnapshotState::Unverified => "unverified",
+            SnapshotState::Suspect => "suspect",
             SnapshotState::Forgotten => "forgotten",
         }
     }
@@ -123,6 +129,7 @@ impl SnapshotState {
         match s {
             "good" => SnapshotState::Good,
             "forgotten" => SnapshotState::Forgotten,
+            "suspect" => SnapshotState::Suspect,
             _ => SnapshotState::Unverified,
         }
     }

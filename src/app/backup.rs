@@ -4,11 +4,17 @@
 //! snapshot restic made from an incomplete source is forgotten at once (so retention can
 //! never keep it instead of a good one); repository-wide failures (wrong password, no
 //! repository, restic missing) stop the run instead of failing every job the same way.
+//!
+//! A vanished source is never a good backup: a snapshot whose figures fell to zero or
+//! by more than the job's `shrink_limit` against its last good one is recorded
+//! `suspect` and fails the job (`app::shrink`), unless the run was given
+//! `--accept-shrink JOB`. A cut dump (no end marker) never becomes a snapshot at all.
 
 use super::now_ms;
 use super::recorder::{RunRecorder, Step};
 use super::reporter::Reporter;
 use super::session::Session;
+use super::shrink::{self, Figures, Judged};
 use crate::catalog::{DumpRow, SnapshotRow, StepDetail};
 use crate::config::Job;
 use crate::domain::{JobKind, RunStatus, SnapshotState, job_tag, run_tag};
@@ -69,9 +75,11 @@ pub async fn run(
     s: &Session,
     names: &[String],
     init: bool,
+    accept_shrink: &[String],
     reporter: &dyn Reporter,
 ) -> anyhow::Result<BackupReport> {
     let jobs = s.jobs(names)?;
+    accepted_shrinks(s, &jobs, accept_shrink)?;
     if jobs.is_empty() {
         reporter.note(&format!(
             "{} defines no jobs: nothing to back up",
@@ -95,7 +103,12 @@ pub async fn run(
         } else {
             s.discovery.errors()
         };
-        back_up_all(s, &rec, &restic, &jobs, problems, reporter).await
+        let run = Run {
+            rec: &rec,
+            restic: &restic,
+            accept_shrink,
+        };
+        back_up_all(s, &run, &jobs, problems, reporter).await
     }
     .await;
     let (report, fatal) = rec
@@ -130,15 +143,36 @@ async fn init_repository(restic: &Restic, reporter: &dyn Reporter) -> anyhow::Re
     Ok(())
 }
 
+/// `--accept-shrink JOB`: each must name a job of this run (else a usage error, exit 2).
+fn accepted_shrinks(s: &Session, jobs: &[Job], accept: &[String]) -> anyhow::Result<()> {
+    s.jobs(accept)?;
+    for a in accept {
+        if !jobs.iter().any(|j| j.name == *a) {
+            return Err(crate::exit::usage(format!(
+                "--accept-shrink {a}: job `{a}` is not backed up by this run; name it too (`omk-backup backup {a} --accept-shrink {a}`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What every job of one backup run shares.
+struct Run<'a> {
+    rec: &'a RunRecorder<'a>,
+    restic: &'a Restic,
+    /// `--accept-shrink`: jobs whose shrink check is waived.
+    accept_shrink: &'a [String],
+}
+
 /// Every job in turn; a repository-wide failure stops the others (not attempted).
 async fn back_up_all(
     s: &Session,
-    rec: &RunRecorder<'_>,
-    restic: &Restic,
+    run: &Run<'_>,
     jobs: &[Job],
     problems: Vec<String>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<(BackupReport, Option<ResticError>)> {
+    let (rec, restic) = (run.rec, run.restic);
     // Refused labels and a failed discovery are failures of this run, recorded first.
     for p in &problems {
         let step = rec.step(None, "discover")?;
@@ -161,14 +195,11 @@ async fn back_up_all(
         reporter.step_done();
         let result = match made {
             Ok(m) => {
-                let r = record_made(s, rec, step, job, m, started)?;
-                reporter.note(&format!(
-                    "{}: snapshot {} ({} bytes, {} added)",
-                    job.name,
-                    short(r.snapshot_id.as_deref().unwrap_or_default()),
-                    r.bytes.unwrap_or_default(),
-                    r.data_added.unwrap_or_default()
-                ));
+                let accepted = run.accept_shrink.contains(&job.name);
+                let judged =
+                    shrink::check(&s.catalog, job, &m.snapshot_id, &m.figures(), accepted)?;
+                let r = record_made(s, rec, step, job, m, &judged, started)?;
+                say_judged(job, &judged, &r, reporter);
                 r
             }
             Err(e) => {
@@ -199,17 +230,71 @@ async fn back_up_all(
     Ok((report, fatal))
 }
 
-/// Record a job's good snapshot (and dump), then its step.
+impl Made {
+    /// The figures the shrink check compares: files and bytes of a files job, the
+    /// dump's bytes and total rows of a database job.
+    fn figures(&self) -> Figures {
+        match &self.dump {
+            None => Figures {
+                files: Some(self.files),
+                bytes: Some(self.bytes),
+                rows: None,
+            },
+            Some(d) => Figures {
+                files: None,
+                bytes: Some(self.bytes),
+                rows: d.fingerprint.as_ref().map(|f| f.rows),
+            },
+        }
+    }
+}
+
+/// Say what became of a made snapshot: a suspect one fails loudly (also on stderr, so
+/// `--json` runs and logs see it); a good one may carry a warning.
+fn say_judged(job: &Job, judged: &Judged, r: &JobResult, reporter: &dyn Reporter) {
+    match judged {
+        Judged::Suspect(msg) => {
+            tracing::error!("{msg}");
+            reporter.note(&format!("{}: FAILED: {msg}", job.name));
+        }
+        Judged::Good { note } => {
+            if let Some(n) = note {
+                tracing::warn!("{}: {n}", job.name);
+                reporter.note(&format!("{}: {n}", job.name));
+            }
+            reporter.note(&format!(
+                "{}: snapshot {} ({} bytes, {} added)",
+                job.name,
+                short(r.snapshot_id.as_deref().unwrap_or_default()),
+                r.bytes.unwrap_or_default(),
+                r.data_added.unwrap_or_default()
+            ));
+        }
+    }
+}
+
+/// Record a job's snapshot (and dump) as the shrink check judged it (good, or suspect:
+/// the job fails), then its step.
 fn record_made(
     s: &Session,
     rec: &RunRecorder<'_>,
     step: Step,
     job: &Job,
     m: Made,
+    judged: &Judged,
     started: i64,
 ) -> anyhow::Result<JobResult> {
     fault::point(fault::AFTER_SNAPSHOT);
     let finished = now_ms();
+    let (state, status, note, error) = match judged {
+        Judged::Good { note } => (SnapshotState::Good, RunStatus::Success, note.clone(), None),
+        Judged::Suspect(msg) => (
+            SnapshotState::Suspect,
+            RunStatus::Failed,
+            Some(msg.clone()),
+            Some(msg.clone()),
+        ),
+    };
     s.catalog.insert_snapshot(&SnapshotRow {
         snapshot_id: m.snapshot_id.clone(),
         job: job.name.clone(),
@@ -219,8 +304,8 @@ fn record_made(
         files: Some(m.files as i64),
         data_added: Some(m.data_added as i64),
         duration_ms: Some(finished - started),
-        state: SnapshotState::Good,
-        note: None,
+        state,
+        note: note.clone(),
     })?;
     if let Some(d) = &m.dump {
         s.catalog.insert_dump(d)?;
@@ -232,18 +317,19 @@ fn record_made(
         data_added: m.data_added,
         sha256: m.dump.as_ref().map(|d| d.sha256.clone()),
         dump_bytes: m.dump.as_ref().map(|d| d.bytes),
+        shrink: note,
     };
-    rec.finish_step(step, RunStatus::Success, Some(&detail), None)?;
+    rec.finish_step(step, status, Some(&detail), error.as_deref())?;
     Ok(JobResult {
         job: job.name.clone(),
         kind: job.kind,
-        status: RunStatus::Success,
+        status,
         snapshot_id: Some(m.snapshot_id),
         bytes: Some(m.bytes),
         files: Some(m.files),
         data_added: Some(m.data_added),
         duration_ms: finished - started,
-        error: None,
+        error,
         setup: false,
     })
 }

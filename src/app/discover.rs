@@ -4,7 +4,8 @@
 //! Labels: `omk-backup.kind` (files|postgres|mariadb|sqlite, required),
 //! `omk-backup.job` (the job name; default the container name), `omk-backup.paths`
 //! (files: comma-separated host paths), `omk-backup.quiesce` (files: pause|stop, applied
-//! to the labelled container), `omk-backup.user`, `omk-backup.database`. Labels are
+//! to the labelled container), `omk-backup.user`, `omk-backup.database`,
+//! `omk-backup.shrink_limit` (only stricter than the default 50). Labels are
 //! written by whoever built the image: they may not name host files (`password_file`
 //! is config-only) and their paths must lie below `[docker] label_path_roots`.
 //! Discovery only runs when a Docker host is configured
@@ -120,6 +121,7 @@ pub fn job_from_labels(c: &ContainerInfo, roots: &[PathBuf]) -> Result<Job, Stri
             container: c.name.clone(),
         },
         probes: Vec::new(),
+        shrink_limit: label_shrink_limit(label("shrink_limit"))?,
     };
     match kind {
         JobKind::Files => {
@@ -152,6 +154,19 @@ pub fn job_from_labels(c: &ContainerInfo, roots: &[PathBuf]) -> Result<Job, Stri
         }
     }
     Ok(job)
+}
+
+/// `omk-backup.shrink_limit`: a label may only make the shrink check stricter than the
+/// default (whoever built the image must not be able to switch it off).
+fn label_shrink_limit(v: Option<String>) -> Result<u8, String> {
+    let max = crate::config::DEFAULT_SHRINK_LIMIT;
+    let Some(v) = v else { return Ok(max) };
+    match v.parse::<u8>() {
+        Ok(p) if p <= max => Ok(p),
+        _ => Err(format!(
+            "omk-backup.shrink_limit=`{v}` is refused: a label may only make the shrink check stricter (a percent from 0 to {max}); set a looser shrink_limit for this job in the config instead"
+        )),
+    }
 }
 
 /// A label path, resolved, if it lies below one of `roots` (already canonical).
@@ -249,6 +264,29 @@ mod tests {
         assert_eq!(f.name, "vault");
         assert_eq!(f.paths.len(), 2);
         assert_eq!(f.quiesce.unwrap().mode, QuiesceMode::Stop);
+    }
+
+    #[test]
+    fn a_shrink_limit_label_may_only_make_the_check_stricter() {
+        let with = |v: &str| {
+            job_from_labels(
+                &container(&[
+                    ("omk-backup.kind", "postgres"),
+                    ("omk-backup.shrink_limit", v),
+                ]),
+                &[],
+            )
+        };
+        assert_eq!(with("10").unwrap().shrink_limit, 10);
+        assert_eq!(with("0").unwrap().shrink_limit, 0);
+        assert_eq!(with("50").unwrap().shrink_limit, 50);
+        let plain = job_from_labels(&container(&[("omk-backup.kind", "postgres")]), &[]);
+        assert_eq!(plain.unwrap().shrink_limit, 50);
+        for looser in ["51", "100", "-5", "half"] {
+            let e = with(looser).unwrap_err();
+            assert!(e.contains("omk-backup.shrink_limit"), "{e}");
+            assert!(e.contains("only make the shrink check stricter"), "{e}");
+        }
     }
 
     #[test]

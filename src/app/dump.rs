@@ -2,8 +2,9 @@
 //! proxy), stream stdout straight into `restic backup --stdin`, and compute the SHA-256,
 //! byte count and content fingerprint on the way. No plaintext touches the disk.
 //!
-//! Invariants: a dump counts only when the exec exited 0, produced bytes, and the stream
-//! ended cleanly; otherwise restic is aborted before it can write a snapshot (or the
+//! Invariants: a dump counts only when the exec exited 0, produced bytes, the stream
+//! ended cleanly and its last bytes hold the engine's end marker (the same
+//! `Engine::ends_complete` restore tests use); otherwise restic is aborted before it can write a snapshot (or the
 //! snapshot it wrote is forgotten by the caller), and the dump process in the container
 //! is stopped. The dump command and its credentials come from [`crate::engine`]
 //! (secrets in exec `Env` or the container's own environment, never argv).
@@ -106,7 +107,8 @@ pub async fn dump_job(
             return Err(e.into());
         }
     };
-    if let Some(why) = unusable(code, bytes) {
+    let why = unusable(code, bytes).or_else(|| cut_short(engine, job, &digest.tail));
+    if let Some(why) = why {
         backup.abort().await;
         return Err(anyhow!(
             "{}: {why} ({bytes} bytes streamed){}",
@@ -164,6 +166,19 @@ fn unusable(code: i64, bytes: u64) -> Option<String> {
     }
 }
 
+/// Why a dump that exited 0 is still not whole: it lacks its tool's end marker (checked
+/// on the streamed bytes, with the engine's own test, before restic may keep them).
+fn cut_short(engine: &dyn engine::Engine, job: &Job, tail: &[u8]) -> Option<String> {
+    if engine.ends_complete(job, tail) {
+        return None;
+    }
+    Some(format!(
+        "the dump does not end with its tool's end marker {:?}: it was cut short, so no snapshot was kept (it ends with {:?}); check the container's disk and the dump tool, then back up again",
+        engine.end_marker(job),
+        String::from_utf8_lossy(&tail[tail.len().saturating_sub(60)..])
+    ))
+}
+
 /// The end of the dump's stderr, as a suffix for an error message (empty if none).
 fn tail(s: &crate::docker::ExecStream) -> String {
     let t = s.stderr_tail();
@@ -214,6 +229,7 @@ mod tests {
             notify: None,
             origin: JobOrigin::Config { line: 1 },
             probes: Vec::new(),
+            shrink_limit: crate::config::DEFAULT_SHRINK_LIMIT,
         };
         assert_eq!(filename(&job), "db.sql");
     }

@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("app", 0),
     ("reporter", 0),
     ("discover", 1),
+    ("shrink", 1),
     ("session", 2),
     ("recorder", 3),
     ("health", 3),

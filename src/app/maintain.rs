@@ -1,7 +1,8 @@
 //! Maintenance commands: `forget` (retention), `check`, `catalog rebuild`.
 //!
-//! Invariant: retention never runs for a job whose latest backup failed — old good
-//! snapshots are exactly what a failing job must not lose.
+//! Invariant: retention never runs for a job whose latest backup failed, nor for one
+//! whose newest snapshot is `suspect` (a vanished source) — old good snapshots are
+//! exactly what a failing job must not lose.
 
 use super::health::{Coverage, coverage};
 use super::now_ms;
@@ -116,6 +117,15 @@ async fn forget_job(
             Some(why),
         ));
     }
+    if let Some(why) = newest_is_suspect(s, job)? {
+        reporter.note(&format!("{}: retention skipped: {why}", job.name));
+        return Ok(forget_result(
+            &job.name,
+            RunStatus::Skipped,
+            vec![],
+            Some(why),
+        ));
+    }
     if let Some(last) = s.catalog.last_step(&job.name, "backup")?
         && last.status != RunStatus::Success
     {
@@ -157,6 +167,22 @@ async fn forget_job(
             ))
         }
     }
+}
+
+/// Why retention must wait: the job's newest snapshot is `suspect` (its source
+/// vanished or shrank), so the policy could rotate out the last good copy of the data.
+fn newest_is_suspect(s: &Session, job: &Job) -> anyhow::Result<Option<String>> {
+    let live = s.catalog.snapshots(Some(&job.name))?;
+    Ok(live
+        .last()
+        .filter(|n| n.state == SnapshotState::Suspect)
+        .map(|n| {
+            format!(
+                "the newest snapshot {} is suspect (its source shrank); retention waits until a good backup follows it, so the last good snapshot is kept (back up again, or `omk-backup backup --accept-shrink {}` if the shrink is real)",
+                &n.snapshot_id[..n.snapshot_id.len().min(8)],
+                job.name
+            )
+        }))
 }
 
 fn forget_result(

@@ -31,6 +31,7 @@ pub mod reporter;
 pub mod restore;
 pub mod schedule;
 pub mod session;
+mod shrink;
 pub mod startup;
 pub mod task;
 pub mod verify;

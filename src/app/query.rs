@@ -74,6 +74,9 @@ pub struct JobStatus {
     pub last_run_status: Option<RunStatus>,
     pub last_error: Option<String>,
     pub snapshots: i64,
+    /// A problem of the job: its newest snapshot is `suspect` (the source shrank or
+    /// vanished), with the catalog's reason; `null` otherwise.
+    pub suspect: Option<String>,
 }
 
 pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
@@ -112,6 +115,7 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
                 }
             }),
             snapshots: ctx.catalog.count_live(&job.name)?,
+            suspect: newest_suspect(ctx, &job.name)?,
         });
     }
     let repository_flag = ctx
@@ -130,6 +134,21 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
         check_coverage,
         discovery_problems: ctx.discovery.errors(),
     })
+}
+
+/// `snapshot ID is suspect: NOTE` when the job's newest live snapshot is suspect.
+fn newest_suspect(ctx: &Session, job: &str) -> anyhow::Result<Option<String>> {
+    let live = ctx.catalog.snapshots(Some(job))?;
+    Ok(live
+        .last()
+        .filter(|s| s.state == SnapshotState::Suspect)
+        .map(|s| {
+            format!(
+                "snapshot {} is suspect: {}",
+                &s.snapshot_id[..s.snapshot_id.len().min(8)],
+                s.note.as_deref().unwrap_or("its source shrank")
+            )
+        }))
 }
 
 /// `config check`: the jobs a config defines, and where each came from.

@@ -284,7 +284,17 @@ async fn latest(
     let mut found = restic.snapshots(&[job_tag(&job)]).await?;
     found.sort_by(|a, b| a.time.cmp(&b.time));
     if !found.is_empty() && !pick.allow_unverified {
-        return Err(unvouched(&job, restic, &found, foreign));
+        let suspect = if foreign {
+            Vec::new()
+        } else {
+            ctx.catalog
+                .snapshots(Some(&job))?
+                .into_iter()
+                .filter(|s| s.state == SnapshotState::Suspect)
+                .map(|s| s.snapshot_id)
+                .collect()
+        };
+        return Err(unvouched(&job, restic, &found, &suspect, foreign));
     }
     match found.pop() {
         Some(s) => Ok((job, s.id)),
@@ -302,11 +312,13 @@ async fn latest(
 }
 
 /// The error of `restore latest` when no good snapshot exists but the repository holds
-/// some (`found`, oldest first): it names them and the flag.
+/// some (`found`, oldest first; `suspect`: those the catalog holds as suspect, from a
+/// source that shrank): it names them and the flag.
 fn unvouched(
     job: &str,
     restic: &Restic,
     found: &[crate::restic::Snapshot],
+    suspect: &[String],
     foreign: bool,
 ) -> anyhow::Error {
     let ids: Vec<&str> = found.iter().rev().map(|s| short(&s.id)).collect();
@@ -315,11 +327,18 @@ fn unvouched(
             "host `{}`'s snapshots are not in this catalog",
             restic.host()
         )
-    } else {
+    } else if suspect.is_empty() {
         "the catalog has no good snapshot".to_string()
+    } else {
+        let ids: Vec<&str> = suspect.iter().map(|s| short(s)).collect();
+        format!(
+            "the catalog has no good snapshot ({} suspect: {}; their source shrank or vanished, see `omk-backup snapshots`)",
+            ids.len(),
+            ids.join(", ")
+        )
     };
     usage(format!(
-        "`restore latest` hands out only verified snapshots, and {whose}; job `{job}` has {} unverified in the repository {} (newest first: {}); restore-test one, or pass --allow-unverified to restore the newest ({}) anyway",
+        "`restore latest` hands out only verified snapshots, and {whose}; job `{job}` has {} not verified good in the repository {} (newest first: {}); restore-test one, or pass --allow-unverified to restore the newest ({}) anyway",
         ids.len(),
         restic.url(),
         ids.join(", "),

@@ -146,7 +146,7 @@ async fn backup_then_retention(
     jobs: &mut Vec<JobOutcome>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Outcome> {
-    let rep = super::backup::run(s, names, false, reporter).await?;
+    let rep = super::backup::run(s, names, false, &[], reporter).await?;
     jobs.extend(rep.jobs.iter().map(|j| JobOutcome {
         job: j.job.clone(),
         status: j.status,

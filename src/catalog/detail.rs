@@ -50,6 +50,10 @@ pub enum StepDetail {
         sha256: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         dump_bytes: Option<i64>,
+        /// Why the snapshot was recorded `suspect` (the source shrank), or that a
+        /// shrink was accepted (`--accept-shrink`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shrink: Option<String>,
     },
     /// Retention for one job: the snapshots it removed.
     Retention { removed: Vec<String> },
@@ -111,6 +115,7 @@ mod tests {
             data_added: 3,
             sha256: None,
             dump_bytes: None,
+            shrink: None,
         };
         assert_eq!(
             d.to_json(),

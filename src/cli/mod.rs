@@ -50,6 +50,10 @@ enum Command {
         /// Create the repository first if it does not exist
         #[arg(long)]
         init: bool,
+        /// Accept that JOB's source really shrank: skip its shrink check this run
+        /// (repeatable)
+        #[arg(long, value_name = "JOB")]
+        accept_shrink: Vec<String>,
     },
     /// Restore a snapshot (`latest` or an id) into a folder, or a database dump into a
     /// running database container
@@ -332,8 +336,13 @@ async fn until_stopped(
 async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow::Result<Outcome> {
     let json = cli.json;
     match &cli.command {
-        Command::Backup { jobs, init } => {
-            let rep = app::backup::run(&locked(g, r).await?, jobs, *init, r).await?;
+        Command::Backup {
+            jobs,
+            init,
+            accept_shrink,
+        } => {
+            let session = locked(g, r).await?;
+            let rep = app::backup::run(&session, jobs, *init, accept_shrink, r).await?;
             output::backup(&rep, json);
             Ok(rep.outcome())
         }

@@ -98,6 +98,13 @@ pub fn status(r: &StatusReport, as_json: bool) {
     for p in &r.discovery_problems {
         println!("DISCOVERY: {p}");
     }
+    for j in r.jobs.iter().filter(|j| j.suspect.is_some()) {
+        println!(
+            "SUSPECT: {}: {}",
+            j.job,
+            j.suspect.as_deref().unwrap_or_default()
+        );
+    }
     if r.jobs.is_empty() {
         println!("no jobs configured");
         return;

@@ -1,6 +1,6 @@
 //! `[jobs.NAME]`: one job's kind, what it backs up (paths or a database container),
-//! its quiesce, password file, probes and notify overrides, each checked against what
-//! its kind accepts.
+//! its quiesce, password file, probes, shrink limit and notify overrides, each checked
+//! against what its kind accepts.
 
 use super::error::{self, ConfigError};
 use super::raw::{RawJob, RawQuiesce};
@@ -37,6 +37,7 @@ impl Validator<'_> {
             },
             origin: JobOrigin::Config { line },
             probes: Vec::new(),
+            shrink_limit: self.shrink_limit(name, j)?,
         };
         job.probes = self.job_probes(name, kind, j)?;
         if let Some(pf) = &j.password_file {
@@ -54,6 +55,26 @@ impl Validator<'_> {
             }
         }
         Ok(job)
+    }
+
+    /// `shrink_limit`: a percent, 0..=100 (0: any drop fails; 100: only a fall to zero).
+    fn shrink_limit(&self, name: &str, j: &RawJob) -> Result<u8, ConfigError> {
+        let Some(v) = &j.shrink_limit else {
+            return Ok(super::DEFAULT_SHRINK_LIMIT);
+        };
+        u8::try_from(*v.get_ref())
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| {
+                self.err(
+                    v,
+                    format!(
+                        "jobs.{name}.shrink_limit: {} is not a percent from 0 to 100",
+                        v.get_ref()
+                    ),
+                )
+                .hint("the backup fails when files or bytes fall by more than this percent against the last good snapshot (default 50)")
+            })
     }
 
     /// `probes`: SQL run on a restored dump, so only for database jobs.

@@ -181,7 +181,13 @@ pub struct Job {
     pub origin: JobOrigin,
     /// Database jobs: queries a restore test runs on the restored copy.
     pub probes: Vec<Probe>,
+    /// `shrink_limit`: the percent files/bytes (dumps: bytes/rows) may fall against the
+    /// last good snapshot before the backup fails as suspect ([`DEFAULT_SHRINK_LIMIT`]).
+    pub shrink_limit: u8,
 }
+
+/// `shrink_limit` when the job does not set one: a drop of more than half fails.
+pub const DEFAULT_SHRINK_LIMIT: u8 = 50;
 
 /// A query whose output (trimmed) must equal `expect` in the restored database.
 #[derive(Debug, Clone, PartialEq, Eq)]

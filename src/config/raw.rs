@@ -166,6 +166,9 @@ pub struct RawJob {
     pub notify: Option<Spanned<RawNotify>>,
     /// Database jobs: queries run against the restored copy in restore tests.
     pub probes: Option<Spanned<Vec<RawProbe>>>,
+    /// Percent the job's files/bytes (dumps: bytes/rows) may fall against the last good
+    /// snapshot before the backup is failed as suspect (default 50, 0..=100).
+    pub shrink_limit: Option<Spanned<i64>>,
 }
 
 /// `probes = [{ sql = "...", expect = "...", database = "..." }]`.

@@ -401,3 +401,34 @@ fn web_section_errors_name_their_place() {
         assert!(text.contains(msg), "{web}: {text}");
     }
 }
+
+#[test]
+fn shrink_limit_defaults_to_50_and_bad_values_name_file_and_line() {
+    let f = Fixture::new();
+    let job = |extra: &str| {
+        format!("{BASE}\n[jobs.photos]\nkind = \"files\"\npaths = [\"data\"]\n{extra}")
+    };
+    let c = f.parse(&job("")).unwrap();
+    assert_eq!(c.jobs["photos"].shrink_limit, DEFAULT_SHRINK_LIMIT);
+    assert_eq!(DEFAULT_SHRINK_LIMIT, 50);
+    for ok in [0, 20, 100] {
+        let c = f.parse(&job(&format!("shrink_limit = {ok}\n"))).unwrap();
+        assert_eq!(c.jobs["photos"].shrink_limit as i64, ok);
+    }
+    for bad in ["101", "-1", "\"50%\""] {
+        let e = f
+            .parse(&job(&format!("shrink_limit = {bad}\n")))
+            .unwrap_err();
+        let text = e.to_string();
+        if bad.starts_with('"') {
+            // A string is refused by the TOML reader itself, still with a place.
+            assert!(text.contains("omk.toml:8:"), "{text}");
+            continue;
+        }
+        assert!(
+            text.contains("omk.toml:8:16: jobs.photos.shrink_limit"),
+            "{text}"
+        );
+        assert!(text.contains("from 0 to 100"), "{text}");
+    }
+}

@@ -40,6 +40,7 @@ fn job(kind: JobKind, database: Option<&str>, password_file: Option<std::path::P
         notify: None,
         origin: JobOrigin::Config { line: 1 },
         probes: Vec::new(),
+        shrink_limit: crate::config::DEFAULT_SHRINK_LIMIT,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The dump pump: moves a dump's stdout from the exec stream into restic's stdin while
-//! a dedicated thread computes the SHA-256, byte count and row fingerprint of the same
-//! bytes. Reading the socket, writing restic's pipe and digesting run concurrently (a
+//! a dedicated thread computes the SHA-256, byte count, row fingerprint and the last
+//! bytes (for the engine's end marker) of the same bytes. Reading the socket, writing restic's pipe and digesting run concurrently (a
 //! reader and a writer future on one runtime task, the digest on its own thread), so
 //! restic is fed while the next block is read and hashed.
 //!
@@ -11,6 +11,7 @@
 
 use crate::docker::ExecStream;
 use crate::domain::JobKind;
+use crate::engine;
 use crate::fingerprint::{Counter, Fingerprint};
 use anyhow::anyhow;
 use sha2::{Digest as _, Sha256};
@@ -33,6 +34,8 @@ pub(super) struct Digest {
     pub sha256: String,
     pub bytes: u64,
     pub fingerprint: Fingerprint,
+    /// The dump's last bytes ([`engine::TAIL`]), where its tool's end marker must be.
+    pub tail: Vec<u8>,
 }
 
 /// How a pump ended: the digest when the stream ended cleanly and restic took every
@@ -221,10 +224,12 @@ fn digest(
     let mut hasher = Sha256::new();
     let mut counter = Counter::new(kind);
     let mut bytes = 0u64;
+    let mut tail = Vec::with_capacity(2 * engine::TAIL);
     while let Some(chunk) = chunks.blocking_recv() {
         let data = &chunk.0[..chunk.1];
         hasher.update(data);
         counter.feed(data);
+        engine::keep_tail(&mut tail, data);
         bytes += data.len() as u64;
         give_back(chunk, &pool);
     }
@@ -232,5 +237,6 @@ fn digest(
         sha256: hex::encode(hasher.finalize()),
         bytes,
         fingerprint: counter.finish(),
+        tail,
     }
 }
