@@ -21,6 +21,7 @@ mod proxy_rules;
 mod remote_rest;
 mod secrets;
 mod shared_repo;
+mod shrink;
 mod signals;
 mod stall;
 mod verified;
