@@ -249,28 +249,31 @@ impl Made {
     }
 }
 
-/// Say what became of a made snapshot: a suspect one fails loudly (also on stderr, so
-/// `--json` runs and logs see it); a good one may carry a warning.
+/// Say what became of a made snapshot: a suspect one fails like any failed job (its
+/// message is also the job's `error` in `--json`); an empty first backup warns on
+/// stderr whatever the output mode; an accepted shrink is noted.
 fn say_judged(job: &Job, judged: &Judged, r: &JobResult, reporter: &dyn Reporter) {
-    match judged {
+    let note = match judged {
         Judged::Suspect(msg) => {
-            tracing::error!("{msg}");
             reporter.note(&format!("{}: FAILED: {msg}", job.name));
+            return;
         }
-        Judged::Good { note } => {
-            if let Some(n) = note {
-                tracing::warn!("{}: {n}", job.name);
-                reporter.note(&format!("{}: {n}", job.name));
-            }
-            reporter.note(&format!(
-                "{}: snapshot {} ({} bytes, {} added)",
-                job.name,
-                short(r.snapshot_id.as_deref().unwrap_or_default()),
-                r.bytes.unwrap_or_default(),
-                r.data_added.unwrap_or_default()
-            ));
+        Judged::EmptyFirst(warning) => {
+            tracing::warn!("{warning}");
+            None
         }
+        Judged::Good { note } => note.as_ref(),
+    };
+    if let Some(n) = note {
+        reporter.note(&format!("{}: {n}", job.name));
     }
+    reporter.note(&format!(
+        "{}: snapshot {} ({} bytes, {} added)",
+        job.name,
+        short(r.snapshot_id.as_deref().unwrap_or_default()),
+        r.bytes.unwrap_or_default(),
+        r.data_added.unwrap_or_default()
+    ));
 }
 
 /// Record a job's snapshot (and dump) as the shrink check judged it (good, or suspect:
@@ -288,6 +291,12 @@ fn record_made(
     let finished = now_ms();
     let (state, status, note, error) = match judged {
         Judged::Good { note } => (SnapshotState::Good, RunStatus::Success, note.clone(), None),
+        Judged::EmptyFirst(w) => (
+            SnapshotState::Good,
+            RunStatus::Success,
+            Some(w.clone()),
+            None,
+        ),
         Judged::Suspect(msg) => (
             SnapshotState::Suspect,
             RunStatus::Failed,

@@ -143,8 +143,11 @@ pub fn empty_first(kind: JobKind, new: &Figures) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Judged {
     /// Record it good; `note` (the snapshot's note and the run's output) says when a
-    /// shrink was accepted or a first backup is empty.
+    /// shrink was accepted.
     Good { note: Option<String> },
+    /// Record it good, but warn loudly (on stderr whatever the output mode): a first
+    /// files backup with no files.
+    EmptyFirst(String),
     /// Record it `suspect` and fail the job with this message.
     Suspect(String),
 }
@@ -160,17 +163,15 @@ pub fn check(
 ) -> crate::catalog::Result<Judged> {
     let Some(base) = baseline(catalog, job)? else {
         if empty_first(job.kind, new) {
-            return Ok(Judged::Good {
-                note: Some(format!(
-                    "WARNING: the first backup of job `{}` holds no files (paths: {}); with nothing to compare it with it is recorded good, but check that the paths are right and mounted",
-                    job.name,
-                    job.paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            });
+            return Ok(Judged::EmptyFirst(format!(
+                "WARNING: the first backup of job `{}` holds no files (paths: {}); with nothing to compare it with it is recorded good, but check that the paths are right and mounted",
+                job.name,
+                job.paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         return Ok(Judged::Good { note: None });
     };
@@ -281,6 +282,82 @@ mod tests {
             rows: Some(0),
         };
         assert_eq!(before.against(&after), vec![m("bytes", 10, 1)]);
+    }
+
+    /// `check` against a real SQLite catalog: no baseline, a shrink, an accepted one, a
+    /// suspect snapshot that is never the baseline.
+    #[test]
+    fn check_compares_with_the_last_good_snapshot_only() {
+        use crate::catalog::SnapshotRow;
+        use crate::config::JobOrigin;
+        use crate::domain::SnapshotState;
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let job = Job {
+            name: "photos".into(),
+            kind: JobKind::Files,
+            paths: vec!["/srv/photos".into()],
+            exclude: Vec::new(),
+            quiesce: None,
+            container: None,
+            user: None,
+            password_file: None,
+            database: None,
+            retention: None,
+            notify: None,
+            origin: JobOrigin::Config { line: 1 },
+            probes: Vec::new(),
+            shrink_limit: 50,
+        };
+        let files = |n: u64| Figures {
+            files: Some(n),
+            bytes: Some(n * 100),
+            rows: None,
+        };
+        assert!(matches!(
+            check(&cat, &job, "n1", &files(0), false).unwrap(),
+            Judged::EmptyFirst(w) if w.contains("/srv/photos")
+        ));
+        assert_eq!(
+            check(&cat, &job, "n1", &files(5), false).unwrap(),
+            Judged::Good { note: None }
+        );
+        let row = |id: &str, time: i64, n: i64, state| SnapshotRow {
+            snapshot_id: id.into(),
+            job: "photos".into(),
+            run_id: None,
+            time,
+            bytes: Some(n * 100),
+            files: Some(n),
+            data_added: None,
+            duration_ms: None,
+            state,
+            note: None,
+        };
+        cat.insert_snapshot(&row("good0001", 1, 10, SnapshotState::Good))
+            .unwrap();
+        // A newer suspect snapshot with 1 file is not the baseline.
+        cat.insert_snapshot(&row("susp0002", 2, 1, SnapshotState::Suspect))
+            .unwrap();
+        assert_eq!(
+            check(&cat, &job, "n3", &files(6), false).unwrap(),
+            Judged::Good { note: None }
+        );
+        let Judged::Suspect(msg) = check(&cat, &job, "n3abcdef99", &files(4), false).unwrap()
+        else {
+            panic!("a 60 % drop is a shrink");
+        };
+        assert!(
+            msg.starts_with("photos: the source shrank: files fell from 10 to 4 (-60.0 %), bytes from 1000 to 400 (-60.0 %) against the last good snapshot good0001 ")
+                && msg.contains("snapshot n3abcdef is kept as `suspect`")
+                && msg.contains("--accept-shrink photos"),
+            "{msg}"
+        );
+        let Judged::Good { note: Some(n) } = check(&cat, &job, "n3", &files(4), true).unwrap()
+        else {
+            panic!("accepted");
+        };
+        assert!(n.starts_with("shrink accepted (--accept-shrink photos): files fell from 10 to 4"));
     }
 
     #[test]
