@@ -1,5 +1,6 @@
 //! A vanished source is not a good backup (issue 9, item 3): an emptied folder, an
-//! unmounted share (stand-in: the source folder replaced by an empty one), a shrink past
+//! unmounted share (the source folder replaced by an empty one, and a real tmpfs
+//! unmounted from the source folder), a shrink past
 //! `shrink_limit`, a truncated Postgres table and a dump cut before its end marker all
 //! fail the backup (exit 1) naming the job and the drop; the snapshot is kept `suspect`
 //! (or, for a cut dump, never made), `restore latest` and retention keep using the last
@@ -54,8 +55,65 @@ fn unmount(env: &Env) {
     std::fs::create_dir(env.path("data")).unwrap();
 }
 
-fn vanished_source(ver: &str, restic: &std::path::Path, vanish: fn(&Env), how: &str) {
-    let env = Env::new(restic);
+/// A real share: a tmpfs mounted over `data/` holding its files; `umount` leaves the
+/// empty mount point behind, as an unmounted NAS share does. Unmounted on drop.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn over(env: &Env) -> Mounted {
+        let data = env.path("data");
+        let keep = env.path("data.files");
+        copy_tree(&data, &keep);
+        // A mount point is an empty folder; the share's files live on the filesystem.
+        empty_in_place(env);
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8m", "omk-it-share"])
+            .arg(&data)
+            .status()
+            .expect("mount(8)");
+        assert!(
+            st.success(),
+            "mount -t tmpfs over {} (the tests run as root)",
+            data.display()
+        );
+        let m = Mounted(data.clone());
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("cp -a {}/. {}/", keep.display(), data.display()))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        m
+    }
+
+    fn umount(&self) {
+        let st = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "umount {}", self.0.display());
+    }
+
+    fn is_mounted(&self) -> bool {
+        std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(self.0.to_str().unwrap()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.is_mounted() {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+fn vanished_source(ver: &str, env: &Env, vanish: &dyn Fn(&Env), how: &str) {
     let original = env.path("original");
     copy_tree(&env.path("data"), &original);
     // keep_last = 1: retention that counted the suspect snapshot would drop the good one.
@@ -63,9 +121,9 @@ fn vanished_source(ver: &str, restic: &std::path::Path, vanish: fn(&Env), how: &
         "[retention]\nkeep_last = 1\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n",
     );
     env.init();
-    let good = newest(&env, "files1");
-    assert_eq!(state(&env, &good), "good");
-    vanish(&env);
+    let good = newest(env, "files1");
+    assert_eq!(state(env, &good), "good");
+    vanish(env);
 
     // 1. The backup fails (exit 1), naming the job, the drop and the way to accept it.
     let r = env.run(&["backup"]).code(1);
@@ -83,10 +141,10 @@ fn vanished_source(ver: &str, restic: &std::path::Path, vanish: fn(&Env), how: &
     }
     // 2. Its snapshot is kept (it may be the only copy of what is left) as suspect; the
     //    step's detail row says why.
-    let suspect = newest(&env, "files1");
+    let suspect = newest(env, "files1");
     assert_ne!(suspect, good);
-    assert_eq!(state(&env, &suspect), "suspect", "restic {ver}, {how}");
-    assert!(in_repository(&env, "files1").contains(&suspect));
+    assert_eq!(state(env, &suspect), "suspect", "restic {ver}, {how}");
+    assert!(in_repository(env, "files1").contains(&suspect));
     let detail = env.sql(
         "SELECT status || ' ' || detail FROM steps WHERE job = 'files1' AND kind = 'backup' ORDER BY id DESC LIMIT 1",
     );
@@ -137,22 +195,29 @@ fn vanished_source(ver: &str, restic: &std::path::Path, vanish: fn(&Env), how: &
         "restic {ver}, {how}: {}",
         f.all()
     );
-    let live = in_repository(&env, "files1");
+    let live = in_repository(env, "files1");
     assert!(live.contains(&good) && live.contains(&suspect), "{live:?}");
-    assert_eq!(state(&env, &good), "good");
+    assert_eq!(state(env, &good), "good");
 }
 
 #[test]
 fn an_emptied_source_is_suspect_and_restore_latest_and_forget_keep_the_good_one() {
     for (ver, restic) in restics() {
-        vanished_source(ver, &restic, empty_in_place, "emptied in place");
+        let env = Env::new(&restic);
+        vanished_source(ver, &env, &empty_in_place, "emptied in place");
     }
 }
 
 #[test]
 fn an_unmounted_share_is_suspect_and_restore_latest_and_forget_keep_the_good_one() {
     for (ver, restic) in restics() {
-        vanished_source(ver, &restic, unmount, "unmounted share stand-in");
+        let env = Env::new(&restic);
+        vanished_source(ver, &env, &unmount, "unmounted share stand-in");
+        // The real thing: a mounted filesystem that is not mounted at backup time.
+        let env = Env::new(&restic);
+        let share = Mounted::over(&env);
+        vanished_source(ver, &env, &|_| share.umount(), "tmpfs share unmounted");
+        assert!(!share.is_mounted());
     }
 }
 
