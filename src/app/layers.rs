@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("startup", 7),
     ("backup", 8),
     ("maintain", 8),
+    ("copy", 8),
     ("query", 8),
     ("report", 8),
     ("restore", 8),

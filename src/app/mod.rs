@@ -13,6 +13,7 @@
 
 pub mod backup;
 pub mod control;
+pub mod copy;
 pub mod daemon;
 pub mod discover;
 pub mod dump;

@@ -84,6 +84,16 @@ enum Command {
         #[arg(long)]
         allow_unverified: bool,
     },
+    /// Copy good snapshots to the [copies.*] repositories that lack them (3-2-1)
+    Copy {
+        /// Only this copy (default: every [copies.NAME])
+        #[arg(long, value_name = "COPY")]
+        to: Option<String>,
+        jobs: Vec<String>,
+        /// Create a copy repository that does not exist yet (primary's chunker parameters)
+        #[arg(long)]
+        init: bool,
+    },
     /// List snapshots from the catalog
     Snapshots {
         #[arg(long)]
@@ -380,6 +390,12 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             let rep = app::restore::run(&reconciled(g, r).await?, args, r).await?;
             output::restore(&rep, json);
             Ok(Outcome::Ok)
+        }
+        Command::Copy { to, jobs, init } => {
+            let s = locked(g, r).await?;
+            let rep = app::copy::run(&s, to.as_deref(), jobs, *init, r).await?;
+            output::copy(&rep, json);
+            Ok(rep.outcome())
         }
         Command::Snapshots { job } => {
             let list = app::query::snapshots(&reconciled(g, r).await?, job.as_deref())?;

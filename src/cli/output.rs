@@ -423,3 +423,29 @@ pub fn recover(r: &RecoverReport, as_json: bool) {
         );
     }
 }
+
+pub fn copy(r: &crate::app::copy::CopyReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    for c in &r.copies {
+        match &c.error {
+            Some(e) => println!("{:<20} FAILED   {e}", c.repository),
+            None => {
+                for j in &c.jobs {
+                    let kept = match &j.retention {
+                        Some(why) => format!("retention not applied: {why}"),
+                        None => format!("{} removed by its retention", j.removed.len()),
+                    };
+                    println!(
+                        "{:<20} {:<20} {} copied, {} held; {kept}",
+                        c.repository,
+                        j.job,
+                        j.copied.len(),
+                        j.held
+                    );
+                }
+            }
+        }
+    }
+}

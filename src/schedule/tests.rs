@@ -181,6 +181,19 @@ fn vixie_macros_and_edge_days_next_runs() {
 fn tasks_parse() {
     let cases: &[(&str, Task)] = &[
         (
+            "15 4 * * * copy --to offsite db",
+            Task {
+                kind: TaskKind::Copy,
+                jobs: vec!["db".into()],
+                prune: false,
+                read_data_subset: None,
+                month: None,
+                format: None,
+                output: None,
+                to: Some("offsite".into()),
+            },
+        ),
+        (
             "@daily backup",
             Task {
                 kind: TaskKind::Backup,
@@ -190,6 +203,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -202,6 +216,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -214,6 +229,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -226,6 +242,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -238,6 +255,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -250,6 +268,7 @@ fn tasks_parse() {
                 month: Some("previous".into()),
                 format: None,
                 output: None,
+                to: None,
             },
         ),
     ];
