@@ -169,6 +169,8 @@ async fn fill(
 ) -> Result<Vec<CopyJob>, Failure> {
     open_or_init(primary, target, copy, init, reporter).await?;
     let held = reconcile(s, run_id, target, copy).await?;
+    // What the copy's own retention removed stays removed.
+    let retired: BTreeSet<String> = s.catalog.retired_in(&copy.name)?.into_iter().collect();
     let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for job in jobs {
         let ids: Vec<String> = s
@@ -176,7 +178,7 @@ async fn fill(
             .good_snapshots(&job.name)?
             .into_iter()
             .map(|r| r.snapshot_id)
-            .filter(|id| !held.contains(id))
+            .filter(|id| !held.contains(id) && !retired.contains(id))
             .collect();
         missing.insert(&job.name, ids);
     }
@@ -274,7 +276,7 @@ async fn reconcile(
         .map(|c| c.copy_id)
         .filter(|id| !live.contains(id))
         .collect();
-    s.catalog.forget_copies(&copy.name, &gone, now)?;
+    s.catalog.drop_copies(&copy.name, &gone)?;
     let mut held = BTreeSet::new();
     for (original, copy_id) in &by_original {
         if s.catalog.has_snapshot(original)? {

@@ -30,6 +30,7 @@ pub mod recorder;
 pub mod report;
 pub mod reporter;
 pub mod restore;
+pub mod restore_copy;
 pub mod schedule;
 pub mod session;
 pub mod startup;

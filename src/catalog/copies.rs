@@ -59,6 +59,35 @@ impl Catalog {
         Ok(())
     }
 
+    /// The copy's snapshots `copy_ids` vanished from it (not by its retention): forget
+    /// that they were there, so the next `copy` puts them back.
+    pub fn drop_copies(&self, repository: &str, copy_ids: &[String]) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare("DELETE FROM copies WHERE repository = ?1 AND copy_id = ?2 AND forgotten_at IS NULL")
+            .map_err(|e| self.sql(e))?;
+        for id in copy_ids {
+            st.execute(params![repository, id])
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Primary snapshots the copy's retention removed from it (never copied again).
+    pub fn retired_in(&self, repository: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT snapshot_id FROM copies WHERE repository = ?1 AND forgotten_at IS NOT NULL",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([repository], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.sql(e))
+    }
+
     /// The live copies a repository holds, by primary snapshot.
     pub fn copies_in(&self, repository: &str) -> Result<Vec<CopyRow>> {
         let mut st = self
