@@ -194,3 +194,39 @@ impl Catalog {
             .map_err(|e| self.sql(e))
     }
 }
+
+/// Where a job stands in one copy repository.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyState {
+    /// The newest good snapshot the copy holds: its time and its id in the copy.
+    pub newest: Option<(i64, String)>,
+    /// The last passing restore test from this copy.
+    pub last_verified: Option<i64>,
+    /// How long the oldest good snapshot not yet in the copy (newer than the copy's
+    /// newest) has waited, in ms; 0 when the copy holds the newest good snapshot.
+    pub lag_ms: i64,
+}
+
+impl Catalog {
+    /// A job's state in the copy `repository` at `now`.
+    pub fn copy_state(&self, job: &str, repository: &str, now: i64) -> Result<CopyState> {
+        let newest = self
+            .latest_good_in(job, repository)?
+            .map(|(row, id)| (row.time, id));
+        let after = newest.as_ref().map(|n| n.0).unwrap_or(i64::MIN);
+        let waiting: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT min(time) FROM snapshots WHERE job = ?1 AND state = 'good' AND time > ?2",
+                params![job, after],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        let (_, last_verified) = self.last_tests_in(job, Some(repository))?;
+        Ok(CopyState {
+            newest,
+            last_verified,
+            lag_ms: waiting.map(|t| (now - t).max(0)).unwrap_or(0),
+        })
+    }
+}

@@ -12,7 +12,7 @@ mod schema;
 mod verify;
 mod web;
 
-pub use copies::CopyRow;
+pub use copies::{CopyRow, CopyState};
 pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
 pub use detail::{Check, StepDetail};

@@ -124,6 +124,29 @@ pub fn status(r: &StatusReport, as_json: bool) {
             last
         );
     }
+    let copies: Vec<_> = r
+        .jobs
+        .iter()
+        .flat_map(|j| j.repositories.iter().skip(1).map(move |c| (j, c)))
+        .collect();
+    if !copies.is_empty() {
+        println!(
+            "\n{:<20} {:<16} {:<21} {:<21} {:>9}",
+            "job", "copy", "newest snapshot", "last verified restore", "lag"
+        );
+    }
+    for (j, c) in copies {
+        println!(
+            "{:<20} {:<16} {:<21} {:<21} {:>9}",
+            j.job,
+            c.repository,
+            c.newest_snapshot.as_deref().unwrap_or("none"),
+            c.last_verified_restore.as_deref().unwrap_or("never"),
+            c.copy_lag_seconds
+                .map(format_age)
+                .unwrap_or_else(|| "-".into())
+        );
+    }
     let c = &r.check_coverage;
     println!(
         "check coverage: {}/{} data subsets read by passing checks in the last {} days{}",

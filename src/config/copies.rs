@@ -13,6 +13,11 @@ use toml::Spanned;
 /// The name `status`, metrics and the report give the primary repository.
 pub const PRIMARY: &str = "main";
 
+/// [`PRIMARY`], for callers outside `config`.
+pub fn primary_name() -> &'static str {
+    PRIMARY
+}
+
 /// One validated `[copies.NAME]`.
 #[derive(Debug, Clone)]
 pub struct Copy {
@@ -155,5 +160,80 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+    use std::path::Path;
+
+    fn config(dir: &Path, copies: &str) -> Result<crate::config::Config, String> {
+        std::fs::write(dir.join("pw"), "x\n").unwrap();
+        let text = format!(
+            "[repository]\nurl = \"/srv/main\"\nhost = \"nas-01\"\npassword_file = \"pw\"\n\n[retention]\nkeep_last = 3\n\n{copies}"
+        );
+        let file = dir.join("c.toml");
+        parse(&file, &text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_copy_takes_the_primary_host_and_its_own_retention() {
+        let d = tempfile::tempdir().unwrap();
+        let c = config(
+            d.path(),
+            "[copies.offsite]\nurl = \"rest:http://u:secret@nas:8000/r/\"\npassword_file = \"pw\"\nretention = { keep_daily = 30 }\n",
+        )
+        .unwrap();
+        let copy = &c.copies["offsite"];
+        assert_eq!(copy.repository.host, "nas-01");
+        assert_eq!(copy.retention.as_ref().unwrap().keep_daily, Some(30));
+        assert!(!copy.repository.url.shown().contains("secret"));
+    }
+
+    #[test]
+    fn bad_copies_are_refused_with_their_line() {
+        let d = tempfile::tempdir().unwrap();
+        for (copies, want) in [
+            (
+                "[copies.main]\nurl = \"/x\"\npassword_file = \"pw\"\n",
+                "c.toml:9:",
+            ),
+            (
+                "[copies.\"a b\"]\nurl = \"/x\"\npassword_file = \"pw\"\n",
+                "copy name",
+            ),
+            (
+                "[copies.o]\nurl = \"/srv/main\"\npassword_file = \"pw\"\n",
+                "same repository as `main`",
+            ),
+            ("[copies.o]\nurl = \"/x\"\n", "no password_file"),
+            (
+                "[copies.o]\nurl = \"/x\"\npassword_file = \"pw\"\nhost = \"h\"\n",
+                "copies.o.host",
+            ),
+            (
+                "[copies.o]\nurl = \"/x\"\npassword_file = \"pw\"\nretention = {}\n",
+                "no keep rule",
+            ),
+            (
+                "[copies.o]\nurl = \"/x\"\npassword_file = \"pw\"\nbogus = 1\n",
+                "unknown field",
+            ),
+        ] {
+            let e = config(d.path(), copies).unwrap_err();
+            assert!(e.contains(want), "{copies}: {e}");
+        }
+    }
+
+    #[test]
+    fn retention_in_repository_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("pw"), "x\n").unwrap();
+        let text = "[repository]\nurl = \"/r\"\nhost = \"h\"\npassword_file = \"pw\"\nretention = { keep_last = 1 }\n";
+        let e = parse(&d.path().join("c.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml:5:") && e.contains("[retention]"), "{e}");
     }
 }

@@ -11,7 +11,7 @@ mod raw;
 mod repository;
 mod web;
 
-pub use copies::Copy;
+pub use copies::{Copy, primary_name as copies_primary_name};
 pub use error::ConfigError;
 pub use repository::{machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};

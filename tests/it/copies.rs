@@ -14,7 +14,7 @@ fn env_with(restic: &Path, copies: &str) -> Env {
     let env = Env::new(restic);
     std::fs::write(env.path("password2"), format!("copy-{}\n", unique())).unwrap();
     env.write_config(&format!(
-        "[retention]\nkeep_last = 3\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n\n{copies}"
+        "[metrics]\ntextfile = \"metrics.prom\"\n\n[retention]\nkeep_last = 3\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\n\n{copies}"
     ));
     env
 }
