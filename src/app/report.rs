@@ -321,25 +321,6 @@ fn failed_checks(checks: &[Check]) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months() {
-        let now = Utc.with_ymd_and_hms(2026, 1, 15, 0, 0, 0).unwrap();
-        assert_eq!(parse_month("previous", now).unwrap(), (2025, 12));
-        assert_eq!(parse_month("current", now).unwrap(), (2026, 1));
-        assert_eq!(parse_month("2026-10", now).unwrap(), (2026, 10));
-        for bad in ["2026-13", "26-01", "x", "2026-0"] {
-            assert!(parse_month(bad, now).is_err(), "{bad}");
-        }
-        assert_eq!(shift(2026, 1, -1), (2025, 12));
-        assert_eq!(shift(2025, 12, 1), (2026, 1));
-        assert_eq!(shift(2026, 3, -5), (2025, 10));
-    }
-}
-
 /// Each job in each `[copies.NAME]` as of `at`; a copy holding nothing of a job, or
 /// lagging more than two days, is an open problem.
 fn copy_months(
@@ -370,4 +351,23 @@ fn copy_months(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 15, 0, 0, 0).unwrap();
+        assert_eq!(parse_month("previous", now).unwrap(), (2025, 12));
+        assert_eq!(parse_month("current", now).unwrap(), (2026, 1));
+        assert_eq!(parse_month("2026-10", now).unwrap(), (2026, 10));
+        for bad in ["2026-13", "26-01", "x", "2026-0"] {
+            assert!(parse_month(bad, now).is_err(), "{bad}");
+        }
+        assert_eq!(shift(2026, 1, -1), (2025, 12));
+        assert_eq!(shift(2025, 12, 1), (2026, 1));
+        assert_eq!(shift(2026, 3, -5), (2025, 10));
+    }
 }
