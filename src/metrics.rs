@@ -73,12 +73,29 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
     }
     let mut copies = String::new();
     copy_series(&mut copies, config, catalog, now_ms)?;
+    families(&mut out, &metrics, rows, &copies);
+    proof_series(&mut out, config, catalog, now_ms)?;
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
+        now_ms as f64 / 1000.0
+    );
+    Ok(out)
+}
+
+/// The per-job families, each followed by the copies' series of the same name, then
+/// the copy-lag family.
+fn families(
+    out: &mut String,
+    metrics: &[(&str, &str, &str)],
+    rows: Vec<Vec<(String, f64)>>,
+    copies: &str,
+) {
     for ((name, kind, help), values) in metrics.iter().zip(rows) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (label, v) in values {
             let _ = writeln!(out, "{name}{{{label}}} {v}");
         }
-        // A copy's series of the same family belong right after the primary's.
         let prefix = format!("{name}{{");
         for line in copies.lines().filter(|l| l.starts_with(&prefix)) {
             let _ = writeln!(out, "{line}");
@@ -91,13 +108,6 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
     {
         let _ = writeln!(out, "{line}");
     }
-    proof_series(&mut out, config, catalog, now_ms)?;
-    let _ = writeln!(
-        out,
-        "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
-        now_ms as f64 / 1000.0
-    );
-    Ok(out)
 }
 
 /// Per job and `[copies.NAME]`: the same RPO and last-verified-restore series as the

@@ -53,30 +53,7 @@ pub async fn run(
     check_target(a.target, a.overwrite)?;
     let (restic, foreign) = restic_for_host(ctx.restic().await?, a.host)?;
     // `snap` is the id in the repository restored from; `catalog_id` the catalog's.
-    let (restic, job_name, snap, catalog_id) = match a.from {
-        Some(name) => {
-            let copy = ctx.config.copy_named(name)?;
-            let restic = restic.for_repository(&copy.repository);
-            let (job, catalog_id, snap) = super::restore_copy::pick(
-                ctx,
-                &restic,
-                name,
-                a.snapshot,
-                a.job,
-                a.allow_unverified,
-            )
-            .await?;
-            (restic, job, snap, catalog_id)
-        }
-        None => {
-            let pick = Pick {
-                foreign,
-                allow_unverified: a.allow_unverified,
-            };
-            let (job, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
-            (restic, job, snap.clone(), snap)
-        }
-    };
+    let (restic, job_name, snap, catalog_id) = source(ctx, restic, foreign, &a).await?;
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
@@ -134,6 +111,40 @@ pub async fn run(
         duration_ms: super::now_ms() - started,
         from: a.from.map(str::to_string),
     })
+}
+
+/// The repository restored from (the primary, or the copy `--from` names), the job,
+/// the snapshot's id there and its id in the catalog.
+async fn source(
+    ctx: &Session,
+    restic: Restic,
+    foreign: bool,
+    a: &RestoreArgs<'_>,
+) -> anyhow::Result<(Restic, String, String, String)> {
+    match a.from {
+        Some(name) => {
+            let copy = ctx.config.copy_named(name)?;
+            let restic = restic.for_repository(&copy.repository);
+            let (job, catalog_id, snap) = super::restore_copy::pick(
+                ctx,
+                &restic,
+                name,
+                a.snapshot,
+                a.job,
+                a.allow_unverified,
+            )
+            .await?;
+            Ok((restic, job, snap, catalog_id))
+        }
+        None => {
+            let pick = Pick {
+                foreign,
+                allow_unverified: a.allow_unverified,
+            };
+            let (job, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
+            Ok((restic, job, snap.clone(), snap))
+        }
+    }
 }
 
 /// restic looking at `host`'s snapshots, and whether that is another host than ours

@@ -181,19 +181,6 @@ fn vixie_macros_and_edge_days_next_runs() {
 fn tasks_parse() {
     let cases: &[(&str, Task)] = &[
         (
-            "15 4 * * * copy --to offsite db",
-            Task {
-                kind: TaskKind::Copy,
-                jobs: vec!["db".into()],
-                prune: false,
-                read_data_subset: None,
-                month: None,
-                format: None,
-                output: None,
-                to: Some("offsite".into()),
-            },
-        ),
-        (
             "@daily backup",
             Task {
                 kind: TaskKind::Backup,
@@ -245,6 +232,28 @@ fn tasks_parse() {
                 to: None,
             },
         ),
+    ];
+    for (line, want) in cases {
+        assert_eq!(&one(line).task, want, "{line}");
+    }
+}
+
+#[test]
+fn restore_test_report_and_copy_tasks_parse() {
+    let cases: &[(&str, Task)] = &[
+        (
+            "15 4 * * * copy --to offsite db",
+            Task {
+                kind: TaskKind::Copy,
+                jobs: vec!["db".into()],
+                prune: false,
+                read_data_subset: None,
+                month: None,
+                format: None,
+                output: None,
+                to: Some("offsite".into()),
+            },
+        ),
         (
             "@daily restore-test a",
             Task {
@@ -274,6 +283,8 @@ fn tasks_parse() {
     ];
     for (line, want) in cases {
         assert_eq!(&one(line).task, want, "{line}");
+        let again = one(&format!("@daily {}", want)).task;
+        assert_eq!(&again, want, "{line} shown as `{want}` parses back");
     }
 }
 
