@@ -348,3 +348,60 @@ fn copy_never_copies_another_hosts_snapshots_or_one_that_is_not_good() {
         );
     }
 }
+
+#[test]
+fn a_schedule_line_copies_and_scheduled_restore_tests_rotate_over_repositories() {
+    for (ver, restic) in restics() {
+        let env = env_with(&restic, &local_copy("usb", "usb-repo", ""));
+        let text = std::fs::read_to_string(env.config_path()).unwrap();
+        std::fs::write(
+            env.config_path(),
+            format!("[schedule]\ngrace = \"400d\"\n\n{text}"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(env.path("schedules")).unwrap();
+        // Yearly at new year, caught up once within the 400-day grace.
+        std::fs::write(
+            env.path("schedules/test.cron"),
+            "0 0 1 1 * copy\n0 0 1 1 * restore-test\n",
+        )
+        .unwrap();
+        env.init();
+        env.run(&["copy", "--init"]).ok();
+        env.run(&["backup"]).ok();
+        env.sql("DELETE FROM runs WHERE command IN ('copy', 'restore-test')");
+        let r = env.run(&["--json", "run-due"]).ok();
+        assert_eq!(
+            r.json()["tasks"].as_array().unwrap().len(),
+            2,
+            "restic {ver}: {}",
+            r.stdout
+        );
+        let held: BTreeSet<String> = originals(&env, "usb-repo", "password2")
+            .into_iter()
+            .collect();
+        assert_eq!(held, good_ids(&env), "restic {ver}: the scheduled copy ran");
+        assert_eq!(
+            env.sql("SELECT trigger || ' ' || status FROM runs WHERE command = 'copy'"),
+            "catch-up success"
+        );
+        // Scheduled restore tests alternate: the primary, then the copy, then the primary.
+        let mut tested =
+            vec![env.sql(
+                "SELECT ifnull(repository, 'main') FROM restore_tests ORDER BY id DESC LIMIT 1",
+            )];
+        for _ in 0..2 {
+            env.sql("DELETE FROM runs WHERE command = 'restore-test'");
+            env.run(&["run-due"]).ok();
+            tested.push(env.sql(
+                "SELECT ifnull(repository, 'main') FROM restore_tests ORDER BY id DESC LIMIT 1",
+            ));
+        }
+        assert_eq!(tested, ["main", "usb", "main"], "restic {ver}");
+        assert_eq!(
+            env.sql("SELECT count(*) FROM restore_tests WHERE passed = 1"),
+            "3",
+            "restic {ver}"
+        );
+    }
+}
