@@ -405,3 +405,48 @@ fn a_schedule_line_copies_and_scheduled_restore_tests_rotate_over_repositories()
         );
     }
 }
+
+#[test]
+fn a_database_job_restore_tests_and_restores_from_a_copy_alone() {
+    let lite = crate::dock::sqlite();
+    for (ver, restic) in restics() {
+        let env = Env::new(&restic);
+        std::fs::write(env.path("password2"), format!("copy-{}\n", unique())).unwrap();
+        env.write_config(&format!(
+            "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.lite]\nkind = \"sqlite\"\ncontainer = \"{}\"\ndatabase = \"/data/app.db\"\n\n{}",
+            crate::dock::proxy(),
+            lite.name,
+            local_copy("usb", "usb-repo", "")
+        ));
+        env.run(&["backup", "--init"]).ok();
+        env.run(&["copy", "--init"]).ok();
+        std::fs::rename(env.repo(), env.path("repo-gone")).unwrap();
+        let t = env
+            .run(&["--json", "restore-test", "--repository", "usb"])
+            .ok()
+            .json();
+        let test = &t["tests"][0];
+        assert_eq!(test["passed"], true, "restic {ver}: {t}");
+        let digest = test["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "dump-digest")
+            .unwrap_or_else(|| panic!("restic {ver}: no dump-digest check: {t}"));
+        assert_eq!(digest["passed"], true, "restic {ver}: {digest}");
+        let r = env
+            .run(&[
+                "--json", "restore", "latest", "--job", "lite", "--from", "usb", "--target", "out",
+            ])
+            .ok()
+            .json();
+        let file = env.path(r["restored"][0].as_str().unwrap());
+        assert!(
+            std::fs::metadata(&file)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false),
+            "restic {ver}: the dump {} was restored from the copy: {r}",
+            file.display()
+        );
+    }
+}
