@@ -87,7 +87,6 @@ pub async fn run(
     let rec = RunRecorder::start(s, "copy", &[]).await?;
     let res = async {
         let primary = s.restic().await?;
-        primary.open().await?;
         let mut copies = Vec::new();
         for copy in &targets {
             copies.push(copy_one(s, &rec, &primary, copy, &jobs, init, reporter).await?);
@@ -167,33 +166,49 @@ async fn fill(
     init: bool,
     reporter: &dyn Reporter,
 ) -> Result<Vec<CopyJob>, Failure> {
-    open_or_init(primary, target, copy, init, reporter).await?;
-    let held = reconcile(s, run_id, target, copy).await?;
-    // What the copy's own retention removed stays removed.
+    if init {
+        open_or_init(primary, target, copy, reporter).await?;
+    }
+    // What the catalog believes the copy holds; what its own retention removed stays
+    // removed. restic copy itself skips what the copy holds (by `original`), so the
+    // copy is read once, afterwards: the copy costs one restic process more than a
+    // bare `restic copy`.
+    let before: BTreeSet<String> = s
+        .catalog
+        .copies_in(&copy.name)?
+        .into_iter()
+        .map(|c| c.snapshot_id)
+        .collect();
     let retired: BTreeSet<String> = s.catalog.retired_in(&copy.name)?.into_iter().collect();
     let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut wanted = Vec::new();
     for job in jobs {
         let ids: Vec<String> = s
             .catalog
             .good_snapshots(&job.name)?
             .into_iter()
             .map(|r| r.snapshot_id)
-            .filter(|id| !held.contains(id) && !retired.contains(id))
+            .filter(|id| !retired.contains(id))
             .collect();
-        missing.insert(&job.name, ids);
+        let new: Vec<String> = ids
+            .iter()
+            .filter(|id| !before.contains(*id))
+            .cloned()
+            .collect();
+        wanted.extend(ids);
+        missing.insert(&job.name, new);
     }
-    let all: Vec<String> = missing.values().flatten().cloned().collect();
-    if !all.is_empty() {
+    if !wanted.is_empty() {
+        let n = missing.values().map(Vec::len).sum::<usize>();
         reporter.note(&format!(
-            "copying {} snapshot(s) to `{}` ({})",
-            all.len(),
+            "copying to `{}` ({}): {n} new snapshot(s) by the catalog, {} good in all",
             copy.name,
-            target.url()
+            target.url(),
+            wanted.len()
         ));
-        target
-            .copy_from(primary, &all)
-            .await
-            .map_err(|e| Failure::Copy(explain(copy, e)))?;
+        if let Err(e) = target.copy_from(primary, &wanted).await {
+            return Err(diagnose(primary, target, copy, e).await);
+        }
     }
     let held = reconcile(s, run_id, target, copy).await?;
     let mut out = Vec::new();
@@ -225,17 +240,31 @@ async fn fill(
     Ok(out)
 }
 
-/// Open the copy; create it only when asked (`--init`).
+/// A failed `restic copy`, named: restic says "wrong password" or "no repository" alike
+/// for the source and the target, so each is opened on its own to tell which it was.
+async fn diagnose(primary: &Restic, target: &Restic, copy: &Copy, e: ResticError) -> Failure {
+    if let Err(te) = target.open().await {
+        return Failure::Copy(explain(copy, te));
+    }
+    if let Err(pe) = primary.open().await {
+        return Failure::Copy(format!(
+            "the primary repository {} cannot be read: {pe}",
+            primary.url()
+        ));
+    }
+    Failure::Copy(explain(copy, e))
+}
+
+/// `--init`: open the copy, and create it if it does not exist.
 async fn open_or_init(
     primary: &Restic,
     target: &Restic,
     copy: &Copy,
-    init: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), Failure> {
     match target.open().await {
         Ok(()) => Ok(()),
-        Err(ResticError::RepoMissing { .. }) if init => {
+        Err(ResticError::RepoMissing { .. }) => {
             reporter.note(&format!(
                 "creating the copy repository `{}` at {} (chunker parameters of the primary)",
                 copy.name,
