@@ -71,12 +71,9 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
             rows[5].push((label, t as f64 / 1000.0));
         }
     }
-    for ((name, kind, help), values) in metrics.iter().zip(rows) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (label, v) in values {
-            let _ = writeln!(out, "{name}{{{label}}} {v}");
-        }
-    }
+    let mut copies = String::new();
+    copy_series(&mut copies, config, catalog, now_ms)?;
+    families(&mut out, &metrics, rows, &copies);
     proof_series(&mut out, config, catalog, now_ms)?;
     let _ = writeln!(
         out,
@@ -86,9 +83,82 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
     Ok(out)
 }
 
+/// The per-job families, each followed by the copies' series of the same name, then
+/// the copy-lag family.
+fn families(
+    out: &mut String,
+    metrics: &[(&str, &str, &str)],
+    rows: Vec<Vec<(String, f64)>>,
+    copies: &str,
+) {
+    for ((name, kind, help), values) in metrics.iter().zip(rows) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (label, v) in values {
+            let _ = writeln!(out, "{name}{{{label}}} {v}");
+        }
+        let prefix = format!("{name}{{");
+        for line in copies.lines().filter(|l| l.starts_with(&prefix)) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let lag = "omk_backup_copy_lag_seconds";
+    for line in copies
+        .lines()
+        .filter(|l| l.starts_with(lag) || l.contains(&format!(" {lag} ")))
+    {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// Per job and `[copies.NAME]`: the same RPO and last-verified-restore series as the
+/// primary's, told apart by a `repository="NAME"` label (the primary's series carry no
+/// `repository` label, so existing selectors keep working), and the copy lag: how long
+/// the oldest good snapshot not yet copied has waited (0 when the copy is current).
+fn copy_series(
+    out: &mut String,
+    config: &Config,
+    catalog: &Catalog,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    if config.copies.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_copy_lag_seconds How long the job's oldest good snapshot not yet in the copy has waited (0: the copy holds the newest).\n# TYPE omk_backup_copy_lag_seconds gauge"
+    );
+    let mut rpo = String::new();
+    let mut verified = String::new();
+    for job in config.jobs.keys() {
+        for name in config.copies.keys() {
+            let st = catalog.copy_state(job, name, now_ms)?;
+            let label = format!("job=\"{}\",repository=\"{}\"", escape(job), escape(name));
+            let _ = writeln!(
+                out,
+                "omk_backup_copy_lag_seconds{{{label}}} {}",
+                st.lag_ms / 1000
+            );
+            if let Some((t, _)) = st.newest {
+                let age = (now_ms - t).max(0) / 1000;
+                let _ = writeln!(rpo, "omk_backup_rpo_seconds{{{label}}} {age}");
+            }
+            if let Some(t) = st.last_verified {
+                let _ = writeln!(
+                    verified,
+                    "omk_backup_last_verified_restore_timestamp_seconds{{{label}}} {}",
+                    t as f64 / 1000.0
+                );
+            }
+        }
+    }
+    out.push_str(&rpo);
+    out.push_str(&verified);
+    Ok(())
+}
+
 /// The proof, not only the backup: each job's last verified RTO, and the repository's
 /// encryption-proof age, check coverage and failed-check flag, so alert rules can cover
-/// them. (Copy lag per `[copies.*]` repository belongs here once copies exist.)
+/// them.
 fn proof_series(
     out: &mut String,
     config: &Config,

@@ -46,8 +46,13 @@ pub async fn export(s: &Session, output: &Path, pass: &Secret) -> anyhow::Result
     a.add(
         "secrets/restic_password",
         0o600,
-        repository_password(config).await?,
+        password_bytes(&config.repository.password, "repository").await?,
     );
+    for copy in config.copies.values() {
+        let key = format!("copies.{}", copy.name);
+        let bytes = password_bytes(&copy.repository.password, &key).await?;
+        a.add(&format!("secrets/copy-{}", copy.name), 0o600, bytes);
+    }
     for job in config.jobs.values() {
         if let Some(pf) = &job.password_file {
             let b = std::fs::read(pf).with_context(|| {
@@ -84,12 +89,12 @@ pub async fn export(s: &Session, output: &Path, pass: &Secret) -> anyhow::Result
     })
 }
 
-/// The repository password's bytes (never logged).
-async fn repository_password(config: &Config) -> anyhow::Result<Vec<u8>> {
-    match &config.repository.password {
+/// A repository password's bytes (never logged); `key` names its config table.
+async fn password_bytes(source: &PasswordSource, key: &str) -> anyhow::Result<Vec<u8>> {
+    match source {
         PasswordSource::File(p) => std::fs::read(p).with_context(|| {
             format!(
-                "cannot read repository.password_file {}; the kit needs the password to be useful",
+                "cannot read {key}.password_file {}; the kit needs the password to be useful",
                 p.display()
             )
         }),
@@ -101,10 +106,10 @@ async fn repository_password(config: &Config) -> anyhow::Result<Vec<u8>> {
                 .stderr(std::process::Stdio::null())
                 .output()
                 .await
-                .context("cannot run repository.password_command")?;
+                .with_context(|| format!("cannot run {key}.password_command"))?;
             if !out.status.success() || out.stdout.is_empty() {
                 bail!(
-                    "repository.password_command failed ({}) or printed nothing; fix it so `omk-backup backup` works, then export the kit",
+                    "{key}.password_command failed ({}) or printed nothing; fix it so `omk-backup backup` works, then export the kit",
                     out.status
                 );
             }
@@ -151,6 +156,7 @@ pub fn rewrite_config(config: &Config) -> anyhow::Result<String> {
     repo.remove("cache_dir");
     repo.insert("password_file".into(), "secrets/restic_password".into());
     t.insert("repository".into(), repo.into());
+    rewrite_copies(config, &mut t);
     if let Some(files) = &config.schedule_files {
         let mut s = table(&mut t, "schedule").unwrap_or_default();
         s.insert(
@@ -186,6 +192,25 @@ pub fn rewrite_config(config: &Config) -> anyhow::Result<String> {
         config.file.display(),
         toml::to_string(&t).context("cannot write the rewritten config")?
     ))
+}
+
+/// Each `[copies.NAME]` in the kit: its URL as is, its password from the kit.
+fn rewrite_copies(config: &Config, t: &mut toml::Table) {
+    let Some(copies) = t.get_mut("copies").and_then(|c| c.as_table_mut()) else {
+        return;
+    };
+    for (name, c) in copies.iter_mut() {
+        let (Some(ct), Some(copy)) = (c.as_table_mut(), config.copies.get(name)) else {
+            continue;
+        };
+        ct.insert("url".into(), copy.repository.url.expose().into());
+        ct.remove("password_command");
+        ct.remove("cache_dir");
+        ct.insert(
+            "password_file".into(),
+            format!("secrets/copy-{name}").into(),
+        );
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
@@ -273,6 +298,18 @@ pub async fn restore_test(
     jobs: &[String],
     reporter: &dyn Reporter,
 ) -> anyhow::Result<super::verify::RestoreTestReport> {
+    restore_test_on(kit_path, pass, jobs, None, reporter).await
+}
+
+/// `restore-test --from-kit KIT --repository COPY`: the same, from one of the kit's
+/// copies (`None`: the primary).
+pub async fn restore_test_on(
+    kit_path: &Path,
+    pass: &Secret,
+    jobs: &[String],
+    repository: Option<&str>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<super::verify::RestoreTestReport> {
     let dir =
         TempDir(std::env::temp_dir().join(format!("omk-kit-test-{}", crate::random::hex(6)?)));
     let opened = open(kit_path, &dir.0, pass).await?;
@@ -288,7 +325,7 @@ pub async fn restore_test(
         ..Default::default()
     };
     let s = super::startup::locked(&g, reporter).await?;
-    let mut rep = super::verify::run(&s, jobs, reporter).await?;
+    let mut rep = super::verify::run_on(&s, jobs, repository, reporter).await?;
     rep.from_kit = Some(kit_path.display().to_string());
     Ok(rep)
 }

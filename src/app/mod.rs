@@ -13,6 +13,7 @@
 
 pub mod backup;
 pub mod control;
+pub mod copy;
 pub mod daemon;
 pub mod discover;
 pub mod dump;
@@ -29,6 +30,7 @@ pub mod recorder;
 pub mod report;
 pub mod reporter;
 pub mod restore;
+pub mod restore_copy;
 pub mod schedule;
 pub mod session;
 mod shrink;

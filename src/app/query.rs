@@ -77,6 +77,45 @@ pub struct JobStatus {
     /// A problem of the job: its newest snapshot is `suspect` (the source shrank or
     /// vanished), with the catalog's reason; `null` otherwise.
     pub suspect: Option<String>,
+    /// Per repository: `main` (the primary) first, then each `[copies.NAME]`.
+    pub repositories: Vec<RepoStatus>,
+}
+
+/// A job in one repository: its newest good snapshot there, the last verified restore
+/// from there, and (copies) how long a good snapshot has waited to be copied.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoStatus {
+    pub repository: String,
+    pub newest_snapshot: Option<String>,
+    pub last_verified_restore: Option<String>,
+    /// Copies only: 0 when the copy holds the newest good snapshot.
+    pub copy_lag_seconds: Option<i64>,
+}
+
+/// The job's line per repository (`main` from the primary's figures).
+fn repositories(
+    ctx: &Session,
+    job: &str,
+    main: &JobStatus,
+    now_ms: i64,
+) -> anyhow::Result<Vec<RepoStatus>> {
+    let (_, main_verified) = ctx.catalog.last_tests_in(job, None)?;
+    let mut out = vec![RepoStatus {
+        repository: crate::config::copies_primary_name().to_string(),
+        newest_snapshot: main.last_backup.clone(),
+        last_verified_restore: main_verified.map(|t| rfc3339(from_millis(t))),
+        copy_lag_seconds: None,
+    }];
+    for name in ctx.config.copies.keys() {
+        let st = ctx.catalog.copy_state(job, name, now_ms)?;
+        out.push(RepoStatus {
+            repository: name.clone(),
+            newest_snapshot: st.newest.map(|(t, _)| rfc3339(from_millis(t))),
+            last_verified_restore: st.last_verified.map(|t| rfc3339(from_millis(t))),
+            copy_lag_seconds: Some(st.lag_ms / 1000),
+        });
+    }
+    Ok(out)
 }
 
 pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusReport> {
@@ -94,7 +133,7 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
         let latest = ctx.catalog.latest_good(&job.name)?;
         let last_step = ctx.catalog.last_step(&job.name, "backup")?;
         let verified = ctx.catalog.last_success(&job.name, "restore-test")?;
-        jobs.push(JobStatus {
+        let mut st = JobStatus {
             job: job.name.clone(),
             kind: job.kind,
             last_backup: latest.as_ref().map(|s| rfc3339(from_millis(s.time))),
@@ -116,7 +155,10 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
             }),
             snapshots: ctx.catalog.count_live(&job.name)?,
             suspect: newest_suspect(ctx, &job.name)?,
-        });
+            repositories: Vec::new(),
+        };
+        st.repositories = repositories(ctx, &job.name, &st, now.timestamp_millis())?;
+        jobs.push(st);
     }
     let repository_flag = ctx
         .catalog

@@ -177,7 +177,9 @@ fn gather(ctx: &Session, y: i32, m: u32) -> anyhow::Result<MonthReport> {
             cov.subsets_read, cov.subsets, cov.period_days
         ));
     }
+    let copies = copy_months(ctx, to.min(now_ms()), &mut problems)?;
     Ok(MonthReport {
+        copies,
         month: label(y, m),
         generated_at: rfc3339(super::now()),
         repository: repo,
@@ -317,6 +319,38 @@ fn failed_checks(checks: &[Check]) -> Vec<String> {
         .filter(|c| !c.passed)
         .map(|c| format!("{}: {}", c.name, c.detail))
         .collect()
+}
+
+/// Each job in each `[copies.NAME]` as of `at`; a copy holding nothing of a job, or
+/// lagging more than two days, is an open problem.
+fn copy_months(
+    ctx: &Session,
+    at: i64,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<Vec<crate::report::CopyMonth>> {
+    let mut out = Vec::new();
+    for job in ctx.config.jobs.keys() {
+        for (name, copy) in &ctx.config.copies {
+            let st = ctx.catalog.copy_state(job, name, at)?;
+            if st.newest.is_none() {
+                problems.push(format!("copy `{name}` holds no snapshot of job {job}"));
+            } else if st.lag_ms > 2 * 86_400_000 {
+                problems.push(format!(
+                    "copy `{name}` of job {job}: a good snapshot has waited {} h to be copied",
+                    st.lag_ms / 3_600_000
+                ));
+            }
+            out.push(crate::report::CopyMonth {
+                job: job.clone(),
+                repository: name.clone(),
+                url: copy.repository.url.shown().to_string(),
+                newest_snapshot: st.newest.map(|(t, _)| rfc3339(from_millis(t))),
+                last_verified_restore: st.last_verified.map(|t| rfc3339(from_millis(t))),
+                copy_lag_seconds: st.lag_ms / 1000,
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

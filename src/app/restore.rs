@@ -27,6 +27,9 @@ pub struct RestoreReport {
     pub target: String,
     pub restored: Vec<String>,
     pub duration_ms: i64,
+    /// The copy restored from (`--from`); absent: the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 pub struct RestoreArgs<'a> {
@@ -38,6 +41,8 @@ pub struct RestoreArgs<'a> {
     pub host: Option<&'a str>,
     /// Hand out a snapshot nobody vouched for (`--allow-unverified`).
     pub allow_unverified: bool,
+    /// Restore from this copy (`[copies.NAME]`) alone.
+    pub from: Option<&'a str>,
 }
 
 pub async fn run(
@@ -47,11 +52,8 @@ pub async fn run(
 ) -> anyhow::Result<RestoreReport> {
     check_target(a.target, a.overwrite)?;
     let (restic, foreign) = restic_for_host(ctx.restic().await?, a.host)?;
-    let pick = Pick {
-        foreign,
-        allow_unverified: a.allow_unverified,
-    };
-    let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
+    // `snap` is the id in the repository restored from; `catalog_id` the catalog's.
+    let (restic, job_name, snap, catalog_id) = source(ctx, restic, foreign, &a).await?;
     let job = ctx.config.jobs.get(&job_name).ok_or_else(|| {
         usage(format!(
             "snapshot {} belongs to job `{job_name}`, which {} does not define; add the job back to the config to restore it",
@@ -90,7 +92,7 @@ pub async fn run(
         _ => {
             let dump = ctx
                 .catalog
-                .dump(&snap)?
+                .dump(&catalog_id)?
                 .map(|d| d.filename)
                 .unwrap_or_else(|| format!("/{job_name}"));
             restic
@@ -107,7 +109,42 @@ pub async fn run(
         target: a.target.display().to_string(),
         restored,
         duration_ms: super::now_ms() - started,
+        from: a.from.map(str::to_string),
     })
+}
+
+/// The repository restored from (the primary, or the copy `--from` names), the job,
+/// the snapshot's id there and its id in the catalog.
+async fn source(
+    ctx: &Session,
+    restic: Restic,
+    foreign: bool,
+    a: &RestoreArgs<'_>,
+) -> anyhow::Result<(Restic, String, String, String)> {
+    match a.from {
+        Some(name) => {
+            let copy = ctx.config.copy_named(name)?;
+            let restic = restic.for_repository(&copy.repository);
+            let (job, catalog_id, snap) = super::restore_copy::pick(
+                ctx,
+                &restic,
+                name,
+                a.snapshot,
+                a.job,
+                a.allow_unverified,
+            )
+            .await?;
+            Ok((restic, job, snap, catalog_id))
+        }
+        None => {
+            let pick = Pick {
+                foreign,
+                allow_unverified: a.allow_unverified,
+            };
+            let (job, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
+            Ok((restic, job, snap.clone(), snap))
+        }
+    }
 }
 
 /// restic looking at `host`'s snapshots, and whether that is another host than ours

@@ -135,6 +135,9 @@ async fn run_task(
             .await
             .map(|r| r.outcome()),
         TaskKind::Report => scheduled_report(s, task, reporter).await,
+        TaskKind::Copy => super::copy::run(s, task.to.as_deref(), &task.jobs, false, reporter)
+            .await
+            .map(|r| r.outcome()),
     }
 }
 

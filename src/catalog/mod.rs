@@ -4,6 +4,7 @@
 //! integer milliseconds since the epoch (UTC). What the catalog records can always be
 //! rebuilt from the repository's tags (`omk:job=`, `omk:run=`).
 
+mod copies;
 mod detail;
 mod journal;
 mod sched;
@@ -11,6 +12,7 @@ mod schema;
 mod verify;
 mod web;
 
+pub use copies::{CopyRow, CopyState};
 pub use verify::{BackupActivity, CheckRunRow, EncryptionRow, RestoreTestRow};
 
 pub use detail::{Check, StepDetail};
@@ -543,7 +545,7 @@ fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRow> {
     })
 }
 
-fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
+pub(crate) fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
     Ok(SnapshotRow {
         snapshot_id: r.get(0)?,
         job: r.get(1)?,

@@ -139,4 +139,21 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX steps_job_started ON steps(job, started_at);
     "#,
+    // 5: copies (3-2-1): which snapshot of which copy repository ([copies.NAME], by
+    // name: a URL may hold credentials) holds a primary snapshot; restore tests say
+    // which repository they restored from (NULL: the primary).
+    r#"
+    CREATE TABLE copies (
+        snapshot_id  TEXT NOT NULL,          -- the primary's snapshot (snapshots.snapshot_id)
+        repository   TEXT NOT NULL,          -- the copy's name
+        copy_id      TEXT NOT NULL,          -- restic's full id of the snapshot in the copy
+        run_id       TEXT,                   -- the copy run that recorded it
+        copied_at    INTEGER NOT NULL,
+        forgotten_at INTEGER,                -- removed from the copy (its retention)
+        PRIMARY KEY (snapshot_id, repository)
+    );
+    CREATE INDEX copies_live ON copies(repository, copy_id) WHERE forgotten_at IS NULL;
+    ALTER TABLE restore_tests ADD COLUMN repository TEXT;
+    CREATE INDEX restore_tests_repo ON restore_tests(job, repository, started_at);
+    "#,
 ];

@@ -87,6 +87,19 @@ enum Command {
         /// repository, another host's); default: only good snapshots
         #[arg(long)]
         allow_unverified: bool,
+        /// Restore from this copy ([copies.NAME]) alone (the primary may be gone)
+        #[arg(long, value_name = "COPY", conflicts_with_all = ["host", "into_container"])]
+        from: Option<String>,
+    },
+    /// Copy good snapshots to the [copies.*] repositories that lack them (3-2-1)
+    Copy {
+        /// Only this copy (default: every [copies.NAME])
+        #[arg(long, value_name = "COPY")]
+        to: Option<String>,
+        jobs: Vec<String>,
+        /// Create a copy repository that does not exist yet (primary's chunker parameters)
+        #[arg(long)]
+        init: bool,
     },
     /// List snapshots from the catalog
     Snapshots {
@@ -133,6 +146,9 @@ enum Command {
         /// The kit's passphrase (first line of this file); else asked on the terminal
         #[arg(long, value_name = "FILE", requires = "from_kit")]
         passphrase_file: Option<PathBuf>,
+        /// Restore from this copy ([copies.NAME]) alone instead of the primary
+        #[arg(long, value_name = "COPY")]
+        repository: Option<String>,
     },
     /// SHA-256 every file under the paths on all cores (the benchmark's hasher)
     #[command(hide = true)]
@@ -355,6 +371,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             yes_overwrite_live_database,
             host,
             allow_unverified,
+            from,
         } => {
             if *yes_overwrite_live_database && into_container.is_none() {
                 return Err(crate::exit::usage(
@@ -385,10 +402,17 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                 overwrite: *overwrite,
                 host: host.as_deref(),
                 allow_unverified: *allow_unverified,
+                from: from.as_deref(),
             };
             let rep = app::restore::run(&reconciled(g, r).await?, args, r).await?;
             output::restore(&rep, json);
             Ok(Outcome::Ok)
+        }
+        Command::Copy { to, jobs, init } => {
+            let s = locked(g, r).await?;
+            let rep = app::copy::run(&s, to.as_deref(), jobs, *init, r).await?;
+            output::copy(&rep, json);
+            Ok(rep.outcome())
         }
         Command::Snapshots { job } => {
             let list = app::query::snapshots(&reconciled(g, r).await?, job.as_deref())?;
@@ -433,13 +457,17 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             jobs,
             from_kit,
             passphrase_file,
+            repository,
         } => {
             let rep = match from_kit {
-                None => app::verify::run(&locked(g, r).await?, jobs, r).await?,
+                None => {
+                    let s = locked(g, r).await?;
+                    app::verify::run_on(&s, jobs, repository.as_deref(), r).await?
+                }
                 Some(kit) => {
                     kit_exists(kit)?;
                     let pass = passphrase(passphrase_file.as_deref(), false)?;
-                    app::kit::restore_test(kit, &pass, jobs, r).await?
+                    app::kit::restore_test_on(kit, &pass, jobs, repository.as_deref(), r).await?
                 }
             };
             output::restore_test(&rep, json);

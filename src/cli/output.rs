@@ -131,6 +131,29 @@ pub fn status(r: &StatusReport, as_json: bool) {
             last
         );
     }
+    let copies: Vec<_> = r
+        .jobs
+        .iter()
+        .flat_map(|j| j.repositories.iter().skip(1).map(move |c| (j, c)))
+        .collect();
+    if !copies.is_empty() {
+        println!(
+            "\n{:<20} {:<16} {:<21} {:<21} {:>9}",
+            "job", "copy", "newest snapshot", "last verified restore", "lag"
+        );
+    }
+    for (j, c) in copies {
+        println!(
+            "{:<20} {:<16} {:<21} {:<21} {:>9}",
+            j.job,
+            c.repository,
+            c.newest_snapshot.as_deref().unwrap_or("none"),
+            c.last_verified_restore.as_deref().unwrap_or("never"),
+            c.copy_lag_seconds
+                .map(format_age)
+                .unwrap_or_else(|| "-".into())
+        );
+    }
     let c = &r.check_coverage;
     println!(
         "check coverage: {}/{} data subsets read by passing checks in the last {} days{}",
@@ -428,5 +451,31 @@ pub fn recover(r: &RecoverReport, as_json: bool) {
             "{}  {}  ({}, run {}): {}",
             c.action, c.container, c.job, c.run_id, c.detail
         );
+    }
+}
+
+pub fn copy(r: &crate::app::copy::CopyReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    for c in &r.copies {
+        match &c.error {
+            Some(e) => println!("{:<20} FAILED   {e}", c.repository),
+            None => {
+                for j in &c.jobs {
+                    let kept = match &j.retention {
+                        Some(why) => format!("retention not applied: {why}"),
+                        None => format!("{} removed by its retention", j.removed.len()),
+                    };
+                    println!(
+                        "{:<20} {:<20} {} copied, {} held; {kept}",
+                        c.repository,
+                        j.job,
+                        j.copied.len(),
+                        j.held
+                    );
+                }
+            }
+        }
     }
 }

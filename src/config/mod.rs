@@ -4,12 +4,14 @@
 //! then `validate` turns them into the typed `Config`, checking what serde cannot
 //! (kinds, paths that exist, usable password files) and pointing at file:line:column.
 
+mod copies;
 mod error;
 mod job;
 mod raw;
 mod repository;
 mod web;
 
+pub use copies::{Copy, primary_name as copies_primary_name};
 pub use error::ConfigError;
 pub use repository::{machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};
@@ -55,6 +57,8 @@ pub struct Config {
     pub scratch_limits: ScratchLimits,
     /// `[web]`: the dashboard.
     pub web: WebConfig,
+    /// `[copies.NAME]`: the second repositories `copy` fills (by name).
+    pub copies: BTreeMap<String, Copy>,
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -332,7 +336,10 @@ impl Validator<'_> {
         let label_path_roots = self.label_path_roots(raw.docker.as_ref())?;
         let docker_host = raw.docker.and_then(|d| d.host).map(|h| h.into_inner());
         let repository = match raw.repository {
-            Some(r) => self.repository(r)?,
+            Some(r) => {
+                self.primary_has_no_retention(&r)?;
+                self.repository(r)?
+            }
             None => {
                 return Err(ConfigError::new(self.file, "missing the [repository] table").hint(
                     "add [repository] with url = \"...\" and password_file = \"...\" (or password_command)",
@@ -366,6 +373,7 @@ impl Validator<'_> {
             .and_then(|r| r.work_dir)
             .map(|w| self.resolve(w.get_ref()));
         let web = self.web(raw.web)?;
+        let copies = self.copies(raw.copies, &repository)?;
         let jobs = self.jobs(raw.jobs)?;
         Ok(Config {
             file: self.file.to_path_buf(),
@@ -385,6 +393,7 @@ impl Validator<'_> {
             restore_work_dir,
             scratch_limits,
             web,
+            copies,
             jobs,
         })
     }

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub check: Option<RawCheck>,
     pub restore_test: Option<RawRestoreTest>,
     pub web: Option<RawWeb>,
+    /// `[copies.NAME]`: second repositories (3-2-1), each a `[repository]`-like table.
+    pub copies: Option<BTreeMap<Spanned<String>, Spanned<RawRepository>>>,
     pub jobs: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
@@ -42,6 +44,8 @@ pub struct RawDocker {
 #[serde(deny_unknown_fields)]
 pub struct RawRepository {
     pub url: Spanned<String>,
+    /// `[copies.NAME]` only: the copy's own keep rules (default: the main retention).
+    pub retention: Option<Spanned<Retention>>,
     /// restic's `--host` for this instance's snapshots (default: the machine's hostname).
     pub host: Option<Spanned<String>>,
     /// A restic backup with no progress this long is stopped (default `30m`; `0` = never).

@@ -72,6 +72,7 @@ pub fn render(r: &MonthReport) -> String {
     jobs(&mut s, r);
     trend(&mut s, r);
     encryption(&mut s, r);
+    copies(&mut s, r);
     integrity(&mut s, r);
     s
 }
@@ -132,6 +133,27 @@ fn trend(s: &mut String, r: &MonthReport) {
 }
 
 /// The month's encryption proofs and their checks.
+/// Each job in each copy repository: newest snapshot, last verified restore, lag.
+fn copies(s: &mut String, r: &MonthReport) {
+    if r.copies.is_empty() {
+        return;
+    }
+    s.push_str("<h2>Copies (3-2-1)</h2>\n<table><thead><tr><th>job</th><th>copy</th><th>newest snapshot</th><th>last verified restore</th><th>copy lag</th></tr></thead><tbody>\n");
+    for c in &r.copies {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{} <code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.job),
+            esc(&c.repository),
+            esc(&c.url),
+            esc(c.newest_snapshot.as_deref().unwrap_or("none")),
+            esc(c.last_verified_restore.as_deref().unwrap_or("never")),
+            esc(&super::duration(c.copy_lag_seconds as f64))
+        );
+    }
+    s.push_str("</tbody></table>\n");
+}
+
 fn encryption(s: &mut String, r: &MonthReport) {
     s.push_str("<h2>Encryption evidence</h2>\n");
     if r.encryption.is_empty() {

@@ -28,6 +28,7 @@ pub fn render(r: &MonthReport) -> String {
     jobs(&mut s, r);
     trend(&mut s, r);
     encryption(&mut s, r);
+    copies(&mut s, r);
     integrity(&mut s, r);
     s
 }
@@ -112,6 +113,31 @@ fn encryption(s: &mut String, r: &MonthReport) {
             };
             let _ = writeln!(s, "  - {} ({mark}): {}", text(&c.name), text(&c.detail));
         }
+    }
+    s.push('\n');
+}
+
+/// Each job in each copy repository: newest snapshot, last verified restore, lag.
+fn copies(s: &mut String, r: &MonthReport) {
+    if r.copies.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Copies (3-2-1)\n");
+    let _ = writeln!(
+        s,
+        "| job | copy | newest snapshot | last verified restore | copy lag |\n|---|---|---|---|---|"
+    );
+    for c in &r.copies {
+        let _ = writeln!(
+            s,
+            "| {} | {} ({}) | {} | {} | {} |",
+            text(&c.job),
+            text(&c.repository),
+            text(&c.url),
+            c.newest_snapshot.as_deref().unwrap_or("none"),
+            c.last_verified_restore.as_deref().unwrap_or("never"),
+            duration(c.copy_lag_seconds as f64)
+        );
     }
     s.push('\n');
 }

@@ -24,6 +24,21 @@ pub struct MonthReport {
     pub jobs: Vec<JobMonth>,
     pub encryption: Vec<EncryptionEvidence>,
     pub check: CheckSummary,
+    /// Per job and `[copies.NAME]` (3-2-1): none when no copies are configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyMonth>,
+}
+
+/// A job in one copy repository at the end of the month.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyMonth {
+    pub job: String,
+    pub repository: String,
+    /// The copy's URL, credentials masked.
+    pub url: String,
+    pub newest_snapshot: Option<String>,
+    pub last_verified_restore: Option<String>,
+    pub copy_lag_seconds: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -199,6 +214,14 @@ mod tests {
             month: "2026-10".into(),
             generated_at: "2026-11-01T07:00:00Z".into(),
             repository: "/srv/restic".into(),
+            copies: vec![CopyMonth {
+                job: "photos".into(),
+                repository: "offsite".into(),
+                url: "rest:https://u:***@nas/".into(),
+                newest_snapshot: Some("2026-10-31T02:30:00Z".into()),
+                last_verified_restore: None,
+                copy_lag_seconds: 0,
+            }],
             problems: vec!["job <db>: no passing restore test".into()],
             jobs: vec![JobMonth {
                 job: "photos".into(),

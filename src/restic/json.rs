@@ -103,6 +103,9 @@ pub struct Snapshot {
     pub tags: Vec<String>,
     #[serde(default)]
     pub hostname: String,
+    /// A copied snapshot: the id of the snapshot it was copied from (`restic copy`).
+    #[serde(default)]
+    pub original: Option<String>,
     /// 0.17+ only.
     #[serde(default)]
     pub summary: Option<SnapshotSummary>,

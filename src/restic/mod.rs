@@ -8,6 +8,7 @@
 //! by a killed restic is removed with plain `restic unlock` (never `--remove-all`) and the
 //! command retried once, but only when the caller holds omk-backup's own run lock.
 
+mod copy;
 mod error;
 pub mod json;
 mod stall;

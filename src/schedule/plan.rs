@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 pub fn default_grace(kind: TaskKind) -> Duration {
     match kind {
         TaskKind::Backup => Duration::hours(6),
-        TaskKind::Forget => Duration::hours(12),
+        TaskKind::Forget | TaskKind::Copy => Duration::hours(12),
         TaskKind::Check | TaskKind::RestoreTest => Duration::hours(24),
         TaskKind::Report => Duration::days(7),
     }

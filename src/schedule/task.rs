@@ -11,6 +11,8 @@ pub enum TaskKind {
     Check,
     RestoreTest,
     Report,
+    /// `copy [--to NAME] [JOB...]` (3-2-1 copies).
+    Copy,
 }
 
 impl TaskKind {
@@ -22,6 +24,7 @@ impl TaskKind {
             TaskKind::Check => "check",
             TaskKind::RestoreTest => "restore-test",
             TaskKind::Report => "report",
+            TaskKind::Copy => "copy",
         }
     }
 }
@@ -40,6 +43,8 @@ pub struct Task {
     pub month: Option<String>,
     pub format: Option<String>,
     pub output: Option<String>,
+    /// copy: `--to NAME` (default: every copy).
+    pub to: Option<String>,
 }
 
 /// A task problem: byte offset in the command text, message, hint.
@@ -50,7 +55,7 @@ pub struct TaskError {
     pub hint: String,
 }
 
-const TASKS_HINT: &str = "tasks are: backup [JOB...], forget [--prune] [JOB...], check [--read-data-subset K/N], restore-test [JOB...], report [--month YYYY-MM|previous]";
+const TASKS_HINT: &str = "tasks are: backup [JOB...], forget [--prune] [JOB...], check [--read-data-subset K/N], restore-test [JOB...], report [--month YYYY-MM|previous], copy [--to COPY] [JOB...]";
 
 /// The task a line's first word names.
 fn kind_of(at: usize, name: &str) -> Result<TaskKind, TaskError> {
@@ -60,6 +65,7 @@ fn kind_of(at: usize, name: &str) -> Result<TaskKind, TaskError> {
         "check" => TaskKind::Check,
         "restore-test" => TaskKind::RestoreTest,
         "report" => TaskKind::Report,
+        "copy" => TaskKind::Copy,
         other => {
             return Err(TaskError {
                 offset: at,
@@ -93,6 +99,7 @@ impl Task {
             month: None,
             format: None,
             output: None,
+            to: None,
         };
         let mut i = 1;
         while i < words.len() {
@@ -130,11 +137,11 @@ impl Task {
                 }
                 (TaskKind::Report, "--format") => t.format = Some(take_value(&mut i)?),
                 (TaskKind::Report, "--output") => t.output = Some(take_value(&mut i)?),
-                (TaskKind::Backup | TaskKind::Forget | TaskKind::RestoreTest, job)
-                    if !job.starts_with('-') =>
-                {
-                    t.jobs.push(job.to_string())
-                }
+                (TaskKind::Copy, "--to") => t.to = Some(take_value(&mut i)?),
+                (
+                    TaskKind::Backup | TaskKind::Forget | TaskKind::RestoreTest | TaskKind::Copy,
+                    job,
+                ) if !job.starts_with('-') => t.jobs.push(job.to_string()),
                 (_, other) => {
                     return Err(TaskError {
                         offset: at,
@@ -184,6 +191,9 @@ impl std::fmt::Display for Task {
         }
         if let Some(m) = &self.output {
             write!(f, " --output {m}")?;
+        }
+        if let Some(m) = &self.to {
+            write!(f, " --to {m}")?;
         }
         for j in &self.jobs {
             write!(f, " {j}")?;

@@ -190,6 +190,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -202,6 +203,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -214,6 +216,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -226,6 +229,29 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
+            },
+        ),
+    ];
+    for (line, want) in cases {
+        assert_eq!(&one(line).task, want, "{line}");
+    }
+}
+
+#[test]
+fn restore_test_report_and_copy_tasks_parse() {
+    let cases: &[(&str, Task)] = &[
+        (
+            "15 4 * * * copy --to offsite db",
+            Task {
+                kind: TaskKind::Copy,
+                jobs: vec!["db".into()],
+                prune: false,
+                read_data_subset: None,
+                month: None,
+                format: None,
+                output: None,
+                to: Some("offsite".into()),
             },
         ),
         (
@@ -238,6 +264,7 @@ fn tasks_parse() {
                 month: None,
                 format: None,
                 output: None,
+                to: None,
             },
         ),
         (
@@ -250,11 +277,14 @@ fn tasks_parse() {
                 month: Some("previous".into()),
                 format: None,
                 output: None,
+                to: None,
             },
         ),
     ];
     for (line, want) in cases {
         assert_eq!(&one(line).task, want, "{line}");
+        let again = one(&format!("@daily {}", want)).task;
+        assert_eq!(&again, want, "{line} shown as `{want}` parses back");
     }
 }
 

@@ -6,6 +6,7 @@ mod util;
 
 mod backup_restore;
 mod bad_input;
+mod copies;
 mod daemon;
 mod deploy;
 mod dock;

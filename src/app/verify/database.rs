@@ -40,7 +40,8 @@ pub(super) async fn test(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let engine = engine::for_job(job)?;
-    let Some((snap, _)) = pick(ctx, job, t)? else {
+    // `snap` keys the catalog's digest; `in_repo` is its id in the repository tested.
+    let Some((snap, in_repo)) = pick(ctx, job, t)? else {
         return Ok(());
     };
     let Some(dump) = ctx.catalog.dump(&snap)? else {
@@ -79,7 +80,7 @@ pub(super) async fn test(
         engine,
         prof: &prof,
     };
-    let result = scratch.run(restic, job, &snap, &dump, t).await;
+    let result = scratch.run(restic, job, &in_repo, &dump, t).await;
     // Verified (or not) before the clean-up: RTO ends at the verified restore.
     let elapsed = started.elapsed().as_secs_f64();
     let removed = guard.remove().await;

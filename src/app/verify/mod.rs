@@ -12,6 +12,7 @@ pub mod deliver;
 pub mod encryption;
 mod files;
 pub mod hash;
+mod rotation;
 mod scratch;
 
 use super::now_ms;
@@ -86,11 +87,32 @@ fn remove_tree(p: &Path) {
     }
 }
 
+/// Restore-test from the primary, or (a scheduled run, with copies configured) from the
+/// repository whose turn it is ([`rotation::next`]).
 pub async fn run(
     s: &Session,
     names: &[String],
     reporter: &dyn Reporter,
 ) -> anyhow::Result<RestoreTestReport> {
+    let turn = if s.globals.trigger == crate::domain::Trigger::Cli {
+        None
+    } else {
+        rotation::next(s, &s.jobs(names)?)?
+    };
+    run_on(s, names, turn.as_deref(), reporter).await
+}
+
+/// Restore-test from the copy `repository` alone (`None`: the primary).
+pub async fn run_on(
+    s: &Session,
+    names: &[String],
+    repository: Option<&str>,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<RestoreTestReport> {
+    let copy = match repository {
+        Some(n) => Some(s.config.copy_named(n)?.clone()),
+        None => None,
+    };
     let jobs = s.jobs(names)?;
     let work_root = match &s.config.restore_work_dir {
         Some(d) => d.clone(),
@@ -104,8 +126,18 @@ pub async fn run(
     remove_stale_scratch(s, &work_root, reporter)?;
     let rec = RunRecorder::start(s, "restore-test", &[]).await?;
     let tested = async {
-        let restic = s.restic().await?;
-        test_all(s, &rec, &restic, &jobs, &work_root, reporter).await
+        let primary = s.restic().await?;
+        let (restic, repo) = match &copy {
+            Some(c) => (primary.for_repository(&c.repository), c.repository.clone()),
+            None => (primary, s.config.repository.clone()),
+        };
+        let copy_name = copy.as_ref().map(|c| c.name.as_str());
+        let on = On {
+            restic: &restic,
+            repo: &repo,
+            copy: copy_name,
+        };
+        test_all(s, &rec, &on, &jobs, &work_root, reporter).await
     };
     let res = match tested.await {
         Ok(Err(interrupted)) => {
@@ -162,17 +194,26 @@ fn make_scratch(work_root: &Path, run_id: &str) -> anyhow::Result<Scratch> {
     Ok(Scratch(scratch))
 }
 
+/// The repository a restore test reads: restic bound to it, its config, and the copy's
+/// name when it is not the primary.
+struct On<'a> {
+    restic: &'a Restic,
+    repo: &'a crate::config::Repository,
+    copy: Option<&'a str>,
+}
+
 /// The encryption proof and every job's test; `Ok(Err(why))` when a signal stopped it.
 async fn test_all(
     s: &Session,
     rec: &RunRecorder<'_>,
-    restic: &Restic,
+    on: &On<'_>,
     jobs: &[Job],
     work_root: &Path,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Result<RestoreTestReport, String>> {
+    let (restic, copy) = (on.restic, on.copy);
     let scratch = make_scratch(work_root, rec.id())?;
-    let encryption = prove_encryption(s, rec, restic, &scratch.0, reporter).await?;
+    let encryption = prove_encryption(s, rec, restic, on.repo, &scratch.0, reporter).await?;
     // SIGTERM/SIGINT abandon the test in progress: dropping it removes its scratch folder
     // or scratch container (guards), and the run is recorded as interrupted.
     use tokio::signal::unix::{SignalKind, signal};
@@ -187,8 +228,10 @@ async fn test_all(
         let step = rec.step(Some(&job.name), "restore-test")?;
         let work = async {
             match job.kind {
-                JobKind::Files => test_files(s, restic, job, &scratch.0.join(&job.name)).await,
-                _ => test_database(s, restic, job, rec.id(), reporter).await,
+                JobKind::Files => {
+                    test_files(s, restic, job, copy, &scratch.0.join(&job.name)).await
+                }
+                _ => test_database(s, restic, job, copy, rec.id(), reporter).await,
             }
         };
         let mut t = tokio::select! {
@@ -202,6 +245,9 @@ async fn test_all(
             t.rto_seconds = None;
         }
         record_test(s, rec, step, job, &t, started_ms)?;
+        if let Some(c) = copy {
+            s.catalog.set_test_repository(rec.id(), c)?;
+        }
         reporter.step_done();
         tests.push(t.result);
     }
@@ -226,12 +272,13 @@ async fn prove_encryption(
     s: &Session,
     rec: &RunRecorder<'_>,
     restic: &Restic,
+    repo: &crate::config::Repository,
     scratch: &Path,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<EncryptionResult> {
     reporter.note(&format!("proving {} is encrypted", restic.url()));
     let step = rec.step(None, "encryption-check")?;
-    let checks = encryption::prove(restic, &s.config.repository, scratch).await;
+    let checks = encryption::prove(restic, repo, scratch).await;
     let passed = checks.iter().all(|c| c.passed);
     s.catalog.insert_encryption_check(&EncryptionRow {
         run_id: rec.id().to_string(),
@@ -318,11 +365,13 @@ async fn test_files(
     ctx: &Session,
     restic: &Restic,
     job: &Job,
+    copy: Option<&str>,
     scratch: &Path,
 ) -> anyhow::Result<Running> {
     let start = Instant::now();
-    let mut t = Running::new(job);
-    let Some((snap, _)) = pick(ctx, job, &mut t)? else {
+    let mut t = Running::on(job, copy);
+    // The id in the repository tested (a copy's own id there).
+    let Some((_, snap)) = pick(ctx, job, &mut t)? else {
         return Ok(t);
     };
     std::fs::create_dir_all(scratch)
@@ -382,10 +431,11 @@ async fn test_database(
     ctx: &Session,
     restic: &Restic,
     job: &Job,
+    copy: Option<&str>,
     run_id: &str,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Running> {
-    let mut t = Running::new(job);
+    let mut t = Running::on(job, copy);
     database::test(ctx, restic, job, run_id, &mut t, reporter).await?;
     Ok(t)
 }
