@@ -89,6 +89,7 @@ pub async fn run(
         if init {
             init_repository(&restic, reporter).await?;
         }
+        compression_fits(s, &restic, reporter).await?;
         // Refused labels fail a run of every job; a run of named jobs is about those.
         let problems = if names_given {
             Vec::new()
@@ -127,6 +128,34 @@ async fn init_repository(restic: &Restic, reporter: &dyn Reporter) -> anyhow::Re
         }
         Err(e) => return Err(e.into()),
     }
+    Ok(())
+}
+
+/// restic ignores `--compression` on a version 1 repository without a word: `max` there
+/// is refused (the user asked for something restic would not do), `auto`/`off` noted.
+async fn compression_fits(
+    s: &Session,
+    restic: &Restic,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let Some(c) = restic.compression() else {
+        return Ok(());
+    };
+    if restic.format_version().await? >= 2 {
+        return Ok(());
+    }
+    let what = format!(
+        "{}: [repository] compression = \"{}\", but {} is a version 1 repository, which restic never compresses",
+        s.config.file.display(),
+        c.as_str(),
+        restic.url()
+    );
+    if c == crate::config::Compression::Max {
+        anyhow::bail!(
+            "{what}: upgrade it with `restic migrate upgrade_repo_v2` (restic >= 0.14), or remove `compression`"
+        );
+    }
+    reporter.note(&format!("{what}; the setting has no effect there"));
     Ok(())
 }
 

@@ -11,7 +11,7 @@ mod repository;
 mod web;
 
 pub use error::ConfigError;
-pub use repository::{machine_hostname, valid_host};
+pub use repository::{Compression, Transfer, machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};
 
 use crate::domain::{JobKind, QuiesceMode, Retention, validate_job_name};
@@ -143,6 +143,8 @@ pub struct Repository {
     pub password: PasswordSource,
     pub restic: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// Bandwidth limits (KiB/s), compression and the TLS CA: `repository::Transfer`.
+    pub transfer: Transfer,
 }
 
 impl Repository {
