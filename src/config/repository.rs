@@ -204,3 +204,55 @@ pub fn machine_hostname() -> Result<String, String> {
     valid_host(&h).map_err(|why| format!("the machine's host name {h:?} {why}"))?;
     Ok(h)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, ConfigError, parse};
+    use super::*;
+
+    fn parse_in(dir: &std::path::Path, extra: &str) -> Result<Config, ConfigError> {
+        std::fs::write(dir.join("pw"), "secret\n").unwrap();
+        let text = format!("[repository]\nurl = \"repo\"\npassword_file = \"pw\"\n{extra}");
+        parse(&dir.join("omk.toml"), &text)
+    }
+
+    #[test]
+    fn transfer_settings_parse_and_zero_means_unlimited() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\nx\n").unwrap();
+        let c = parse_in(
+            d.path(),
+            "limit_upload = 2048\nlimit_download = 0\ncompression = \"max\"\ncacert = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let t = c.repository.transfer;
+        assert_eq!(t.limit_upload, Some(2048));
+        assert_eq!(t.limit_download, None);
+        assert_eq!(t.compression, Some(Compression::Max));
+        assert_eq!(t.cacert, Some(d.path().join("ca.pem")));
+        let none = parse_in(d.path(), "").unwrap().repository.transfer;
+        assert_eq!(none, Transfer::default());
+    }
+
+    #[test]
+    fn bad_transfer_settings_name_their_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("notpem"), "hello\n").unwrap();
+        for (extra, fragment, line) in [
+            ("limit_upload = -1\n", "repository.limit_upload = -1", 4),
+            (
+                "limit_download = 5000000000\n",
+                "repository.limit_download",
+                4,
+            ),
+            ("compression = \"fast\"\n", "not a compression mode", 4),
+            ("cacert = \"missing.pem\"\n", "repository.cacert", 4),
+            ("cacert = \"notpem\"\n", "holds no PEM certificate", 4),
+        ] {
+            let e = parse_in(d.path(), extra).expect_err(extra);
+            assert!(e.message.contains(fragment), "{extra}: {e}");
+            assert_eq!(e.position.map(|p| p.0), Some(line), "{extra}: {e}");
+            assert!(e.hint.is_some(), "{extra}: {e}");
+        }
+    }
+}

@@ -152,6 +152,31 @@ impl Sftp {
     }
 }
 
+/// Where ssh connects for an sftp: URL, as `host H port P` (`ssh -G`: the Host entries
+/// applied, no connection made); `None` when it is not an sftp URL or ssh cannot say.
+pub async fn endpoint(url: &str) -> Option<String> {
+    let s = Sftp::parse(url).ok()?;
+    let mut c = Command::new("ssh");
+    c.arg("-G");
+    if let Some(p) = s.port {
+        c.args(["-p", &p.to_string()]);
+    }
+    let out = c
+        .arg("--")
+        .arg(&s.dest)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+    };
+    Some(format!("host {} port {}", get("hostname ")?, get("port ")?))
+}
+
 /// A folder only we can read, for the fetched copies.
 fn private_dir(work: &Path) -> Result<PathBuf, RemoteError> {
     use std::os::unix::fs::DirBuilderExt;

@@ -26,6 +26,10 @@ pub enum ResticError {
         "the TLS certificate of the server of {url} is not trusted ({detail}): set [repository] cacert to the PEM file of the CA that signed it, or fix the cacert given"
     )]
     TlsUntrusted { url: String, detail: String },
+    #[error(
+        "cannot reach the sftp server of {url}: {detail}; check that the server is up and the host, port and Host entry ssh uses (~/.ssh/config)"
+    )]
+    Unreachable { url: String, detail: String },
     #[error("a restic repository already exists at {url}: nothing to initialise")]
     AlreadyExists { url: String },
     #[error(
@@ -115,6 +119,26 @@ impl ResticError {
                     status,
                 };
             }
+        }
+        // restic 0.18 sometimes loses ssh's own message ("read |0: file already closed").
+        if has("ssh: connect to host ")
+            || has("ssh: Could not resolve hostname")
+            || has("unable to start the sftp session")
+        {
+            let detail = if has("ssh: ") {
+                let line = first_line_with(stderr, "ssh: ");
+                line.rsplit("ssh: ")
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            } else {
+                "ssh could not open an sftp session".to_string()
+            };
+            return ResticError::Unreachable {
+                url: url.to_string(),
+                detail,
+            };
         }
         if has("x509: ") || has("tls: failed to verify certificate") {
             return ResticError::TlsUntrusted {

@@ -180,12 +180,24 @@ impl Restic {
         if code == Some(0) {
             return Ok(stdout);
         }
-        Err(ResticError::from_exit(
-            &args.join(" "),
-            code,
-            &stderr,
-            &self.url,
-        ))
+        let e = ResticError::from_exit(&args.join(" "), code, &stderr, &self.url);
+        Err(self.explain(e).await)
+    }
+
+    /// An unreachable sftp server, named as ssh resolves it (host and port).
+    async fn explain(&self, e: ResticError) -> ResticError {
+        match e {
+            ResticError::Unreachable { url, detail } => {
+                match crate::remote::sftp::endpoint(self.url.expose()).await {
+                    Some(at) if !detail.contains(&at) => ResticError::Unreachable {
+                        url,
+                        detail: format!("{detail} (ssh connects to {at})"),
+                    },
+                    _ => ResticError::Unreachable { url, detail },
+                }
+            }
+            other => other,
+        }
     }
 
     /// `run`, with one `restic unlock` + retry when the repository is locked and the lock
@@ -323,7 +335,11 @@ impl Restic {
         }
         let status = child.wait().await.map_err(|e| protocol("backup", e))?;
         let stderr = w.text.await.unwrap_or_default();
-        finish_backup(status.code(), summary, item_errors, &stderr, &self.url)
+        let done = finish_backup(status.code(), summary, item_errors, &stderr, &self.url);
+        match done {
+            Err(e) => Err(self.explain(e).await),
+            ok => ok,
+        }
     }
 
     /// restic before 0.17 names the new snapshot by its short id in the backup summary;
