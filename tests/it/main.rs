@@ -22,6 +22,7 @@ mod remote_common;
 mod remote_rclone;
 mod remote_rest;
 mod remote_sftp;
+mod remote_transfer;
 mod secrets;
 mod shared_repo;
 mod signals;
