@@ -78,7 +78,7 @@ fn compression_max_on_a_version_1_repository_fails_with_what_to_do() {
     for (ver, restic) in restics() {
         let env = Env::new(&restic);
         env.restic_cmd(&["init", "--repository-version", "1"]).ok();
-        env.write_config(&format!("{JOBS}"));
+        env.write_config(JOBS);
         let text = std::fs::read_to_string(env.config_path()).unwrap().replace(
             "password_file = \"password\"\n",
             "password_file = \"password\"\ncompression = \"max\"\n",
