@@ -131,3 +131,49 @@ fn stderr_tail(b: &[u8]) -> String {
     let n = lines.len();
     lines[n.saturating_sub(4)..].join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_url_gets_its_reader_and_cloud_backends_are_named_unreadable() {
+        let pick = |u: &str| choose(&RepoUrl::new(u), None);
+        assert!(matches!(pick("/srv/restic"), Choice::Local));
+        assert!(matches!(
+            pick("sftp:nas:/srv/r"),
+            Choice::Remote(RawReader::Sftp(_))
+        ));
+        assert!(matches!(
+            pick("rest:https://u:p@h:8000/r/"),
+            Choice::Remote(RawReader::Rest(_))
+        ));
+        assert!(matches!(
+            pick("rclone:b2:bucket/r"),
+            Choice::Remote(RawReader::Rclone(_))
+        ));
+        for u in [
+            "s3:s3.amazonaws.com/bucket",
+            "b2:bucket:r",
+            "azure:c:/",
+            "gs:b:/",
+            "swift:c:/",
+        ] {
+            match pick(u) {
+                Choice::Unreadable { backend, why } => {
+                    assert!(u.starts_with(&backend), "{u}: {backend}");
+                    assert!(
+                        why.contains("no raw-file reader") && why.contains("rclone"),
+                        "{why}"
+                    );
+                }
+                other => panic!("{u}: {other:?}"),
+            }
+        }
+        // A broken URL is unreadable and its reason carries no credential.
+        match pick("rest:https://u:s3cret@") {
+            Choice::Remote(_) | Choice::Local => {}
+            Choice::Unreadable { why, .. } => assert!(!why.contains("s3cret"), "{why}"),
+        }
+    }
+}
