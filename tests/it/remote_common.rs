@@ -278,3 +278,73 @@ pub fn private_sshd(dir: &Path) -> PrivateServer {
     );
     PrivateServer::start(&["/bin/sh".into(), "-c".into(), script, tmpl])
 }
+
+/// A files job quiescing `c` (pause), over `data/` with a few MB of random bytes, to a
+/// repository on the private sshd at `port`, uploading slowly (`limit_upload`).
+pub fn slow_config(b: &Backend, env: &Env, c: &Container) {
+    let mut big = vec![0u8; 6 << 20];
+    getrandom_fill(&mut big);
+    std::fs::write(env.path("data/big.bin"), &big).unwrap();
+    b.write(
+        env,
+        &format!(
+            "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
+            proxy(),
+            c.name
+        ),
+    );
+}
+
+/// Random bytes without a crate: /dev/urandom.
+pub fn getrandom_fill(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(buf)
+        .unwrap();
+}
+
+/// The server behind `b` (a private one) dies while a pause-quiesced backup uploads:
+/// the run fails (exit 1), the container runs again, nothing new is recorded good; the
+/// server comes back and the next run succeeds.
+pub fn server_gone_mid_backup(ver: &str, env: &Env, b: &Backend, server: &mut PrivateServer) {
+    let c = sqlite();
+    slow_config(b, env, &c);
+    let r = b.run(env, &["backup", "--init"]);
+    assert_eq!(r.code, 0, "restic {ver}: the first run: {}", r.all());
+    let mut more = vec![0u8; 6 << 20];
+    getrandom_fill(&mut more);
+    std::fs::write(env.path("data/big.bin"), &more).unwrap();
+    let good = || env.sql("SELECT count(*) FROM snapshots WHERE state = 'good'");
+    let before = good();
+    let child = b
+        .cmd(env, &["backup"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(60, "the container to be paused", || c.status() == "paused");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    server.kill();
+    let r = Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 1, "restic {ver}: {}", r.all());
+    assert_eq!(
+        c.status(),
+        "running",
+        "restic {ver}: the container was resumed"
+    );
+    assert_eq!(good(), before, "restic {ver}: nothing new recorded good");
+    assert_eq!(
+        env.sql(
+            "SELECT status FROM runs WHERE command = 'backup' ORDER BY started_at DESC LIMIT 1"
+        ),
+        "failed",
+        "restic {ver}"
+    );
+    server.restart();
+    let r = b.run(env, &["backup"]);
+    assert_eq!(r.code, 0, "restic {ver}: the next run: {}", r.all());
+    assert_eq!(c.status(), "running");
+    let after: u32 = good().parse().unwrap();
+    assert_eq!(after, before.parse::<u32>().unwrap() + 1, "restic {ver}");
+}

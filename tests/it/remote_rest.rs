@@ -204,3 +204,34 @@ fn https_wrong_credentials_are_named_and_a_wrong_cacert_is_a_tls_error_naming_ca
         );
     }
 }
+
+#[test]
+fn a_rest_server_gone_mid_backup_fails_the_run_cleanly_and_the_next_run_succeeds() {
+    use crate::remote_common::*;
+    let (_, user, pass) = rest_server();
+    for (ver, restic) in restics() {
+        let env = Env::new(&restic);
+        let store = env.path("rest-store");
+        std::fs::create_dir_all(&store).unwrap();
+        // The harness's htpasswd, on a private rclone server of this test's own.
+        let htpasswd = need_var("OMK_TEST_REST_PASS_FILE").replace(".pass", ".htpasswd");
+        let mut server = PrivateServer::start(&[
+            "/usr/bin/rclone".into(),
+            "serve".into(),
+            "restic".into(),
+            "--addr".into(),
+            "127.0.0.1:{port}".into(),
+            "--htpasswd".into(),
+            htpasswd,
+            store.display().to_string(),
+        ]);
+        let b = Backend {
+            name: "rest-private",
+            url: format!("rest:http://{user}:{pass}@127.0.0.1:{}/r/", server.port),
+            // restic 0.18 retries a vanished server for 15 minutes: stall_timeout bounds it.
+            repo_extra: "limit_upload = 300\nstall_timeout = \"20s\"\n".into(),
+            vars: Vec::new(),
+        };
+        server_gone_mid_backup(ver, &env, &b, &mut server);
+    }
+}

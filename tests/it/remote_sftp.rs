@@ -3,7 +3,6 @@
 //! reads): the full cycle on restic 0.14 and 0.18 with the encryption proof read over
 //! sftp, a server that dies mid-backup (a private sshd), and an unreachable host.
 
-use crate::dock::*;
 use crate::remote_common::*;
 use crate::util::*;
 
@@ -12,31 +11,6 @@ fn sftp_repository_full_cycle_with_the_encryption_proof_over_the_wire() {
     for (ver, restic) in restics() {
         full_cycle(ver, &restic, &Backend::sftp());
     }
-}
-
-/// A files job quiescing `c` (pause), over `data/` with a few MB of random bytes, to a
-/// repository on the private sshd at `port`, uploading slowly (`limit_upload`).
-fn slow_config(b: &Backend, env: &Env, c: &Container) {
-    let mut big = vec![0u8; 6 << 20];
-    getrandom_fill(&mut big);
-    std::fs::write(env.path("data/big.bin"), &big).unwrap();
-    b.write(
-        env,
-        &format!(
-            "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.files1]\nkind = \"files\"\npaths = [\"data\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
-            proxy(),
-            c.name
-        ),
-    );
-}
-
-/// Random bytes without a crate: /dev/urandom.
-pub fn getrandom_fill(buf: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(buf)
-        .unwrap();
 }
 
 #[test]
@@ -54,51 +28,7 @@ fn an_sftp_server_gone_mid_backup_fails_the_run_cleanly_and_the_next_run_succeed
         // Slow enough to be mid-upload when the server dies; stall_timeout bounds any
         // retrying.
         b.repo_extra = "limit_upload = 300\nstall_timeout = \"30s\"\n".into();
-        let c = sqlite();
-        slow_config(&b, &env, &c);
-        b.run(&env, &["backup", "--init"]);
-        // Force new data for the second run.
-        let mut more = vec![0u8; 6 << 20];
-        getrandom_fill(&mut more);
-        std::fs::write(env.path("data/big.bin"), &more).unwrap();
-        let before = env.sql("SELECT count(*) FROM snapshots WHERE state = 'good'");
-        let child = b
-            .cmd(&env, &["backup"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_until(60, "the container to be paused", || c.status() == "paused");
-        std::thread::sleep(std::time::Duration::from_secs(3));
-        sshd.kill();
-        let r = Run::from_output(child.wait_with_output().unwrap());
-        assert_eq!(r.code, 1, "restic {ver}: {}", r.all());
-        assert_eq!(
-            c.status(),
-            "running",
-            "restic {ver}: the container was resumed"
-        );
-        assert_eq!(
-            env.sql("SELECT count(*) FROM snapshots WHERE state = 'good'"),
-            before,
-            "restic {ver}: nothing new recorded good"
-        );
-        assert_eq!(
-            env.sql(
-                "SELECT status FROM runs WHERE command = 'backup' ORDER BY started_at DESC LIMIT 1"
-            ),
-            "failed",
-            "restic {ver}"
-        );
-        sshd.restart();
-        let r = b.run(&env, &["backup"]);
-        assert_eq!(r.code, 0, "restic {ver}: the next run: {}", r.all());
-        assert_eq!(c.status(), "running");
-        let after: u32 = env
-            .sql("SELECT count(*) FROM snapshots WHERE state = 'good'")
-            .parse()
-            .unwrap();
-        assert_eq!(after, before.parse::<u32>().unwrap() + 1, "restic {ver}");
+        server_gone_mid_backup(ver, &env, &b, &mut sshd);
     }
 }
 
