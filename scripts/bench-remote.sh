@@ -5,6 +5,8 @@
 # alternating which goes first; one warm-up pair is discarded; prints every pair, the
 # medians and the median of the per-pair ratios (target <= 1.03).
 #   usage: scripts/bench-remote.sh [PAIRS] [RESTIC]   (defaults: 3, restic 0.18)
+#   OMK_BENCH_PROFILE=debug uses the debug build (when a release build cannot be afforded;
+#   it can only make omk-backup look slower).
 # Needs: scripts/setup-test-env.sh run (the sftp server), root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +15,9 @@ pairs=${1:-3}
 restic=${2:-/opt/omk-test/restic-0.18/usr/bin/restic}
 [ -x "$restic" ] || { echo "restic $restic missing: run scripts/setup-test-env.sh" >&2; exit 1; }
 ssh -o BatchMode=yes omk-sftp true || { echo "ssh omk-sftp fails: run scripts/setup-test-env.sh" >&2; exit 1; }
-cargo build --release --quiet
-bin="$PWD/target/release/omk-backup"
+profile=${OMK_BENCH_PROFILE:-release}
+if [ "$profile" = debug ]; then cargo build --quiet; else cargo build --release --quiet; fi
+bin="$PWD/target/$profile/omk-backup"
 work=/var/tmp/omk-bench-remote
 data="$work/data"
 remote_dir=/var/lib/omk-test/sftp/bench
@@ -65,7 +68,7 @@ omk_run() {
 }
 
 ver=$("$restic" version | awk '{print $2}')
-echo "restic $ver, sftp:omk-sftp, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "restic $ver, omk-backup $profile build, sftp:omk-sftp, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 bare=(); omk=(); ratios=()
 for i in $(seq 0 "$pairs"); do
     if [ $((i % 2)) = 0 ]; then o=$(omk_run); b=$(bare_run); else b=$(bare_run); o=$(omk_run); fi
