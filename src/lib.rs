@@ -25,6 +25,7 @@ pub mod private;
 pub mod proxy;
 pub mod random;
 pub mod redact;
+pub mod remote;
 pub mod report;
 pub mod restic;
 pub mod schedule;

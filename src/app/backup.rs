@@ -97,6 +97,7 @@ pub async fn run(
         if init {
             init_repository(&restic, reporter).await?;
         }
+        compression_fits(s, &restic, reporter).await?;
         // Refused labels fail a run of every job; a run of named jobs is about those.
         let problems = if names_given {
             Vec::new()
@@ -162,6 +163,34 @@ struct Run<'a> {
     restic: &'a Restic,
     /// `--accept-shrink`: jobs whose shrink check is waived.
     accept_shrink: &'a [String],
+}
+
+/// restic ignores `--compression` on a version 1 repository without a word: `max` there
+/// is refused (the user asked for something restic would not do), `auto`/`off` noted.
+async fn compression_fits(
+    s: &Session,
+    restic: &Restic,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let Some(c) = restic.compression() else {
+        return Ok(());
+    };
+    if restic.format_version().await? >= 2 {
+        return Ok(());
+    }
+    let what = format!(
+        "{}: [repository] compression = \"{}\", but {} is a version 1 repository, which restic never compresses",
+        s.config.file.display(),
+        c.as_str(),
+        restic.url()
+    );
+    if c == crate::config::Compression::Max {
+        anyhow::bail!(
+            "{what}: upgrade it with `restic migrate upgrade_repo_v2` (restic >= 0.14), or remove `compression`"
+        );
+    }
+    reporter.note(&format!("{what}; the setting has no effect there"));
+    Ok(())
 }
 
 /// Every job in turn; a repository-wide failure stops the others (not attempted).

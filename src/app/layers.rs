@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("recorder", 3),
     ("health", 3),
     ("verify::hash", 3),
+    ("verify::rawfiles", 3),
     ("quiesce", 4),
     ("reconcile", 4),
     ("dump::pump", 3),

@@ -13,7 +13,7 @@ mod web;
 
 pub use copies::{Copy, primary_name as copies_primary_name};
 pub use error::ConfigError;
-pub use repository::{machine_hostname, valid_host};
+pub use repository::{Compression, Transfer, machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};
 
 use crate::domain::{JobKind, QuiesceMode, Retention, validate_job_name};
@@ -147,6 +147,8 @@ pub struct Repository {
     pub password: PasswordSource,
     pub restic: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// Bandwidth limits (KiB/s), compression and the TLS CA: `repository::Transfer`.
+    pub transfer: Transfer,
 }
 
 impl Repository {

@@ -56,6 +56,13 @@ pub struct RawRepository {
     pub restic: Option<Spanned<String>>,
     /// restic's cache folder (useful on a read-only root filesystem).
     pub cache_dir: Option<Spanned<String>>,
+    /// restic `--limit-upload` / `--limit-download` in KiB/s (0 = unlimited).
+    pub limit_upload: Option<Spanned<i64>>,
+    pub limit_download: Option<Spanned<i64>>,
+    /// restic `--compression`: "auto", "max" or "off" (repository format 2).
+    pub compression: Option<Spanned<String>>,
+    /// restic `--cacert`: a PEM CA certificate for a `rest:https://` server.
+    pub cacert: Option<Spanned<String>>,
 }
 
 /// `[check]`: rotating `--read-data-subset` coverage.

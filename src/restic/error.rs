@@ -22,6 +22,14 @@ pub enum ResticError {
         "the server of {url} refused the credentials in repository.url (HTTP {status}): check the user and password in the URL (they are not shown here)"
     )]
     AccessDenied { url: String, status: u16 },
+    #[error(
+        "the TLS certificate of the server of {url} is not trusted ({detail}): set [repository] cacert to the PEM file of the CA that signed it, or fix the cacert given"
+    )]
+    TlsUntrusted { url: String, detail: String },
+    #[error(
+        "cannot reach the sftp server of {url}: {detail}; check that the server is up and the host, port and Host entry ssh uses (~/.ssh/config)"
+    )]
+    Unreachable { url: String, detail: String },
     #[error("a restic repository already exists at {url}: nothing to initialise")]
     AlreadyExists { url: String },
     #[error(
@@ -80,6 +88,7 @@ impl ResticError {
                 | ResticError::Unsupported { .. }
                 | ResticError::RepoMissing { .. }
                 | ResticError::AccessDenied { .. }
+                | ResticError::TlsUntrusted { .. }
                 | ResticError::AlreadyExists { .. }
         )
     }
@@ -110,6 +119,37 @@ impl ResticError {
                     status,
                 };
             }
+        }
+        // restic 0.18 sometimes loses ssh's own message ("read |0: file already closed").
+        if has("ssh: connect to host ")
+            || has("ssh: Could not resolve hostname")
+            || has("unable to start the sftp session")
+        {
+            let detail = if has("ssh: ") {
+                let line = first_line_with(stderr, "ssh: ");
+                line.rsplit("ssh: ")
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            } else {
+                "ssh could not open an sftp session".to_string()
+            };
+            return ResticError::Unreachable {
+                url: url.to_string(),
+                detail,
+            };
+        }
+        if has("x509: ") || has("tls: failed to verify certificate") {
+            return ResticError::TlsUntrusted {
+                url: url.to_string(),
+                detail: first_line_with(stderr, "x509: ")
+                    .rsplit("x509: ")
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
         }
         if code == Some(10)
             || has("unable to open config file")

@@ -7,22 +7,30 @@
 //! ([`ResticError`]) from both 0.14's messages and 0.17+'s exit codes. A stale lock left
 //! by a killed restic is removed with plain `restic unlock` (never `--remove-all`) and the
 //! command retried once, but only when the caller holds omk-backup's own run lock.
+//! The repository's [`Transfer`] settings (`--limit-upload`, `--limit-download`,
+//! `--compression`, `--cacert`) go on every restic call, so every call that moves data
+//! (backup, restore, dump, check --read-data*, prune, forget --prune) honours them.
 
 mod copy;
 mod error;
+mod finish;
+mod giveup;
 pub mod json;
 mod stall;
 mod stdin;
+mod transfer;
 mod version;
 
 pub use error::{ResticError, tail};
+use finish::finish_backup;
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
 use stall::{StallWatch, stop_child};
 pub use stdin::StdinBackup;
+use transfer::transfer_flags;
 pub use version::Version;
 use version::binary_for;
 
-use crate::config::{PasswordSource, Repository};
+use crate::config::{PasswordSource, Repository, Transfer};
 use crate::domain::Retention;
 use crate::redact::RepoUrl;
 use std::path::{Path, PathBuf};
@@ -42,6 +50,8 @@ pub struct Restic {
     stall_timeout: Option<Duration>,
     password: PasswordSource,
     cache_dir: Option<PathBuf>,
+    /// Bandwidth limits, compression and the TLS CA, for every call.
+    transfer: Transfer,
     /// True when the caller holds omk-backup's run lock: then a restic lock found on the
     /// repository is stale by construction, and we may `restic unlock` and retry once.
     may_unlock: bool,
@@ -85,6 +95,7 @@ impl Restic {
             stall_timeout: repo.stall_timeout,
             password: repo.password.clone(),
             cache_dir: repo.cache_dir.clone(),
+            transfer: repo.transfer.clone(),
             may_unlock,
         })
     }
@@ -111,8 +122,11 @@ impl Restic {
     /// The one place a restic process is built.
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.binary);
+        c.args(transfer_flags(&self.transfer));
         c.args(args);
         for var in [
+            "RESTIC_COMPRESSION",
+            "RESTIC_CACERT",
             "RESTIC_PASSWORD",
             "RESTIC_PASSWORD_FILE",
             "RESTIC_PASSWORD_COMMAND",
@@ -143,23 +157,48 @@ impl Restic {
             .map_err(|e| spawn_error(&self.binary, e))
     }
 
-    /// Run a command to completion and return its stdout, or a typed error.
+    /// Run a command to completion and return its stdout, or a typed error. A hopeless
+    /// error restic would retry for minutes (`giveup`) stops it at once.
     async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ResticError> {
-        let out = self
-            .command(args)
-            .output()
-            .await
-            .map_err(|e| spawn_error(&self.binary, e))?;
-        if out.status.success() {
-            return Ok(out.stdout);
+        let mut child = self.spawn(args)?;
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let out_task = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf).await;
+            buf
+        });
+        let w = giveup::watch(child.stderr.take().expect("stderr is piped"));
+        let command = args.first().copied().unwrap_or("restic");
+        let code = tokio::select! {
+            s = child.wait() => s.map_err(|e| protocol(command, e))?.code(),
+            _ = w.fatal.notified() => {
+                stop_child(&mut child).await;
+                Some(1)
+            }
+        };
+        let stderr = w.text.await.unwrap_or_default();
+        let stdout = out_task.await.unwrap_or_default();
+        if code == Some(0) {
+            return Ok(stdout);
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(ResticError::from_exit(
-            &args.join(" "),
-            out.status.code(),
-            &stderr,
-            &self.url,
-        ))
+        let e = ResticError::from_exit(&args.join(" "), code, &stderr, &self.url);
+        Err(self.explain(e).await)
+    }
+
+    /// An unreachable sftp server, named as ssh resolves it (host and port).
+    async fn explain(&self, e: ResticError) -> ResticError {
+        match e {
+            ResticError::Unreachable { url, detail } => {
+                match crate::remote::sftp::endpoint(self.url.expose()).await {
+                    Some(at) if !detail.contains(&at) => ResticError::Unreachable {
+                        url,
+                        detail: format!("{detail} (ssh connects to {at})"),
+                    },
+                    _ => ResticError::Unreachable { url, detail },
+                }
+            }
+            other => other,
+        }
     }
 
     /// `run`, with one `restic unlock` + retry when the repository is locked and the lock
@@ -188,6 +227,20 @@ impl Restic {
     /// Does the repository exist and open with our password?
     pub async fn open(&self) -> Result<(), ResticError> {
         self.run_unlocking(&["cat", "config"]).await.map(|_| ())
+    }
+
+    /// The repository's format version (`cat config`): 1, or 2 (compression possible).
+    pub async fn format_version(&self) -> Result<u64, ResticError> {
+        let out = self.run_unlocking(&["cat", "config"]).await?;
+        let v: serde_json::Value = parse_json(&out, "cat config")?;
+        v.get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| protocol("cat config", "the config names no version"))
+    }
+
+    /// The compression configured for this repository, if any.
+    pub fn compression(&self) -> Option<crate::config::Compression> {
+        self.transfer.compression
     }
 
     /// Back up paths, reporting progress, returning the summary.
@@ -232,7 +285,7 @@ impl Restic {
         let mut child = self.spawn(argv)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_task = tokio::spawn(read_all(stderr));
+        let w = giveup::watch(stderr);
         let mut lines = BufReader::new(stdout).lines();
         let mut summary = None;
         let mut item_errors = Vec::new();
@@ -240,18 +293,27 @@ impl Restic {
         // moves (seconds_elapsed always does): progress is the file and byte counters.
         let mut watch = StallWatch::new(self.stall_timeout);
         loop {
-            let next = match watch.deadline() {
-                Some(at) => match tokio::time::timeout_at(at, lines.next_line()).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        stop_child(&mut child).await;
-                        return Err(ResticError::Stalled {
-                            command: "backup".into(),
-                            after: self.stall_timeout.unwrap_or_default(),
-                        });
-                    }
-                },
-                None => lines.next_line().await,
+            let deadline = watch.deadline();
+            let stalled = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let next = tokio::select! {
+                r = lines.next_line() => r,
+                _ = stalled => {
+                    stop_child(&mut child).await;
+                    return Err(ResticError::Stalled {
+                        command: "backup".into(),
+                        after: self.stall_timeout.unwrap_or_default(),
+                    });
+                }
+                _ = w.fatal.notified() => {
+                    stop_child(&mut child).await;
+                    let stderr = w.text.await.unwrap_or_default();
+                    return Err(ResticError::from_exit("backup", None, &stderr, &self.url));
+                }
             };
             let Some(line) = next.map_err(|e| protocol("backup", e))? else {
                 break;
@@ -273,8 +335,12 @@ impl Restic {
             }
         }
         let status = child.wait().await.map_err(|e| protocol("backup", e))?;
-        let stderr = stderr_task.await.unwrap_or_default();
-        finish_backup(status.code(), summary, item_errors, &stderr, &self.url)
+        let stderr = w.text.await.unwrap_or_default();
+        let done = finish_backup(status.code(), summary, item_errors, &stderr, &self.url);
+        match done {
+            Err(e) => Err(self.explain(e).await),
+            ok => ok,
+        }
     }
 
     /// restic before 0.17 names the new snapshot by its short id in the backup summary;
@@ -482,46 +548,6 @@ impl Restic {
             }
         }
         Ok((time, nodes))
-    }
-}
-
-fn finish_backup(
-    code: Option<i32>,
-    summary: Option<BackupSummary>,
-    item_errors: Vec<String>,
-    stderr: &str,
-    url: &RepoUrl,
-) -> Result<BackupDone, ResticError> {
-    match code {
-        Some(0) => {
-            let summary = summary.ok_or_else(|| ResticError::Protocol {
-                command: "backup".into(),
-                detail: "no summary line in its JSON output".into(),
-            })?;
-            let snapshot_id = summary
-                .snapshot_id
-                .clone()
-                .ok_or_else(|| ResticError::Protocol {
-                    command: "backup".into(),
-                    detail: "the summary names no snapshot".into(),
-                })?;
-            Ok(BackupDone {
-                summary,
-                snapshot_id,
-                item_errors,
-            })
-        }
-        Some(3) => {
-            let mut detail = url.scrub(&item_errors.join("; "));
-            if detail.is_empty() {
-                detail = tail(&url.scrub(stderr), 6);
-            }
-            Err(ResticError::SourceUnreadable {
-                snapshot_id: summary.and_then(|s| s.snapshot_id),
-                detail,
-            })
-        }
-        code => Err(ResticError::from_exit("backup", code, stderr, url)),
     }
 }
 

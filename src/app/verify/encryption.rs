@@ -2,11 +2,14 @@
 //! plaintext canary is backed up, shown absent from the raw repository files, restored
 //! to prove decryption works, then forgotten; a wrong password must be refused; the
 //! `config` file must not be plaintext JSON and every `keys/*` file must be JSON with
-//! `"kdf": "scrypt"`. For remote repositories the raw-file checks are reported as
-//! skipped with the reason, never as passed silently.
+//! `"kdf": "scrypt"`. A local repository is read directly; sftp:, rest: and rclone:
+//! repositories over the wire ([`crate::remote`], [`super::rawfiles`]); for a backend
+//! with no reader the raw-file checks are skipped, saying what was and was not proven.
 
+use super::rawfiles::{self, Before};
 use crate::catalog::Check;
 use crate::config::Repository;
+use crate::remote::{Choice, RawReader};
 use crate::restic::{Restic, ResticError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -18,14 +21,32 @@ const CANARY_FILE: &str = "omk-canary";
 /// the canary backup (where an unencrypted canary would have to be).
 const FULL_SCAN_LIMIT: u64 = 256 << 20;
 
-/// Run every encryption check; `work` is a private folder for the wrong password file.
+/// Where the raw files are read from, and what a remote held before the canary backup.
+enum Raw {
+    Local(PathBuf),
+    Remote(RawReader, Before),
+    Unreadable(String),
+}
+
+/// Run every encryption check; `work` is a private folder for the wrong password file
+/// (and copies of remote raw files).
 pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
     let canary = match crate::random::hex(32) {
         Ok(c) => c,
         Err(e) => return vec![Check::new("canary-absent", false, e.to_string())],
     };
-    let local = repo.local_path();
+    let raw = match crate::remote::choose(&repo.url, repo.transfer.cacert.as_deref()) {
+        Choice::Local => match repo.local_path() {
+            Some(dir) => Raw::Local(dir),
+            None => Raw::Unreadable(format!("{} is not a path this host can read", repo.url)),
+        },
+        Choice::Remote(r) => {
+            let before = rawfiles::list_before(&r).await;
+            Raw::Remote(r, before)
+        }
+        Choice::Unreadable { why, .. } => Raw::Unreadable(why),
+    };
     let before = SystemTime::now() - Duration::from_secs(2);
     let snap = match restic
         .backup_bytes(CANARY_FILE, &[CANARY_TAG.to_string()], canary.as_bytes())
@@ -41,75 +62,81 @@ pub async fn prove(restic: &Restic, repo: &Repository, work: &Path) -> Vec<Check
                 false,
                 format!("cannot back up the canary: {e}"),
             ));
-            checks.extend(static_checks(local.as_deref()).await);
+            checks.extend(static_checks(&raw, None, work).await);
             checks.push(wrong_password(restic, work).await);
             return checks;
         }
     };
 
-    checks.push(canary_absent(repo, local.as_deref(), &canary, before).await);
+    let (absent, listing) = canary_absent(&raw, &canary, before, work).await;
+    checks.push(absent);
     checks.push(canary_restored(restic, &snap, &canary).await);
     checks.push(wrong_password(restic, work).await);
-    checks.extend(static_checks(local.as_deref()).await);
+    checks.extend(static_checks(&raw, listing, work).await);
 
     checks.push(forget_canary(restic, &snap).await);
     checks
 }
 
-/// The canary is not in the raw repository files (local repositories only).
+/// The canary is not in the raw repository files.
 async fn canary_absent(
-    repo: &Repository,
-    local: Option<&Path>,
+    raw: &Raw,
     canary: &str,
     before: SystemTime,
-) -> Check {
-    match local {
-        Some(dir) => {
-            let dir = dir.to_path_buf();
-            let needle = canary.as_bytes().to_vec();
-            match tokio::task::spawn_blocking(move || scan(&dir, &needle, before)).await {
-                Ok(Ok(s)) if s.found.is_empty() => Check::new(
-                    "canary-absent",
-                    s.files > 0,
-                    format!(
-                        "a random 64-character canary was backed up and is not in the raw repository: searched {} file(s), {} bytes ({}){}",
-                        s.files,
-                        s.bytes,
-                        if s.full {
-                            "the whole repository"
-                        } else {
-                            "every file the canary backup wrote"
-                        },
-                        if s.files == 0 {
-                            "; no file was searched, so nothing is proven"
-                        } else {
-                            ""
-                        }
-                    ),
+    work: &Path,
+) -> (Check, Option<Vec<String>>) {
+    match raw {
+        Raw::Local(dir) => (canary_absent_local(dir, canary, before).await, None),
+        Raw::Remote(r, listed) => rawfiles::canary_absent_remote(r, listed, canary, work).await,
+        Raw::Unreadable(why) => (
+            Check::skipped(
+                "canary-absent",
+                format!(
+                    "not checked: {why}. Proven: the canary round trip (backed up, restored byte for byte) and the refusal of a wrong password. Not proven: that no plaintext reaches the raw files"
                 ),
-                Ok(Ok(s)) => Check::new(
-                    "canary-absent",
-                    false,
-                    format!(
-                        "THE PLAINTEXT CANARY IS IN THE RAW REPOSITORY FILES ({}): the repository is not encrypted as expected",
-                        s.found.join(", ")
-                    ),
-                ),
-                Ok(Err(e)) => Check::new(
-                    "canary-absent",
-                    false,
-                    format!("cannot read the repository files: {e}"),
-                ),
-                Err(e) => Check::new("canary-absent", false, format!("the scan failed: {e}")),
-            }
-        }
-        None => Check::skipped(
+            ),
+            None,
+        ),
+    }
+}
+
+async fn canary_absent_local(dir: &Path, canary: &str, before: SystemTime) -> Check {
+    let dir = dir.to_path_buf();
+    let needle = canary.as_bytes().to_vec();
+    match tokio::task::spawn_blocking(move || scan(&dir, &needle, before)).await {
+        Ok(Ok(s)) if s.found.is_empty() => Check::new(
             "canary-absent",
+            s.files > 0,
             format!(
-                "not checked: {} is a remote repository whose raw files this host cannot read; the canary round trip and the wrong-password refusal were checked",
-                repo.url
+                "a random 64-character canary was backed up and is not in the raw repository: searched {} file(s), {} bytes ({}){}",
+                s.files,
+                s.bytes,
+                if s.full {
+                    "the whole repository"
+                } else {
+                    "every file the canary backup wrote"
+                },
+                if s.files == 0 {
+                    "; no file was searched, so nothing is proven"
+                } else {
+                    ""
+                }
             ),
         ),
+        Ok(Ok(s)) => Check::new(
+            "canary-absent",
+            false,
+            format!(
+                "THE PLAINTEXT CANARY IS IN THE RAW REPOSITORY FILES ({}): the repository is not encrypted as expected",
+                s.found.join(", ")
+            ),
+        ),
+        Ok(Err(e)) => Check::new(
+            "canary-absent",
+            false,
+            format!("cannot read the repository files: {e}"),
+        ),
+        Err(e) => Check::new("canary-absent", false, format!("the scan failed: {e}")),
     }
 }
 
@@ -213,86 +240,44 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
-async fn static_checks(local: Option<&Path>) -> Vec<Check> {
-    let Some(dir) = local else {
-        return vec![
-            Check::skipped(
-                "config-encrypted",
-                "not checked: remote repository (raw files not readable from here)",
-            ),
-            Check::skipped(
-                "keys-scrypt",
-                "not checked: remote repository (raw files not readable from here)",
-            ),
-        ];
-    };
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || vec![config_check(&dir), keys_check(&dir)])
-        .await
-        .unwrap_or_default()
-}
-
-fn config_check(dir: &Path) -> Check {
-    match std::fs::read(dir.join("config")) {
-        Ok(b) => {
-            let json = serde_json::from_slice::<serde_json::Value>(&b).is_ok();
-            let plain = memchr::memmem::find(&b, b"chunker_polynomial").is_some();
-            Check::new(
-                "config-encrypted",
-                !json && !plain,
-                if json || plain {
-                    "the repository's config file is plaintext JSON".to_string()
-                } else {
-                    format!("config is {} bytes of ciphertext, not JSON", b.len())
-                },
-            )
-        }
-        Err(e) => Check::new(
-            "config-encrypted",
-            false,
-            format!("cannot read {}: {e}", dir.join("config").display()),
-        ),
-    }
-}
-
-fn keys_check(dir: &Path) -> Check {
-    let keys = dir.join("keys");
-    let entries = match std::fs::read_dir(&keys) {
-        Ok(e) => e,
-        Err(e) => {
-            return Check::new(
-                "keys-scrypt",
-                false,
-                format!("cannot read {}: {e}", keys.display()),
+async fn static_checks(raw: &Raw, listing: Option<Vec<String>>, work: &Path) -> Vec<Check> {
+    let dir = match raw {
+        Raw::Local(dir) => dir.clone(),
+        Raw::Remote(r, _) => return rawfiles::static_remote(r, listing, work).await,
+        Raw::Unreadable(why) => {
+            let d = format!(
+                "not checked: {why}; restic opened the repository with its password and refused a wrong one, which says nothing about the bytes at rest"
             );
+            return vec![
+                Check::skipped("config-encrypted", d.clone()),
+                Check::skipped("keys-scrypt", d),
+            ];
         }
     };
-    let mut ok = 0;
-    let mut bad = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let kdf = std::fs::read(e.path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("kdf").and_then(|k| k.as_str()).map(str::to_string));
-        match kdf.as_deref() {
-            Some("scrypt") => ok += 1,
-            other => bad.push(format!("{name} (kdf {other:?})")),
-        }
-    }
-    Check::new(
-        "keys-scrypt",
-        ok > 0 && bad.is_empty(),
-        if ok > 0 && bad.is_empty() {
-            format!(
-                "{ok} key file(s), each JSON with \"kdf\": \"scrypt\" (the master key inside is encrypted)"
-            )
-        } else if bad.is_empty() {
-            "no key files found".to_string()
-        } else {
-            format!("key files without an scrypt KDF: {}", bad.join(", "))
-        },
-    )
+    tokio::task::spawn_blocking(move || {
+        let config = dir.join("config");
+        let config =
+            std::fs::read(&config).map_err(|e| format!("cannot read {}: {e}", config.display()));
+        vec![
+            rawfiles::config_check(config),
+            rawfiles::keys_check(read_keys(&dir)),
+        ]
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn read_keys(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let keys = dir.join("keys");
+    let entries =
+        std::fs::read_dir(&keys).map_err(|e| format!("cannot read {}: {e}", keys.display()))?;
+    Ok(entries
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap_or_default())
+        })
+        .collect())
 }
 
 struct Scan {

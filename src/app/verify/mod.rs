@@ -12,6 +12,7 @@ pub mod deliver;
 pub mod encryption;
 mod files;
 pub mod hash;
+mod rawfiles;
 mod rotation;
 mod scratch;
 
