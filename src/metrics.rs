@@ -78,6 +78,20 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
         }
     }
     proof_series(&mut out, config, catalog, now_ms)?;
+    // Which Docker engine runs each job (an info series: join on `job` in queries).
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_job_info The job's kind and the Docker engine its container runs on.\n# TYPE omk_backup_job_info gauge"
+    );
+    for job in config.jobs.values() {
+        let _ = writeln!(
+            out,
+            "omk_backup_job_info{{job=\"{}\",kind=\"{}\",engine=\"{}\"}} 1",
+            escape(&job.name),
+            job.kind.as_str(),
+            escape(&job.engine)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",

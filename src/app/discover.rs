@@ -7,11 +7,13 @@
 //! to the labelled container), `omk-backup.user`, `omk-backup.database`. Labels are
 //! written by whoever built the image: they may not name host files (`password_file`
 //! is config-only) and their paths must lie below `[docker] label_path_roots`.
-//! Discovery only runs when a Docker host is configured
-//! (`[docker] host` or `$DOCKER_HOST`): a plain files-only setup never needs Docker.
+//! Discovery runs on every engine: `local` when a Docker host is configured
+//! (`[docker] host` or `$DOCKER_HOST`; a plain files-only setup never needs Docker) and
+//! each `[engines.NAME]`. A job found on an engine runs there; the same job name
+//! claimed on two engines is refused, naming both, unless the config defines the job.
 
 use super::reporter::Reporter;
-use crate::config::{Config, Job, JobOrigin, Quiesce};
+use crate::config::{Config, Job, JobOrigin, LOCAL_ENGINE, Quiesce};
 use crate::docker::{ContainerInfo, Docker};
 use crate::domain::{JobKind, QuiesceMode, validate_job_name};
 use std::path::PathBuf;
@@ -19,31 +21,80 @@ use std::path::PathBuf;
 pub const ENABLE: &str = "omk-backup.enable=true";
 
 /// Whether this config asks for label discovery: it is on and a Docker host is
-/// configured (`[docker] host` or `$DOCKER_HOST`).
+/// configured (`[docker] host`, `$DOCKER_HOST` or an `[engines.NAME]`).
 pub fn wanted(config: &Config) -> bool {
-    let host = config.docker_host.is_some()
-        || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
-    config.docker_discover && host
+    !engines(config).is_empty()
 }
 
-/// Add labelled containers' jobs to `config`. A Docker failure is returned to the caller,
-/// which decides whether the command needs Docker. Containers whose labels are refused
-/// (or that claim the same job name) add no job: they come back as problems, one line
-/// each naming the container and the label, for the run to fail on.
-pub async fn merge(
-    config: &mut Config,
-    docker: &Docker,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<Vec<String>> {
-    let found = docker.list_labelled(ENABLE).await?;
+/// The engines label discovery lists: `local` when a Docker host is configured
+/// (`[docker] host` or `$DOCKER_HOST`), and every `[engines.NAME]`.
+pub fn engines(config: &Config) -> Vec<String> {
+    if !config.docker_discover {
+        return Vec::new();
+    }
+    let local = config.docker_host.is_some()
+        || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    config
+        .engine_names()
+        .into_iter()
+        .filter(|e| local || e != LOCAL_ENGINE)
+        .collect()
+}
+
+/// The labelled containers of one engine.
+pub struct Found {
+    pub engine: String,
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// List the labelled containers of `engine`.
+pub async fn list(engine: &str, docker: &Docker) -> anyhow::Result<Found> {
+    Ok(Found {
+        engine: engine.to_string(),
+        containers: docker.list_labelled(ENABLE).await?,
+    })
+}
+
+/// Add the labelled containers' jobs of every engine to `config`; each job runs on the
+/// engine its container was found on. Containers whose labels are refused (or that
+/// claim the same job name, on one engine or on several) add no job: they come back as
+/// problems, one line each naming the container, its engine and the label, for the run
+/// to fail on. A job the config defines wins over labels claiming its name (a note).
+pub fn merge(config: &mut Config, found: Vec<Found>, reporter: &dyn Reporter) -> Vec<String> {
+    let several = found.len() > 1 || found.iter().any(|f| f.engine != LOCAL_ENGINE);
     let mut problems = Vec::new();
     let mut jobs = Vec::new();
-    for c in found {
-        match job_from_labels(&c, &config.label_path_roots) {
-            Ok(job) => jobs.push((job, c.name.clone())),
-            Err(why) => problems.push(format!("container {}: {why}", c.name)),
+    for f in found {
+        for c in f.containers {
+            let at = if several {
+                format!("{} on engine {}", c.name, f.engine)
+            } else {
+                c.name.clone()
+            };
+            match job_from_labels(&c, &config.label_path_roots) {
+                Ok(mut job) => {
+                    job.engine = f.engine.clone();
+                    jobs.push((job, at));
+                }
+                Err(why) => problems.push(format!("container {at}: {why}")),
+            }
         }
     }
+    // The config names it: its definition wins, whatever the labels say.
+    jobs.retain(|(job, at)| {
+        let Some(existing) = config.jobs.get(&job.name) else {
+            return true;
+        };
+        let defined = match &existing.origin {
+            JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
+            JobOrigin::Label { container } => format!("the labels of container {container}"),
+        };
+        reporter.note(&format!(
+            "job `{}` from the labels of container {at} is ignored: {defined} already defines it",
+            job.name
+        ));
+        false
+    });
     let claims: Vec<(String, String)> = jobs
         .iter()
         .map(|(j, c)| (j.name.clone(), c.clone()))
@@ -51,28 +102,16 @@ pub async fn merge(
     let dups = duplicate_claims(&claims);
     for (name, containers) in &dups {
         problems.push(format!(
-            "job `{name}` is claimed by the labels of several containers ({}): none of them is backed up; give each its own omk-backup.job label",
+            "job `{name}` is claimed by the labels of several containers ({}): none of them is backed up; give each its own omk-backup.job label, or define the job in the config with its engine",
             containers.join(", ")
         ));
     }
-    for (job, container) in jobs {
-        if dups.iter().any(|(n, _)| *n == job.name) {
-            continue;
+    for (job, _) in jobs {
+        if !dups.iter().any(|(n, _)| *n == job.name) {
+            config.jobs.insert(job.name.clone(), job);
         }
-        if let Some(existing) = config.jobs.get(&job.name) {
-            let at = match &existing.origin {
-                JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
-                JobOrigin::Label { container } => format!("the labels of container {container}"),
-            };
-            reporter.note(&format!(
-                "job `{}` from the labels of container {container} is ignored: {at} already defines it",
-                job.name
-            ));
-            continue;
-        }
-        config.jobs.insert(job.name.clone(), job);
     }
-    Ok(problems)
+    problems
 }
 
 /// Labels that would make omk-backup read a file of the host: config-only. (Labels are
@@ -107,6 +146,7 @@ pub fn job_from_labels(c: &ContainerInfo, roots: &[PathBuf]) -> Result<Job, Stri
     let mut job = Job {
         name,
         kind,
+        engine: LOCAL_ENGINE.to_string(),
         paths: Vec::new(),
         exclude: Vec::new(),
         quiesce: None,

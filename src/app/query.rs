@@ -67,6 +67,8 @@ pub struct StatusReport {
 pub struct JobStatus {
     pub job: String,
     pub kind: JobKind,
+    /// The Docker engine running the job's container (`local` unless `[engines.*]`).
+    pub engine: String,
     pub last_backup: Option<String>,
     pub last_verified_restore: Option<String>,
     pub rpo_seconds: Option<i64>,
@@ -94,6 +96,7 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
         jobs.push(JobStatus {
             job: job.name.clone(),
             kind: job.kind,
+            engine: job.engine.clone(),
             last_backup: latest.as_ref().map(|s| rfc3339(from_millis(s.time))),
             last_verified_restore: verified.map(|t| rfc3339(from_millis(t))),
             rpo_seconds: latest

@@ -283,6 +283,18 @@ async fn latest(
     // repository itself.
     let mut found = restic.snapshots(&[job_tag(&job)]).await?;
     found.sort_by(|a, b| a.time.cmp(&b.time));
+    // Another host's newest snapshot that this catalog knows as good (a catalog that
+    // came with that host's kit, or an instance that backed up both): vouched for.
+    if foreign
+        && let Some(s) = found.last()
+        && ctx
+            .catalog
+            .find_snapshot(&s.id)?
+            .first()
+            .is_some_and(|r| r.state == SnapshotState::Good)
+    {
+        return Ok((job, s.id.clone()));
+    }
     if !found.is_empty() && !pick.allow_unverified {
         return Err(unvouched(&job, restic, &found, foreign));
     }
@@ -335,6 +347,10 @@ pub struct IntoContainerArgs<'a> {
     pub confirmed: bool,
     /// Hand out a snapshot nobody vouched for (`--allow-unverified`).
     pub allow_unverified: bool,
+    /// `--host`: another host's dump (disaster recovery on another machine).
+    pub host: Option<&'a str>,
+    /// `--engine`: the engine running `container` (default: the job's).
+    pub engine: Option<&'a str>,
 }
 
 /// What a restore into a running database container did.
@@ -369,9 +385,9 @@ pub async fn into_container(
             job = a.job.map(|j| format!(" {j}")).unwrap_or_default()
         )));
     }
-    let restic = ctx.restic().await?;
+    let (restic, foreign) = restic_for_host(ctx.restic().await?, a.host)?;
     let pick = Pick {
-        foreign: false,
+        foreign,
         allow_unverified: a.allow_unverified,
     };
     let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
@@ -393,8 +409,21 @@ pub async fn into_container(
             short(&snap)
         );
     };
-    let docker = ctx.docker().await?;
-    let info = docker.inspect(a.container).await?;
+    let engine_name = a.engine.unwrap_or(&job.engine);
+    if !ctx.config.engine_names().iter().any(|e| e == engine_name) {
+        return Err(usage(format!(
+            "--engine {engine_name}: {} defines no such engine (the engines are: {}); add [engines.{engine_name}] with docker = \"tcp://HOST:PORT\"",
+            ctx.config.file.display(),
+            ctx.config.engine_names().join(", ")
+        )));
+    }
+    let docker = ctx.docker_on(engine_name).await?;
+    let info = docker.inspect(a.container).await.map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "container `{}` on engine `{engine_name}`",
+            a.container
+        ))
+    })?;
     if info.state != ContainerState::Running {
         anyhow::bail!(
             "container `{}` is {}: the database must run to load the dump; start it (`docker start {}`) and wait until it accepts connections",

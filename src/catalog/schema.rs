@@ -139,4 +139,9 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX steps_job_started ON steps(job, started_at);
     "#,
+    // 5: the Docker engine a quiesced container runs on, so recovery resumes it there
+    // (`[engines.NAME]`); rows from before engines are the local engine's.
+    r#"
+    ALTER TABLE quiesce_journal ADD COLUMN engine TEXT NOT NULL DEFAULT 'local';
+    "#,
 ];

@@ -103,8 +103,8 @@ pub fn status(r: &StatusReport, as_json: bool) {
         return;
     }
     println!(
-        "{:<20} {:<9} {:<21} {:<21} {:>9}  {:<21} last run",
-        "job", "kind", "last backup", "last verified restore", "RPO", "next run"
+        "{:<20} {:<9} {:<10} {:<21} {:<21} {:>9}  {:<21} last run",
+        "job", "kind", "engine", "last backup", "last verified restore", "RPO", "next run"
     );
     for j in &r.jobs {
         let rpo = j.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into());
@@ -114,9 +114,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
             (None, _) => "never".into(),
         };
         println!(
-            "{:<20} {:<9} {:<21} {:<21} {:>9}  {:<21} {}",
+            "{:<20} {:<9} {:<10} {:<21} {:<21} {:>9}  {:<21} {}",
             j.job,
             j.kind.as_str(),
+            j.engine,
             j.last_backup.as_deref().unwrap_or("never"),
             j.last_verified_restore.as_deref().unwrap_or("never"),
             rpo,

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub check: Option<RawCheck>,
     pub restore_test: Option<RawRestoreTest>,
     pub web: Option<RawWeb>,
+    /// `[engines.NAME]`: more Docker engines (see `config/engines.rs`).
+    pub engines: Option<BTreeMap<Spanned<String>, RawEngine>>,
     pub jobs: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
@@ -36,6 +38,13 @@ pub struct RawDocker {
     /// Label-discovered `omk-backup.paths` must lie below one of these (default: none,
     /// i.e. labels cannot name host paths).
     pub label_path_roots: Option<Vec<Spanned<String>>>,
+}
+
+/// `[engines.NAME]`: another Docker engine, through its own socket proxy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub docker: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +81,8 @@ pub struct RawRestoreTest {
     pub memory_mb: Option<Spanned<i64>>,
     pub cpus: Option<Spanned<f64>>,
     pub pids: Option<Spanned<i64>>,
+    /// A separate engine for scratch containers (the restore lab).
+    pub docker: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +166,8 @@ pub struct RawWeb {
 #[serde(deny_unknown_fields)]
 pub struct RawJob {
     pub kind: Spanned<String>,
+    /// The Docker engine running the job's container (default `local`).
+    pub engine: Option<Spanned<String>>,
     pub paths: Option<Spanned<Vec<Spanned<String>>>>,
     pub exclude: Option<Vec<String>>,
     pub quiesce: Option<Spanned<RawQuiesce>>,
