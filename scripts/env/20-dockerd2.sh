@@ -108,11 +108,14 @@ t=$(now_ms)
 SUITE_CFG=$ROOT/tests/proxy/haproxy.cfg
 D2_PROXY_CFG=$OMK_RUN/haproxy-docker2.cfg
 LAB_PROXY_CFG=$OMK_RUN/haproxy-labmode.cfg
-# The suite's rules, in front of the second engine.
+# The suite's rules, in front of the second engine, plus `POST /images/load` (as the
+# restore lab, it receives images copied from production).
 sed -e "s|^    bind 127.0.0.1:2375\$|    bind 127.0.0.1:$D2_PROXY_PORT|" \
     -e "s|^    server docker /var/run/docker.sock\$|    server docker $D2_SOCK|" \
+    -e "s|^    http-request allow if image_inspect METH_GET\$|&\n    # The restore lab loads images copied from production.\n    acl image_load path,url_dec -m reg '^(/v1\\\\.[0-9]+)?/images/load\$'\n    http-request allow if image_load METH_POST|" \
     "$SUITE_CFG" > "$D2_PROXY_CFG.new"
 grep -q "bind 127.0.0.1:$D2_PROXY_PORT\$" "$D2_PROXY_CFG.new" && grep -q "server docker $D2_SOCK\$" "$D2_PROXY_CFG.new" \
+  && grep -q 'allow if image_load METH_POST' "$D2_PROXY_CFG.new" \
   || die "could not derive $D2_PROXY_CFG from $SUITE_CFG (its bind/server lines changed)"
 mv "$D2_PROXY_CFG.new" "$D2_PROXY_CFG"
 # Lab mode, in front of the first engine: no create/start/kill/delete/archive PUT.
@@ -137,6 +140,7 @@ labs=$(ensure_haproxy2 haproxy-labmode "$D2_LAB_PORT" "$LAB_PROXY_CFG")
 # what it must and allows the image export.
 [ "$(curl -fsS --max-time 10 "http://127.0.0.1:$D2_PROXY_PORT/_ping")" = OK ] || die "proxy :$D2_PROXY_PORT: GET /_ping is not OK"
 check_code "$D2_PROXY_PORT" GET /info 403
+check_code "$D2_PROXY_PORT" POST /images/create 403
 check_code "$D2_PROXY_PORT" GET /containers/omk-no-such-container/json 404
 check_code "$D2_LAB_PORT" GET /v1.41/version 200
 check_code "$D2_LAB_PORT" POST /containers/create 403

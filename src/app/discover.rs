@@ -355,6 +355,52 @@ mod tests {
     }
 
     #[test]
+    fn a_job_name_on_two_engines_is_refused_naming_both_unless_the_config_defines_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "x\n").unwrap();
+        let text = "[repository]\nurl = \"r\"\npassword_file = \"pw\"\n[engines.nas]\ndocker = \"tcp://nas:2375\"\n";
+        let file = dir.path().join("c.toml");
+        let found = |name: &str| {
+            let mut c = container(&[("omk-backup.kind", "postgres"), ("omk-backup.job", "db")]);
+            c.name = name.into();
+            c
+        };
+        let both = || {
+            vec![
+                Found {
+                    engine: "local".into(),
+                    containers: vec![found("a")],
+                },
+                Found {
+                    engine: "nas".into(),
+                    containers: vec![found("b"), {
+                        let mut c = found("solo");
+                        c.labels.insert("omk-backup.job".into(), "solo".into());
+                        c
+                    }],
+                },
+            ]
+        };
+        let mut config = crate::config::parse(&file, text).unwrap();
+        let problems = merge(&mut config, both(), &crate::app::reporter::Silent);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("job `db`")
+                && problems[0].contains("a on engine local, b on engine nas"),
+            "{problems:?}"
+        );
+        assert!(!config.jobs.contains_key("db"));
+        assert_eq!(config.jobs["solo"].engine, "nas");
+        // The config defines `db`: it wins, no problem.
+        let text =
+            format!("{text}[jobs.db]\nkind = \"postgres\"\nengine = \"nas\"\ncontainer = \"b\"\n");
+        let mut config = crate::config::parse(&file, &text).unwrap();
+        let problems = merge(&mut config, both(), &crate::app::reporter::Silent);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(config.jobs["db"].origin, JobOrigin::Config { line: 6 });
+    }
+
+    #[test]
     fn bad_labels_say_why() {
         for (labels, want) in [
             (vec![], "omk-backup.kind is missing"),

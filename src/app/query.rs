@@ -148,6 +148,7 @@ pub struct ConfigReport {
 pub struct ConfigJob {
     pub job: String,
     pub kind: JobKind,
+    pub engine: String,
     pub source: String,
     pub what: String,
 }
@@ -165,6 +166,7 @@ pub fn describe(config: &Config) -> ConfigReport {
         .map(|j| ConfigJob {
             job: j.name.clone(),
             kind: j.kind,
+            engine: j.engine.clone(),
             source: match &j.origin {
                 JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
                 JobOrigin::Label { container } => format!("labels of container {container}"),

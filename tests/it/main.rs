@@ -14,6 +14,7 @@ mod docker_dumps;
 mod docker_labels;
 mod docker_quiesce;
 mod docker_restore_test;
+mod engines;
 mod faults;
 mod notify_runs;
 mod permissions;

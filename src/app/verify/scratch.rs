@@ -222,7 +222,7 @@ pub(super) async fn engine_for(
         Err(e) => fail(
             "lab-image",
             format!(
-                "cannot copy image {short} from engine `{}` to the restore lab: {e}; the production proxy must allow GET /images/{{id}}/get (docs/engines.md)",
+                "cannot copy image {short} from engine `{}` to the restore lab: {e}; the job engine's proxy must allow GET /images/{{id}}/get and the lab's POST /images/load (docs/engines.md)",
                 job.engine
             ),
         ),
