@@ -525,3 +525,53 @@ fn a_dump_of_host_a_restores_into_a_container_on_engine_b() {
         "host A's rows are in engine B's database"
     );
 }
+
+#[test]
+fn a_container_left_paused_on_another_engine_is_resumed_there() {
+    let (_, restic) = restics().pop().unwrap();
+    let app = Container2::run("paused2", &[], "OMK_TEST_IMAGE_SQLITE");
+    app.wait_for(60, "test -s /data/app.db");
+    let env = Env::new(&restic);
+    env.write_config(&format!(
+        "[docker]\ndiscover = false\n\n[engines.two]\ndocker = \"{}\"\n\n\
+         [jobs.files1]\nkind = \"files\"\nengine = \"two\"\npaths = [\"data\"]\nquiesce = {{ container = \"{}\", mode = \"pause\" }}\n",
+        engine2_proxy(),
+        app.name
+    ));
+    env.run(&["backup", "--init"]).ok();
+    // Killed while the container is paused (as by SIGKILL: no guard runs).
+    let r = Run::from_output(
+        env.cmd(&["backup"])
+            .env("OMK_BACKUP_FAULT", "exit-while-quiesced")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 137, "{}", r.all());
+    assert_eq!(
+        docker2_ok(&["inspect", "-f", "{{.State.Status}}", &app.name]),
+        "paused"
+    );
+    assert_eq!(
+        env.sql("SELECT engine || ':' || state FROM quiesce_journal ORDER BY id DESC LIMIT 1"),
+        "two:quiesced"
+    );
+    // A container of the same name on the local engine is not the one: recovery goes
+    // to engine two, where the journal says it was paused (on the local engine it would
+    // find another id and refuse).
+    let image = need("OMK_TEST_IMAGE_SQLITE");
+    docker_ok(&[
+        "run", "-d", "--name", &app.name, "--label", "omk-it=1", &image,
+    ]);
+    let twin = Container {
+        name: app.name.clone(),
+    };
+    let r = env.run(&["--json", "recover"]).ok();
+    let rep = r.json();
+    let c = &rep["containers"][0];
+    assert_eq!(c["action"], "resumed", "{rep}");
+    assert_eq!(
+        docker2_ok(&["inspect", "-f", "{{.State.Status}}", &app.name]),
+        "running"
+    );
+    assert_eq!(twin.status(), "running");
+}
