@@ -160,6 +160,23 @@ fn a_postgres_job_on_each_engine_is_backed_up_and_restore_tested_in_one_run() {
         "{}",
         rep.all()
     );
+    // One rule set per engine, each naming only its own database container.
+    let rules = env
+        .run(&["proxy-rules", "--format", "cetusguard"])
+        .ok()
+        .stdout;
+    let (local, second) = rules
+        .split_once("===== engine `two`")
+        .unwrap_or_else(|| panic!("no rule set for engine two: {rules}"));
+    assert!(local.contains("===== engine `local`"), "{rules}");
+    assert!(
+        local.contains(&one.name) && !local.contains(&two.name),
+        "{rules}"
+    );
+    assert!(
+        second.contains(&two.name) && !second.contains(&one.name),
+        "{rules}"
+    );
     // No scratch container left on either engine.
     for out in [
         docker_ok(&[
