@@ -78,7 +78,18 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
         }
     }
     proof_series(&mut out, config, catalog, now_ms)?;
-    // Which Docker engine runs each job (an info series: join on `job` in queries).
+    engine_series(&mut out, config);
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
+        now_ms as f64 / 1000.0
+    );
+    Ok(out)
+}
+
+/// Which Docker engine runs each job: an info series (join on `job` in queries), so the
+/// other series keep their labels.
+fn engine_series(out: &mut String, config: &Config) {
     let _ = writeln!(
         out,
         "# HELP omk_backup_job_info The job's kind and the Docker engine its container runs on.\n# TYPE omk_backup_job_info gauge"
@@ -92,12 +103,6 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
             escape(&job.engine)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
-        now_ms as f64 / 1000.0
-    );
-    Ok(out)
 }
 
 /// The proof, not only the backup: each job's last verified RTO, and the repository's

@@ -409,21 +409,7 @@ pub async fn into_container(
             short(&snap)
         );
     };
-    let engine_name = a.engine.unwrap_or(&job.engine);
-    if !ctx.config.engine_names().iter().any(|e| e == engine_name) {
-        return Err(usage(format!(
-            "--engine {engine_name}: {} defines no such engine (the engines are: {}); add [engines.{engine_name}] with docker = \"tcp://HOST:PORT\"",
-            ctx.config.file.display(),
-            ctx.config.engine_names().join(", ")
-        )));
-    }
-    let docker = ctx.docker_on(engine_name).await?;
-    let info = docker.inspect(a.container).await.map_err(|e| {
-        anyhow::Error::new(e).context(format!(
-            "container `{}` on engine `{engine_name}`",
-            a.container
-        ))
-    })?;
+    let (docker, info) = live_container(ctx, a.engine.unwrap_or(&job.engine), a.container).await?;
     if info.state != ContainerState::Running {
         anyhow::bail!(
             "container `{}` is {}: the database must run to load the dump; start it (`docker start {}`) and wait until it accepts connections",
@@ -460,6 +446,26 @@ pub async fn into_container(
         checks,
         duration_ms: super::now_ms() - started,
     })
+}
+
+/// The engine `engine` (`--engine`, else the job's) and `container` inspected on it.
+async fn live_container(
+    ctx: &Session,
+    engine: &str,
+    container: &str,
+) -> anyhow::Result<(Docker, ContainerInfo)> {
+    if !ctx.config.engine_names().iter().any(|e| e == engine) {
+        return Err(usage(format!(
+            "--engine {engine}: {} defines no such engine (the engines are: {}); add [engines.{engine}] with docker = \"tcp://HOST:PORT\"",
+            ctx.config.file.display(),
+            ctx.config.engine_names().join(", ")
+        )));
+    }
+    let docker = ctx.docker_on(engine).await?;
+    let info = docker.inspect(container).await.map_err(|e| {
+        anyhow::Error::new(e).context(format!("container `{container}` on engine `{engine}`"))
+    })?;
+    Ok((docker, info))
 }
 
 /// A live database container a dump is loaded into.
