@@ -280,8 +280,13 @@ pub fn config(r: &ConfigReport, as_json: bool) {
         println!("no jobs defined");
     }
     for j in &r.jobs {
+        let on = if j.engine == crate::config::LOCAL_ENGINE {
+            String::new()
+        } else {
+            format!(" on engine {}", j.engine)
+        };
         println!(
-            "  {:<20} {:<9} {}  [{}]",
+            "  {:<20} {:<9} {}{on}  [{}]",
             j.job,
             j.kind.as_str(),
             j.what,

@@ -8,6 +8,12 @@ use bollard::errors::Error as BollardError;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long one image copy may take in all. bollard's per-call timeout (two minutes)
+/// covers the whole request, upload included: a 500 MB image on a loaded machine takes
+/// longer than that (seen: "POST /images/load failed: Timeout error").
+const COPY_WITHIN: Duration = Duration::from_secs(60 * 60);
 
 impl Docker {
     /// Whether this engine holds `image` (an id or a reference).
@@ -35,7 +41,11 @@ impl Docker {
         // The export's error, kept typed for the message (the load side only sees text).
         let failed: Arc<std::sync::Mutex<Option<BollardError>>> = Default::default();
         let failed_in = failed.clone();
-        let tar = self.api.export_image(image).map(move |chunk| match chunk {
+        let (from, into) = (
+            self.api.clone().with_timeout(COPY_WITHIN),
+            to.api.clone().with_timeout(COPY_WITHIN),
+        );
+        let tar = from.export_image(image).map(move |chunk| match chunk {
             Ok(b) => {
                 counter.fetch_add(b.len() as u64, Ordering::Relaxed);
                 Ok(b)
@@ -51,7 +61,7 @@ impl Docker {
         let opts = bollard::query_parameters::ImportImageOptionsBuilder::new()
             .quiet(true)
             .build();
-        let mut answers = to.api.import_image_stream(opts, tar, None);
+        let mut answers = into.import_image_stream(opts, tar, None);
         let mut load_err = None;
         while let Some(a) = answers.next().await {
             if let Err(e) = a {

@@ -409,6 +409,7 @@ fn restore_tests_on_the_lab_engine_need_no_create_on_production() {
     assert_eq!(test["passed"], true, "{test}");
     let checks = test["checks"].as_array().unwrap();
     let lab = checks.iter().find(|c| c["name"] == "lab-image").unwrap();
+    eprintln!("lab-image: {}", lab["detail"]);
     assert!(
         lab["detail"]
             .as_str()
