@@ -4,7 +4,7 @@
 //! engine sits behind its own proxy.
 
 use super::session::Session;
-use crate::config::{Config, LOCAL_ENGINE};
+use crate::config::Config;
 use crate::domain::QuiesceMode;
 use crate::proxy::{self, Needs};
 use anyhow::bail;
@@ -27,11 +27,6 @@ impl std::str::FromStr for Format {
             )),
         }
     }
-}
-
-/// What this config's jobs need from the local engine's Docker API.
-pub fn needs(config: &Config) -> Needs {
-    needs_on(config, LOCAL_ENGINE)
 }
 
 /// What this config's jobs need from `engine`'s Docker API. With a restore lab
