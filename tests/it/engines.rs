@@ -320,6 +320,20 @@ fn an_unreachable_engine_fails_only_its_jobs() {
     // The next run still backs up the live engine's job.
     let r = env.run(&["--json", "backup", "files1"]).ok().json();
     assert_eq!(job_of(&r, "jobs", "files1")["status"], "success", "{r}");
+    // With label discovery on, the dead engine's discovery failure names it; the live
+    // engine's jobs are still listed.
+    let text = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("discover = false\n", "");
+    std::fs::write(env.config_path(), text).unwrap();
+    let st = env.run(&["--json", "status"]).ok();
+    let problems = st.json()["discovery_problems"].to_string();
+    assert!(
+        problems.contains("label discovery failed: engine `gone`"),
+        "{}",
+        st.all()
+    );
+    assert_eq!(job_of(&st.json(), "jobs", "files1")["engine"], "local");
 }
 
 /// A derived image (new id, shared layers) made on the first engine only, removed from
