@@ -5,81 +5,9 @@
 //! haproxy; the lab-mode production proxy fronts the first engine.
 
 use crate::dock::*;
+use crate::dock2::*;
 use crate::util::*;
-use std::process::{Command, Output, Stdio};
-
-fn engine2_socket() -> String {
-    need("OMK_TEST_DOCKER2_SOCKET")
-}
-
-fn engine2_proxy() -> String {
-    need("OMK_TEST_DOCKER2_PROXY")
-}
-
-/// The docker CLI on the second engine.
-fn docker2(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", engine2_socket())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the docker CLI (installed by scripts/setup-test-env.sh)")
-}
-
-#[track_caller]
-fn docker2_ok(args: &[&str]) -> String {
-    let o = docker2(args);
-    assert!(
-        o.status.success(),
-        "docker (engine 2) {args:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// A container on the second engine, removed (with its volumes) when dropped.
-struct Container2 {
-    name: String,
-}
-
-impl Container2 {
-    fn run(prefix: &str, args: &[&str], image_var: &str) -> Container2 {
-        let image = need(image_var);
-        let name = format!("omk-it-{prefix}-{}", unique());
-        let mut a = vec!["run", "-d", "--name", &name, "--label", "omk-it=1"];
-        a.extend_from_slice(args);
-        a.push(&image);
-        docker2_ok(&a);
-        Container2 { name }
-    }
-
-    #[track_caller]
-    fn sh(&self, script: &str) -> String {
-        docker2_ok(&["exec", &self.name, "sh", "-c", script])
-    }
-
-    fn wait_for(&self, secs: u64, script: &str) {
-        wait_until(secs, script, || {
-            docker2(&["exec", &self.name, "sh", "-c", script])
-                .status
-                .success()
-        });
-    }
-}
-
-impl Drop for Container2 {
-    fn drop(&mut self) {
-        let _ = docker2(&["rm", "-f", "-v", &self.name]);
-    }
-}
-
-fn postgres2(password: &str) -> Container2 {
-    let env = format!("POSTGRES_PASSWORD={password}");
-    let c = Container2::run("pg2", &["-e", &env], "OMK_TEST_IMAGE_POSTGRES");
-    c.wait_for(120, "pg_isready -h 127.0.0.1 -U postgres");
-    c
-}
+use std::process::Command;
 
 const ITEMS: &str = "psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, N) g;\"";
 const COUNT: &str = "psql -U postgres -d app -tAc \"SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM items\"";
@@ -334,52 +262,6 @@ fn an_unreachable_engine_fails_only_its_jobs() {
         st.all()
     );
     assert_eq!(job_of(&st.json(), "jobs", "files1")["engine"], "local");
-}
-
-/// A derived image (new id, shared layers) made on the first engine only, removed from
-/// both engines when dropped.
-struct OwnImage {
-    tag: String,
-}
-
-impl OwnImage {
-    fn build() -> OwnImage {
-        let tag = format!("omk-it-engines/pg:{}", unique());
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            format!(
-                "FROM {}\nLABEL omk-it.engines=\"{tag}\"\n",
-                need("OMK_TEST_IMAGE_POSTGRES")
-            ),
-        )
-        .unwrap();
-        let o = Command::new("docker")
-            .args(["build", "-q", "-t", &tag])
-            .arg(dir.path())
-            .env("DOCKER_HOST", need("OMK_TEST_DOCKER_SOCKET"))
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "docker build failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        OwnImage { tag }
-    }
-
-    fn id(&self) -> String {
-        docker_ok(&["image", "inspect", "-f", "{{.Id}}", &self.tag])
-    }
-}
-
-impl Drop for OwnImage {
-    fn drop(&mut self) {
-        let id = docker_ok(&["image", "inspect", "-f", "{{.Id}}", &self.tag]);
-        let _ = docker2(&["rmi", "-f", &id]);
-        let _ = docker(&["rmi", "-f", &self.tag]);
-    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod bad_input;
 mod daemon;
 mod deploy;
 mod dock;
+mod dock2;
 mod docker_discover;
 mod docker_dumps;
 mod docker_labels;
