@@ -75,6 +75,7 @@ pub fn render(config: &Config, catalog: &Catalog, now_ms: i64) -> anyhow::Result
     copy_series(&mut copies, config, catalog, now_ms)?;
     families(&mut out, &metrics, rows, &copies);
     proof_series(&mut out, config, catalog, now_ms)?;
+    engine_series(&mut out, config);
     let _ = writeln!(
         out,
         "# HELP omk_backup_metrics_written_timestamp_seconds When omk-backup wrote this file.\n# TYPE omk_backup_metrics_written_timestamp_seconds gauge\nomk_backup_metrics_written_timestamp_seconds {}",
@@ -154,6 +155,24 @@ fn copy_series(
     out.push_str(&rpo);
     out.push_str(&verified);
     Ok(())
+}
+
+/// Which Docker engine runs each job: an info series (join on `job` in queries), so the
+/// other series keep their labels.
+fn engine_series(out: &mut String, config: &Config) {
+    let _ = writeln!(
+        out,
+        "# HELP omk_backup_job_info The job's kind and the Docker engine its container runs on.\n# TYPE omk_backup_job_info gauge"
+    );
+    for job in config.jobs.values() {
+        let _ = writeln!(
+            out,
+            "omk_backup_job_info{{job=\"{}\",kind=\"{}\",engine=\"{}\"}} 1",
+            escape(&job.name),
+            job.kind.as_str(),
+            escape(&job.engine)
+        );
+    }
 }
 
 /// The proof, not only the backup: each job's last verified RTO, and the repository's

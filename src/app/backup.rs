@@ -407,7 +407,7 @@ async fn backup_job(
             }
         }
         kind => {
-            let docker = ctx.docker().await?;
+            let docker = ctx.docker_for(job).await?;
             match super::dump::dump_job(&docker, restic, job, &tags).await {
                 Ok(d) => {
                     let snapshot_id = restic.full_id(&d.backup.snapshot_id).await?;
@@ -451,7 +451,7 @@ async fn copy_files(
     let mut progress = |s: &crate::restic::BackupStatus| reporter.backup_progress(&name, s);
     let quiesced = match &job.quiesce {
         Some(q) => {
-            let docker = ctx.docker().await?;
+            let docker = ctx.docker_for(job).await?;
             let qd = super::quiesce::quiesce(ctx, &docker, run_id, job, q, reporter).await?;
             Some((docker, qd))
         }

@@ -8,11 +8,13 @@
 //! `omk-backup.shrink_limit` (only stricter than the default 50). Labels are
 //! written by whoever built the image: they may not name host files (`password_file`
 //! is config-only) and their paths must lie below `[docker] label_path_roots`.
-//! Discovery only runs when a Docker host is configured
-//! (`[docker] host` or `$DOCKER_HOST`): a plain files-only setup never needs Docker.
+//! Discovery runs on every engine: `local` when a Docker host is configured
+//! (`[docker] host` or `$DOCKER_HOST`; a plain files-only setup never needs Docker) and
+//! each `[engines.NAME]`. A job found on an engine runs there; the same job name
+//! claimed on two engines is refused, naming both, unless the config defines the job.
 
 use super::reporter::Reporter;
-use crate::config::{Config, Job, JobOrigin, Quiesce};
+use crate::config::{Config, Job, JobOrigin, LOCAL_ENGINE, Quiesce};
 use crate::docker::{ContainerInfo, Docker};
 use crate::domain::{JobKind, QuiesceMode, validate_job_name};
 use std::path::PathBuf;
@@ -20,31 +22,80 @@ use std::path::PathBuf;
 pub const ENABLE: &str = "omk-backup.enable=true";
 
 /// Whether this config asks for label discovery: it is on and a Docker host is
-/// configured (`[docker] host` or `$DOCKER_HOST`).
+/// configured (`[docker] host`, `$DOCKER_HOST` or an `[engines.NAME]`).
 pub fn wanted(config: &Config) -> bool {
-    let host = config.docker_host.is_some()
-        || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
-    config.docker_discover && host
+    !engines(config).is_empty()
 }
 
-/// Add labelled containers' jobs to `config`. A Docker failure is returned to the caller,
-/// which decides whether the command needs Docker. Containers whose labels are refused
-/// (or that claim the same job name) add no job: they come back as problems, one line
-/// each naming the container and the label, for the run to fail on.
-pub async fn merge(
-    config: &mut Config,
-    docker: &Docker,
-    reporter: &dyn Reporter,
-) -> anyhow::Result<Vec<String>> {
-    let found = docker.list_labelled(ENABLE).await?;
+/// The engines label discovery lists: `local` when a Docker host is configured
+/// (`[docker] host` or `$DOCKER_HOST`), and every `[engines.NAME]`.
+pub fn engines(config: &Config) -> Vec<String> {
+    if !config.docker_discover {
+        return Vec::new();
+    }
+    let local = config.docker_host.is_some()
+        || std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    config
+        .engine_names()
+        .into_iter()
+        .filter(|e| local || e != LOCAL_ENGINE)
+        .collect()
+}
+
+/// The labelled containers of one engine.
+pub struct Found {
+    pub engine: String,
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// List the labelled containers of `engine`.
+pub async fn list(engine: &str, docker: &Docker) -> anyhow::Result<Found> {
+    Ok(Found {
+        engine: engine.to_string(),
+        containers: docker.list_labelled(ENABLE).await?,
+    })
+}
+
+/// Add the labelled containers' jobs of every engine to `config`; each job runs on the
+/// engine its container was found on. Containers whose labels are refused (or that
+/// claim the same job name, on one engine or on several) add no job: they come back as
+/// problems, one line each naming the container, its engine and the label, for the run
+/// to fail on. A job the config defines wins over labels claiming its name (a note).
+pub fn merge(config: &mut Config, found: Vec<Found>, reporter: &dyn Reporter) -> Vec<String> {
+    let several = found.len() > 1 || found.iter().any(|f| f.engine != LOCAL_ENGINE);
     let mut problems = Vec::new();
     let mut jobs = Vec::new();
-    for c in found {
-        match job_from_labels(&c, &config.label_path_roots) {
-            Ok(job) => jobs.push((job, c.name.clone())),
-            Err(why) => problems.push(format!("container {}: {why}", c.name)),
+    for f in found {
+        for c in f.containers {
+            let at = if several {
+                format!("{} on engine {}", c.name, f.engine)
+            } else {
+                c.name.clone()
+            };
+            match job_from_labels(&c, &config.label_path_roots) {
+                Ok(mut job) => {
+                    job.engine = f.engine.clone();
+                    jobs.push((job, at));
+                }
+                Err(why) => problems.push(format!("container {at}: {why}")),
+            }
         }
     }
+    // The config names it: its definition wins, whatever the labels say.
+    jobs.retain(|(job, at)| {
+        let Some(existing) = config.jobs.get(&job.name) else {
+            return true;
+        };
+        let defined = match &existing.origin {
+            JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
+            JobOrigin::Label { container } => format!("the labels of container {container}"),
+        };
+        reporter.note(&format!(
+            "job `{}` from the labels of container {at} is ignored: {defined} already defines it",
+            job.name
+        ));
+        false
+    });
     let claims: Vec<(String, String)> = jobs
         .iter()
         .map(|(j, c)| (j.name.clone(), c.clone()))
@@ -52,28 +103,16 @@ pub async fn merge(
     let dups = duplicate_claims(&claims);
     for (name, containers) in &dups {
         problems.push(format!(
-            "job `{name}` is claimed by the labels of several containers ({}): none of them is backed up; give each its own omk-backup.job label",
+            "job `{name}` is claimed by the labels of several containers ({}): none of them is backed up; give each its own omk-backup.job label, or define the job in the config with its engine",
             containers.join(", ")
         ));
     }
-    for (job, container) in jobs {
-        if dups.iter().any(|(n, _)| *n == job.name) {
-            continue;
+    for (job, _) in jobs {
+        if !dups.iter().any(|(n, _)| *n == job.name) {
+            config.jobs.insert(job.name.clone(), job);
         }
-        if let Some(existing) = config.jobs.get(&job.name) {
-            let at = match &existing.origin {
-                JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
-                JobOrigin::Label { container } => format!("the labels of container {container}"),
-            };
-            reporter.note(&format!(
-                "job `{}` from the labels of container {container} is ignored: {at} already defines it",
-                job.name
-            ));
-            continue;
-        }
-        config.jobs.insert(job.name.clone(), job);
     }
-    Ok(problems)
+    problems
 }
 
 /// Labels that would make omk-backup read a file of the host: config-only. (Labels are
@@ -108,6 +147,7 @@ pub fn job_from_labels(c: &ContainerInfo, roots: &[PathBuf]) -> Result<Job, Stri
     let mut job = Job {
         name,
         kind,
+        engine: LOCAL_ENGINE.to_string(),
         paths: Vec::new(),
         exclude: Vec::new(),
         quiesce: None,
@@ -350,6 +390,52 @@ mod tests {
             d,
             vec![("db".to_string(), vec!["a".to_string(), "b".to_string()])]
         );
+    }
+
+    #[test]
+    fn a_job_name_on_two_engines_is_refused_naming_both_unless_the_config_defines_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "x\n").unwrap();
+        let text = "[repository]\nurl = \"r\"\npassword_file = \"pw\"\n[engines.nas]\ndocker = \"tcp://nas:2375\"\n";
+        let file = dir.path().join("c.toml");
+        let found = |name: &str| {
+            let mut c = container(&[("omk-backup.kind", "postgres"), ("omk-backup.job", "db")]);
+            c.name = name.into();
+            c
+        };
+        let both = || {
+            vec![
+                Found {
+                    engine: "local".into(),
+                    containers: vec![found("a")],
+                },
+                Found {
+                    engine: "nas".into(),
+                    containers: vec![found("b"), {
+                        let mut c = found("solo");
+                        c.labels.insert("omk-backup.job".into(), "solo".into());
+                        c
+                    }],
+                },
+            ]
+        };
+        let mut config = crate::config::parse(&file, text).unwrap();
+        let problems = merge(&mut config, both(), &crate::app::reporter::Silent);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("job `db`")
+                && problems[0].contains("a on engine local, b on engine nas"),
+            "{problems:?}"
+        );
+        assert!(!config.jobs.contains_key("db"));
+        assert_eq!(config.jobs["solo"].engine, "nas");
+        // The config defines `db`: it wins, no problem.
+        let text =
+            format!("{text}[jobs.db]\nkind = \"postgres\"\nengine = \"nas\"\ncontainer = \"b\"\n");
+        let mut config = crate::config::parse(&file, &text).unwrap();
+        let problems = merge(&mut config, both(), &crate::app::reporter::Silent);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(config.jobs["db"].origin, JobOrigin::Config { line: 6 });
     }
 
     #[test]

@@ -218,6 +218,7 @@ mod tests {
         let job = Job {
             name: "db".into(),
             kind: JobKind::Postgres,
+            engine: crate::config::LOCAL_ENGINE.to_string(),
             paths: Vec::new(),
             exclude: Vec::new(),
             quiesce: None,

@@ -67,6 +67,8 @@ pub struct StatusReport {
 pub struct JobStatus {
     pub job: String,
     pub kind: JobKind,
+    /// The Docker engine running the job's container (`local` unless `[engines.*]`).
+    pub engine: String,
     pub last_backup: Option<String>,
     pub last_verified_restore: Option<String>,
     pub rpo_seconds: Option<i64>,
@@ -136,6 +138,7 @@ pub fn status(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<StatusRe
         let mut st = JobStatus {
             job: job.name.clone(),
             kind: job.kind,
+            engine: job.engine.clone(),
             last_backup: latest.as_ref().map(|s| rfc3339(from_millis(s.time))),
             last_verified_restore: verified.map(|t| rfc3339(from_millis(t))),
             rpo_seconds: latest
@@ -206,6 +209,7 @@ pub struct ConfigReport {
 pub struct ConfigJob {
     pub job: String,
     pub kind: JobKind,
+    pub engine: String,
     pub source: String,
     pub what: String,
 }
@@ -223,6 +227,7 @@ pub fn describe(config: &Config) -> ConfigReport {
         .map(|j| ConfigJob {
             job: j.name.clone(),
             kind: j.kind,
+            engine: j.engine.clone(),
             source: match &j.origin {
                 JobOrigin::Config { line } => format!("{}:{line}", config.file.display()),
                 JobOrigin::Label { container } => format!("labels of container {container}"),

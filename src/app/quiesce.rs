@@ -8,7 +8,8 @@
 //! not run on SIGKILL, so recovery (at the start of every locking command and in
 //! `omk-backup recover`) resumes what the journal says is still quiesced — only when the
 //! container by that name is still the one we quiesced (same id): a recreated container
-//! is reported, never started or unpaused blindly.
+//! is reported, never started or unpaused blindly. The journal names the engine the
+//! container runs on, so recovery resumes it there.
 
 use super::now_ms;
 use super::reporter::Reporter;
@@ -70,9 +71,14 @@ pub async fn quiesce(
     q: &Quiesce,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Quiesced> {
-    let journal =
-        ctx.catalog
-            .journal_quiesce(run_id, &job.name, &q.container, q.mode.as_str(), now_ms())?;
+    let journal = ctx.catalog.journal_quiesce(
+        run_id,
+        &job.name,
+        &job.engine,
+        &q.container,
+        q.mode.as_str(),
+        now_ms(),
+    )?;
     let info = inspect_to_quiesce(ctx, docker, journal, job, q).await?;
     ctx.catalog
         .journal_before(journal, &info.id, info.state.as_str())?;
@@ -228,29 +234,50 @@ pub struct Recovered {
     pub detail: String,
 }
 
-/// Resume containers that dead runs left quiesced. Without open journal entries this
-/// does not contact Docker at all.
+/// Resume containers that dead runs left quiesced, each on the engine its journal entry
+/// names. Without open journal entries this does not contact Docker at all; an engine
+/// that cannot be reached leaves its entries open (the error names it) and the other
+/// engines' containers are still resumed.
 pub async fn recover(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec<Recovered>> {
     let open = ctx.catalog.open_quiesces()?;
     if open.is_empty() {
         return Ok(Vec::new());
     }
-    let docker = ctx.docker().await.map_err(|e| {
-        e.context(format!(
-            "{} container(s) may still be paused or stopped by an interrupted run",
-            open.len()
-        ))
-    })?;
-    let mut out = Vec::new();
+    let mut by_engine: std::collections::BTreeMap<String, Vec<QuiesceRow>> = Default::default();
     for row in open {
-        let r = recover_one(ctx, &docker, &row).await?;
-        reporter.note(&format!(
-            "recover: {} ({}): {} — {}",
-            r.container, r.job, r.action, r.detail
-        ));
-        out.push(r);
+        by_engine.entry(row.engine.clone()).or_default().push(row);
     }
-    Ok(out)
+    let mut out = Vec::new();
+    let mut down = Vec::new();
+    for (engine, rows) in by_engine {
+        let docker = match ctx.docker_on(&engine).await {
+            Ok(d) => d,
+            Err(e) => {
+                down.push(e.context(format!(
+                    "{} container(s) on engine `{engine}` may still be paused or stopped by an interrupted run",
+                    rows.len()
+                )));
+                continue;
+            }
+        };
+        for row in rows {
+            let r = recover_one(ctx, &docker, &row).await?;
+            reporter.note(&format!(
+                "recover: {} ({}): {} — {}",
+                r.container, r.job, r.action, r.detail
+            ));
+            out.push(r);
+        }
+    }
+    match down.into_iter().next() {
+        // Said after the reachable engines' containers are back.
+        Some(e) if out.is_empty() => Err(e),
+        Some(e) => {
+            reporter.note(&format!("warning: {e:#}"));
+            Ok(out)
+        }
+        None => Ok(out),
+    }
 }
 
 async fn recover_one(

@@ -144,7 +144,7 @@ fn gather(ctx: &Session, y: i32, m: u32) -> anyhow::Result<MonthReport> {
         jobs.push(job_month(
             cat,
             &job.name,
-            job.kind.as_str(),
+            (job.kind.as_str(), &job.engine),
             (y, m),
             &mut problems,
         )?);
@@ -202,7 +202,7 @@ fn gather(ctx: &Session, y: i32, m: u32) -> anyhow::Result<MonthReport> {
 fn job_month(
     cat: &crate::catalog::Catalog,
     name: &str,
-    kind: &str,
+    (kind, engine): (&str, &str),
     (y, m): (i32, u32),
     problems: &mut Vec<String>,
 ) -> anyhow::Result<JobMonth> {
@@ -250,6 +250,7 @@ fn job_month(
     Ok(JobMonth {
         job: name.to_string(),
         kind: kind.to_string(),
+        engine: engine.to_string(),
         backups_run: act.runs,
         backups_failed: act.failed,
         snapshots: act.snapshots,

@@ -320,6 +320,18 @@ async fn latest(
     // repository itself.
     let mut found = restic.snapshots(&[job_tag(&job)]).await?;
     found.sort_by(|a, b| a.time.cmp(&b.time));
+    // Another host's newest snapshot that this catalog knows as good (a catalog that
+    // came with that host's kit, or an instance that backed up both): vouched for.
+    if foreign
+        && let Some(s) = found.last()
+        && ctx
+            .catalog
+            .find_snapshot(&s.id)?
+            .first()
+            .is_some_and(|r| r.state == SnapshotState::Good)
+    {
+        return Ok((job, s.id.clone()));
+    }
     if !found.is_empty() && !pick.allow_unverified {
         let suspect = if foreign {
             Vec::new()
@@ -391,6 +403,10 @@ pub struct IntoContainerArgs<'a> {
     pub confirmed: bool,
     /// Hand out a snapshot nobody vouched for (`--allow-unverified`).
     pub allow_unverified: bool,
+    /// `--host`: another host's dump (disaster recovery on another machine).
+    pub host: Option<&'a str>,
+    /// `--engine`: the engine running `container` (default: the job's).
+    pub engine: Option<&'a str>,
 }
 
 /// What a restore into a running database container did.
@@ -425,9 +441,9 @@ pub async fn into_container(
             job = a.job.map(|j| format!(" {j}")).unwrap_or_default()
         )));
     }
-    let restic = ctx.restic().await?;
+    let (restic, foreign) = restic_for_host(ctx.restic().await?, a.host)?;
     let pick = Pick {
-        foreign: false,
+        foreign,
         allow_unverified: a.allow_unverified,
     };
     let (job_name, snap) = pick_snapshot(ctx, &restic, a.snapshot, a.job, pick).await?;
@@ -449,8 +465,7 @@ pub async fn into_container(
             short(&snap)
         );
     };
-    let docker = ctx.docker().await?;
-    let info = docker.inspect(a.container).await?;
+    let (docker, info) = live_container(ctx, a.engine.unwrap_or(&job.engine), a.container).await?;
     if info.state != ContainerState::Running {
         anyhow::bail!(
             "container `{}` is {}: the database must run to load the dump; start it (`docker start {}`) and wait until it accepts connections",
@@ -487,6 +502,26 @@ pub async fn into_container(
         checks,
         duration_ms: super::now_ms() - started,
     })
+}
+
+/// The engine `engine` (`--engine`, else the job's) and `container` inspected on it.
+async fn live_container(
+    ctx: &Session,
+    engine: &str,
+    container: &str,
+) -> anyhow::Result<(Docker, ContainerInfo)> {
+    if !ctx.config.engine_names().iter().any(|e| e == engine) {
+        return Err(usage(format!(
+            "--engine {engine}: {} defines no such engine (the engines are: {}); add [engines.{engine}] with docker = \"tcp://HOST:PORT\"",
+            ctx.config.file.display(),
+            ctx.config.engine_names().join(", ")
+        )));
+    }
+    let docker = ctx.docker_on(engine).await?;
+    let info = docker.inspect(container).await.map_err(|e| {
+        anyhow::Error::new(e).context(format!("container `{container}` on engine `{engine}`"))
+    })?;
+    Ok((docker, info))
 }
 
 /// A live database container a dump is loaded into.

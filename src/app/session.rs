@@ -21,8 +21,12 @@ use std::path::Path;
 use tokio::sync::{Mutex, OnceCell};
 
 /// The name of the Docker engine the config's `[docker] host` (or `$DOCKER_HOST`, or
-/// the local socket) points at. The only one today; more hosts are more names.
-pub const LOCAL_ENGINE: &str = "local";
+/// the local socket) points at; `[engines.NAME]` adds more names.
+pub use crate::config::LOCAL_ENGINE;
+
+/// The key of the restore lab (`[restore_test] docker`) in the engine map: not a valid
+/// engine name, so it never meets one.
+pub const LAB_ENGINE: &str = "[restore_test] docker";
 
 /// One Docker engine's connection: tried on first use, then kept. A failure is kept
 /// too: the first use gets the whole sentence (what failed, what to do), later uses a
@@ -91,7 +95,14 @@ impl Session {
     /// A session over an already loaded config (no discovery yet).
     pub fn from_config(g: &Globals, config: Config) -> anyhow::Result<Session> {
         let catalog = open_catalog(&config)?;
-        let engines = BTreeMap::from([(LOCAL_ENGINE.to_string(), Mutex::new(Engine::Untried))]);
+        let mut engines: BTreeMap<String, Mutex<Engine>> = config
+            .engine_names()
+            .into_iter()
+            .map(|n| (n, Mutex::new(Engine::Untried)))
+            .collect();
+        if config.restore_test_docker.is_some() {
+            engines.insert(LAB_ENGINE.to_string(), Mutex::new(Engine::Untried));
+        }
         Ok(Session {
             globals: g.clone(),
             config,
@@ -120,27 +131,30 @@ impl Session {
         self.lock.is_some()
     }
 
-    /// Add jobs from container labels (when a Docker host is configured). A Docker
-    /// failure is one warning here; the jobs that need Docker fail on their own.
+    /// Add jobs from container labels, on every engine (the local one when a Docker
+    /// host is configured). A Docker failure is one warning here, naming the engine; the
+    /// jobs that need that engine fail on their own, the others run.
     pub(super) async fn discover(&mut self, reporter: &dyn Reporter) {
-        if !super::discover::wanted(&self.config) {
-            return;
+        let mut found = Vec::new();
+        let mut failed = Vec::new();
+        for engine in super::discover::engines(&self.config) {
+            match self.docker_on(&engine).await {
+                Ok(d) => match super::discover::list(&engine, &d).await {
+                    Ok(f) => found.push(f),
+                    Err(e) => failed.push(format!("engine `{engine}`: {e:#}")),
+                },
+                Err(e) => failed.push(format!("engine `{engine}`: {e:#}")),
+            }
         }
-        let found = match self.docker().await {
-            Ok(d) => super::discover::merge(&mut self.config, &d, reporter).await,
-            Err(e) => Err(e),
-        };
-        match found {
-            Ok(problems) => {
-                for p in &problems {
-                    reporter.note(&format!("refused: {p}"));
-                }
-                self.discovery.problems = problems;
-            }
-            Err(e) => {
-                reporter.note(&format!("label discovery failed: {e}"));
-                self.discovery.failed = Some(e.to_string());
-            }
+        let problems = super::discover::merge(&mut self.config, found, reporter);
+        for p in &problems {
+            reporter.note(&format!("refused: {p}"));
+        }
+        self.discovery.problems = problems;
+        if !failed.is_empty() {
+            let e = failed.join("; ");
+            reporter.note(&format!("label discovery failed: {e}"));
+            self.discovery.failed = Some(e);
         }
     }
 
@@ -180,7 +194,17 @@ impl Session {
             }
             Engine::Untried => {}
         }
-        match Docker::connect(self.config.docker_host.as_deref()).await {
+        let host = if engine == LAB_ENGINE {
+            self.config.restore_test_docker.as_deref()
+        } else {
+            self.config.engine_host(engine)
+        };
+        let key = if engine == LAB_ENGINE {
+            "[restore_test] docker".to_string()
+        } else {
+            self.config.engine_key(engine)
+        };
+        match Docker::connect(host).await {
             Ok(d) => {
                 *state = Engine::Up(d.clone());
                 Ok(d)
@@ -188,9 +212,13 @@ impl Session {
             Err(DockerError::Unreachable { host, detail, .. }) => {
                 // Plain words: the last cause of the transport's chain, not the chain.
                 let why = detail.rsplit(": ").next().unwrap_or(&detail).to_lowercase();
-                let short = format!("cannot reach Docker at {host} ({why})");
+                let short = if engine == LOCAL_ENGINE {
+                    format!("cannot reach Docker at {host} ({why})")
+                } else {
+                    format!("cannot reach Docker engine `{engine}` at {host} ({why})")
+                };
                 let full = format!(
-                    "{short}; check that dockerd (or the socket proxy) runs there, or set [docker] host in {} or $DOCKER_HOST",
+                    "{short}; check that dockerd (or the socket proxy) runs there, or set {key} in {}",
                     self.config.file.display()
                 );
                 *state = Engine::Down {
@@ -211,18 +239,42 @@ impl Session {
         }
     }
 
-    /// Whether the local engine was tried and could not be reached.
-    pub fn docker_down(&self) -> bool {
+    /// The engine a job's container runs on.
+    pub async fn docker_for(&self, job: &Job) -> anyhow::Result<Docker> {
+        self.docker_on(&job.engine).await
+    }
+
+    /// The engine scratch containers run on: the restore lab when `[restore_test] docker`
+    /// is set, else the job's own engine.
+    pub async fn scratch_docker(&self, job: &Job) -> anyhow::Result<Docker> {
+        if self.config.restore_test_docker.is_some() {
+            self.docker_on(LAB_ENGINE).await
+        } else {
+            self.docker_for(job).await
+        }
+    }
+
+    /// Every engine scratch containers may run on (the lab, or every job engine).
+    pub fn scratch_engines(&self) -> Vec<String> {
+        if self.config.restore_test_docker.is_some() {
+            vec![LAB_ENGINE.to_string()]
+        } else {
+            self.config.engine_names()
+        }
+    }
+
+    /// Whether `engine` was tried and could not be reached.
+    pub fn docker_down(&self, engine: &str) -> bool {
         self.engines
-            .get(LOCAL_ENGINE)
+            .get(engine)
             .and_then(|e| e.try_lock().ok().map(|e| matches!(*e, Engine::Down { .. })))
             .unwrap_or(false)
     }
 
-    /// The last Docker failure was only logged at debug level: the next use says it in
-    /// full.
-    pub fn docker_failure_unsaid(&self) {
-        if let Some(e) = self.engines.get(LOCAL_ENGINE)
+    /// The last failure of `engine` was only logged at debug level: the next use says it
+    /// in full.
+    pub fn docker_failure_unsaid(&self, engine: &str) {
+        if let Some(e) = self.engines.get(engine)
             && let Ok(mut e) = e.try_lock()
             && let Engine::Down { said, .. } = &mut *e
         {

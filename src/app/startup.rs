@@ -102,15 +102,21 @@ async fn after_crash(s: &Session, reporter: &dyn Reporter) -> anyhow::Result<Vec
     // Scratch containers of restore tests a killed run left behind. Only when the
     // config has database jobs or asks for Docker (others may have no Docker at all);
     // a failure here must not block the command.
-    if docker_known(&s.config)
-        && let Err(e) = verify::database::remove_leftovers(s, reporter).await
-    {
-        // An unreachable Docker is said once, by discovery or the jobs that need it.
-        if s.docker_down() {
-            tracing::debug!("could not look for leftover scratch containers: {e:#}");
-            s.docker_failure_unsaid();
-        } else {
-            tracing::warn!("could not look for leftover scratch containers: {e:#}");
+    // Every engine scratch containers run on (the lab, or each job engine).
+    for engine in s.scratch_engines() {
+        if engine == super::session::LOCAL_ENGINE && !docker_known(&s.config) {
+            continue;
+        }
+        if let Err(e) = verify::database::remove_leftovers(s, &engine, reporter).await {
+            // An unreachable Docker is said once, by discovery or the jobs that need it.
+            if s.docker_down(&engine) {
+                tracing::debug!(
+                    "could not look for leftover scratch containers on {engine}: {e:#}"
+                );
+                s.docker_failure_unsaid(&engine);
+            } else {
+                tracing::warn!("could not look for leftover scratch containers on {engine}: {e:#}");
+            }
         }
     }
     Ok(recovered)

@@ -12,6 +12,8 @@ pub struct QuiesceRow {
     pub run_id: String,
     pub job: String,
     pub container: String,
+    /// The Docker engine the container runs on (`local` for rows from before engines).
+    pub engine: String,
     pub container_id: Option<String>,
     pub mode: String,
     pub state_before: Option<String>,
@@ -19,19 +21,21 @@ pub struct QuiesceRow {
 }
 
 impl Catalog {
-    /// Write the intent to quiesce, committed before the container is touched.
+    /// Write the intent to quiesce `container` on `engine`, committed before the
+    /// container is touched.
     pub fn journal_quiesce(
         &self,
         run_id: &str,
         job: &str,
+        engine: &str,
         container: &str,
         mode: &str,
         now: i64,
     ) -> Result<i64> {
         self.conn
             .execute(
-                "INSERT INTO quiesce_journal (run_id, job, container, mode, state, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                params![run_id, job, container, mode, now],
+                "INSERT INTO quiesce_journal (run_id, job, engine, container, mode, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+                params![run_id, job, engine, container, mode, now],
             )
             .map_err(|e| self.sql(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -71,7 +75,7 @@ impl Catalog {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, run_id, job, container, container_id, mode, state_before, state FROM quiesce_journal
+                "SELECT id, run_id, job, container, container_id, mode, state_before, state, engine FROM quiesce_journal
                  WHERE state IN ('pending', 'quiesced') ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -86,6 +90,7 @@ impl Catalog {
                     mode: r.get(5)?,
                     state_before: r.get(6)?,
                     state: r.get(7)?,
+                    engine: r.get(8)?,
                 })
             })
             .map_err(|e| self.sql(e))?;

@@ -156,4 +156,9 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE restore_tests ADD COLUMN repository TEXT;
     CREATE INDEX restore_tests_repo ON restore_tests(job, repository, started_at);
     "#,
+    // 6: the Docker engine a quiesced container runs on, so recovery resumes it there
+    // (`[engines.NAME]`); rows from before engines are the local engine's.
+    r#"
+    ALTER TABLE quiesce_journal ADD COLUMN engine TEXT NOT NULL DEFAULT 'local';
+    "#,
 ];

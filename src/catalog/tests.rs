@@ -101,7 +101,7 @@ fn quiesce_journal_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let c = Catalog::open(&dir.path().join("c.db")).unwrap();
     let id = c
-        .journal_quiesce("r1", "vw", "vaultwarden", "pause", 1)
+        .journal_quiesce("r1", "vw", "local", "vaultwarden", "pause", 1)
         .unwrap();
     c.journal_before(id, "abc", "running").unwrap();
     c.journal_state(id, "quiesced", None, None, 2).unwrap();

@@ -81,8 +81,12 @@ enum Command {
         yes_overwrite_live_database: bool,
         /// Restore another host's snapshot from a shared repository (disaster recovery);
         /// default: this host ([repository] host)
-        #[arg(long, value_name = "HOST", conflicts_with = "into_container")]
+        #[arg(long, value_name = "HOST")]
         host: Option<String>,
+        /// --into-container: the Docker engine running that container (`local` or an
+        /// [engines.NAME]); default: the job's engine
+        #[arg(long, value_name = "ENGINE", requires = "into_container")]
+        engine: Option<String>,
         /// Also hand out a snapshot nobody vouched for (unverified, only in the
         /// repository, another host's); default: only good snapshots
         #[arg(long)]
@@ -370,6 +374,7 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             into_container,
             yes_overwrite_live_database,
             host,
+            engine,
             allow_unverified,
             from,
         } => {
@@ -385,6 +390,8 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
                     container,
                     confirmed: *yes_overwrite_live_database,
                     allow_unverified: *allow_unverified,
+                    host: host.as_deref(),
+                    engine: engine.as_deref(),
                 };
                 let rep = app::restore::into_container(&reconciled(g, r).await?, args, r).await?;
                 output::restore_into(&rep, json);

@@ -110,8 +110,8 @@ pub fn status(r: &StatusReport, as_json: bool) {
         return;
     }
     println!(
-        "{:<20} {:<9} {:<21} {:<21} {:>9}  {:<21} last run",
-        "job", "kind", "last backup", "last verified restore", "RPO", "next run"
+        "{:<20} {:<9} {:<10} {:<21} {:<21} {:>9}  {:<21} last run",
+        "job", "kind", "engine", "last backup", "last verified restore", "RPO", "next run"
     );
     for j in &r.jobs {
         let rpo = j.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into());
@@ -121,9 +121,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
             (None, _) => "never".into(),
         };
         println!(
-            "{:<20} {:<9} {:<21} {:<21} {:>9}  {:<21} {}",
+            "{:<20} {:<9} {:<10} {:<21} {:<21} {:>9}  {:<21} {}",
             j.job,
             j.kind.as_str(),
+            j.engine,
             j.last_backup.as_deref().unwrap_or("never"),
             j.last_verified_restore.as_deref().unwrap_or("never"),
             rpo,
@@ -309,8 +310,13 @@ pub fn config(r: &ConfigReport, as_json: bool) {
         println!("no jobs defined");
     }
     for j in &r.jobs {
+        let on = if j.engine == crate::config::LOCAL_ENGINE {
+            String::new()
+        } else {
+            format!(" on engine {}", j.engine)
+        };
         println!(
-            "  {:<20} {:<9} {}  [{}]",
+            "  {:<20} {:<9} {}{on}  [{}]",
             j.job,
             j.kind.as_str(),
             j.what,

@@ -23,6 +23,7 @@ impl Validator<'_> {
         let mut job = Job {
             name: name.to_string(),
             kind,
+            engine: super::LOCAL_ENGINE.to_string(),
             paths: Vec::new(),
             exclude: j.exclude.clone().unwrap_or_default(),
             quiesce: None,

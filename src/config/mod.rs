@@ -5,6 +5,7 @@
 //! (kinds, paths that exist, usable password files) and pointing at file:line:column.
 
 mod copies;
+mod engines;
 mod error;
 mod job;
 mod raw;
@@ -12,6 +13,7 @@ mod repository;
 mod web;
 
 pub use copies::{Copy, primary_name as copies_primary_name};
+pub use engines::LOCAL_ENGINE;
 pub use error::ConfigError;
 pub use repository::{Compression, Transfer, machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};
@@ -59,6 +61,11 @@ pub struct Config {
     pub web: WebConfig,
     /// `[copies.NAME]`: the second repositories `copy` fills (by name).
     pub copies: BTreeMap<String, Copy>,
+    /// `[engines.NAME] docker`: engines besides `local` (`[docker] host`), by name.
+    pub engines: BTreeMap<String, String>,
+    /// `[restore_test] docker`: scratch containers run there (the restore lab), not on
+    /// the job's engine.
+    pub restore_test_docker: Option<String>,
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -170,6 +177,8 @@ pub enum PasswordSource {
 pub struct Job {
     pub name: String,
     pub kind: JobKind,
+    /// The Docker engine running its container (`local` unless the job names another).
+    pub engine: String,
     /// files jobs: what to back up (absolute).
     pub paths: Vec<PathBuf>,
     pub exclude: Vec<String>,
@@ -370,13 +379,18 @@ impl Validator<'_> {
         let metrics_textfile = self.metrics_textfile(raw.metrics)?;
         let check = self.check(raw.check)?;
         let scratch_limits = self.scratch_limits(raw.restore_test.as_ref())?;
+        let restore_test_docker = match raw.restore_test.as_ref().and_then(|r| r.docker.as_ref()) {
+            Some(d) => Some(self.docker_endpoint(d, "restore_test.docker")?),
+            None => None,
+        };
         let restore_work_dir = raw
             .restore_test
             .and_then(|r| r.work_dir)
             .map(|w| self.resolve(w.get_ref()));
         let web = self.web(raw.web)?;
         let copies = self.copies(raw.copies, &repository)?;
-        let jobs = self.jobs(raw.jobs)?;
+        let engines = self.engines(raw.engines)?;
+        let jobs = self.jobs(raw.jobs, &engines)?;
         Ok(Config {
             file: self.file.to_path_buf(),
             dir: self.dir.to_path_buf(),
@@ -396,6 +410,8 @@ impl Validator<'_> {
             scratch_limits,
             web,
             copies,
+            engines,
+            restore_test_docker,
             jobs,
         })
     }
@@ -525,13 +541,16 @@ impl Validator<'_> {
     fn jobs(
         &self,
         raw: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
+        engines: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, Job>, ConfigError> {
         let mut jobs = BTreeMap::new();
         for (name, job) in raw.unwrap_or_default() {
             if let Err(why) = validate_job_name(name.get_ref()) {
                 return Err(self.err(&name, format!("job name `{}`: {why}", name.get_ref())));
             }
-            let job = self.job(name.get_ref(), job)?;
+            let engine = self.job_engine(name.get_ref(), job.get_ref().engine.as_ref(), engines)?;
+            let mut job = self.job(name.get_ref(), job)?;
+            job.engine = engine;
             jobs.insert(job.name.clone(), job);
         }
         Ok(jobs)

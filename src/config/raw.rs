@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub web: Option<RawWeb>,
     /// `[copies.NAME]`: second repositories (3-2-1), each a `[repository]`-like table.
     pub copies: Option<BTreeMap<Spanned<String>, Spanned<RawRepository>>>,
+    /// `[engines.NAME]`: more Docker engines (see `config/engines.rs`).
+    pub engines: Option<BTreeMap<Spanned<String>, RawEngine>>,
     pub jobs: Option<BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
@@ -38,6 +40,13 @@ pub struct RawDocker {
     /// Label-discovered `omk-backup.paths` must lie below one of these (default: none,
     /// i.e. labels cannot name host paths).
     pub label_path_roots: Option<Vec<Spanned<String>>>,
+}
+
+/// `[engines.NAME]`: another Docker engine, through its own socket proxy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub docker: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +92,8 @@ pub struct RawRestoreTest {
     pub memory_mb: Option<Spanned<i64>>,
     pub cpus: Option<Spanned<f64>>,
     pub pids: Option<Spanned<i64>>,
+    /// A separate engine for scratch containers (the restore lab).
+    pub docker: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +177,8 @@ pub struct RawWeb {
 #[serde(deny_unknown_fields)]
 pub struct RawJob {
     pub kind: Spanned<String>,
+    /// The Docker engine running the job's container (default `local`).
+    pub engine: Option<Spanned<String>>,
     pub paths: Option<Spanned<Vec<Spanned<String>>>>,
     pub exclude: Option<Vec<String>>,
     pub quiesce: Option<Spanned<RawQuiesce>>,

@@ -10,6 +10,7 @@
 
 mod error;
 pub mod exec;
+pub mod image;
 pub mod scratch;
 
 pub use error::DockerError;

@@ -29,6 +29,7 @@ fn job(kind: JobKind, database: Option<&str>, password_file: Option<std::path::P
     Job {
         name: "db".into(),
         kind,
+        engine: crate::config::LOCAL_ENGINE.to_string(),
         paths: Vec::new(),
         exclude: Vec::new(),
         quiesce: None,

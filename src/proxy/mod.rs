@@ -7,7 +7,9 @@
 //! pause/unpause and stop/start only in the quiesced ones, and create-side endpoints
 //! (start, kill, DELETE, archive PUT, exec) only for `omk-restore-*` scratch containers.
 //! What a path-only proxy cannot narrow (a create body: privileged creates) is said in
-//! the output's comments and in docs/socket-proxy.md.
+//! the output's comments and in docs/socket-proxy.md. With a restore lab
+//! (`[restore_test] docker`) the production engines get no create-side rule at all,
+//! only the image export (a read); the lab gets the scratch rules and the image load.
 
 mod render;
 
@@ -30,6 +32,11 @@ pub struct Needs {
     pub discover: bool,
     /// Database restore tests run in scratch containers on this engine.
     pub scratch: bool,
+    /// Restore tests run on a separate lab engine, which copies the source image from
+    /// here when it lacks it: `GET /images/{id}/json` and `/images/{id}/get` (reads).
+    pub image_export: bool,
+    /// This engine is the restore lab: images are loaded into it (`POST /images/load`).
+    pub image_load: bool,
 }
 
 /// A container name that cannot go into a rule (it would not be a Docker name).
@@ -60,6 +67,7 @@ impl Needs {
     pub fn any(&self) -> bool {
         self.discover
             || self.scratch
+            || self.image_export
             || !self.exec.is_empty()
             || !self.pause.is_empty()
             || !self.stop.is_empty()

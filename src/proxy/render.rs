@@ -59,6 +59,33 @@ pub fn haproxy(n: &Needs, source: &str, listen: &str, socket: &str) -> String {
     );
     container_rules(&mut s, n);
     exec_rules(&mut s, n);
+    if n.scratch || n.image_export {
+        rule(
+            &mut s,
+            "image_inspect",
+            IMAGE_RE_JSON,
+            "METH_GET",
+            "restore tests: the source image's volumes (and whether the lab has it)",
+        );
+    }
+    if n.image_export {
+        rule(
+            &mut s,
+            "image_export",
+            IMAGE_RE_GET,
+            "METH_GET",
+            "the restore lab copies a missing source image from here (a read)",
+        );
+    }
+    if n.image_load {
+        rule(
+            &mut s,
+            "image_load",
+            "/images/load",
+            "METH_POST",
+            "the restore lab: load a source image copied from a production engine",
+        );
+    }
     if n.scratch {
         scratch_rules(&mut s);
     }
@@ -137,15 +164,12 @@ fn exec_rules(s: &mut String, n: &Needs) {
     }
 }
 
-/// Restore tests: the source image's volumes and the scratch containers' life cycle.
+/// An image's inspect and export paths.
+const IMAGE_RE_JSON: &str = "/images/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/json";
+const IMAGE_RE_GET: &str = "/images/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/get";
+
+/// Restore tests: the scratch containers' life cycle.
 fn scratch_rules(s: &mut String) {
-    rule(
-        s,
-        "image_inspect",
-        "/images/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/json",
-        "METH_GET",
-        "restore tests: the source image's volumes",
-    );
     let _ = writeln!(
         s,
         "    # restore tests: create only containers named {SCRATCH_PREFIX}*\n    acl create path,url_dec -m reg '^{V}/containers/create$'\n    acl create_name url_param(name) -m reg '^{SCRATCH_RE}$'\n    http-request allow if create create_name METH_POST"
@@ -203,11 +227,19 @@ pub fn cetusguard(n: &Needs, source: &str) -> String {
             "POST {c}/{x}/exec\nPOST {e}/[0-9a-f]+/start\nGET {e}/[0-9a-f]+/json"
         );
     }
+    if n.scratch || n.image_export {
+        s.push_str("GET %API_PREFIX_IMAGES%/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/json\n");
+    }
+    if n.image_export {
+        s.push_str("GET %API_PREFIX_IMAGES%/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/get\n");
+    }
+    if n.image_load {
+        s.push_str("POST %API_PREFIX_IMAGES%/load(\\?.*)?\n");
+    }
     if n.scratch {
         let _ = writeln!(
             s,
-            "GET %API_PREFIX_IMAGES%/[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*/json\n\
-             POST {c}/create\\?(.*&)?name={SCRATCH_RE}(&.*)?\n\
+            "POST {c}/create\\?(.*&)?name={SCRATCH_RE}(&.*)?\n\
              POST {c}/{SCRATCH_RE}/(start|kill)(\\?.*)?\n\
              DELETE {c}/{SCRATCH_RE}(\\?.*)?\n\
              PUT {c}/{SCRATCH_RE}/archive(\\?.*)?"

@@ -7,6 +7,8 @@ fn needs() -> Needs {
         stop: BTreeSet::new(),
         discover: true,
         scratch: true,
+        image_export: false,
+        image_load: false,
     }
 }
 
@@ -85,4 +87,61 @@ fn rules_only(t: &str) -> String {
         .filter(|l| !l.trim_start().starts_with('#') && !l.starts_with('!'))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn lab_mode_production_rules_allow_no_create_only_the_image_export() {
+    let n = Needs {
+        scratch: false,
+        image_export: true,
+        ..needs()
+    };
+    for t in [
+        rules_only(&haproxy(
+            &n,
+            "omk.toml",
+            "127.0.0.1:2375",
+            "/var/run/docker.sock",
+        )),
+        rules_only(&cetusguard(&n, "omk.toml")),
+    ] {
+        assert!(t.contains("/get"), "{t}");
+        for refused in [
+            "/create",
+            "archive",
+            "DELETE",
+            "kill",
+            "omk-restore",
+            "/images/load",
+        ] {
+            assert!(
+                !t.contains(refused),
+                "{refused} in lab-mode production rules: {t}"
+            );
+        }
+    }
+    // The lab itself: scratch rules and the image load, no database container named.
+    let lab = Needs {
+        exec: BTreeSet::new(),
+        pause: BTreeSet::new(),
+        discover: false,
+        scratch: true,
+        image_load: true,
+        ..needs()
+    };
+    let t = rules_only(&haproxy(
+        &lab,
+        "omk.toml",
+        "127.0.0.1:2375",
+        "/var/run/docker.sock",
+    ));
+    assert!(
+        t.contains("/images/load$'") && t.contains("url_param(name)"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("immich_postgres") && !t.contains("vaultwarden"),
+        "{t}"
+    );
+    assert!(cetusguard(&lab, "omk.toml").contains("POST %API_PREFIX_IMAGES%/load"));
 }

@@ -91,7 +91,7 @@ fn jobs(s: &mut String, r: &MonthReport) {
             s,
             "<tr><td>{}</td><td>{}</td><td>{} (<span class=\"{}\">{}</span>)</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{tests_class}\">{}/{}</td><td>{}</td><td>{}</td></tr>",
             esc(&j.job),
-            esc(&j.kind),
+            esc(&j.kind_cell()),
             j.backups_run,
             if j.backups_failed > 0 { "bad" } else { "ok" },
             j.backups_failed,

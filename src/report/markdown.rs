@@ -47,7 +47,7 @@ fn jobs(s: &mut String, r: &MonthReport) {
             s,
             "| {} | {} | {} ({}) | {} | {} | {} | {}/{} | {} | {} |",
             text(&j.job),
-            text(&j.kind),
+            text(&j.kind_cell()),
             j.backups_run,
             j.backups_failed,
             j.snapshots,

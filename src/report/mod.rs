@@ -45,6 +45,8 @@ pub struct CopyMonth {
 pub struct JobMonth {
     pub job: String,
     pub kind: String,
+    /// The Docker engine running the job's container (`local` unless `[engines.*]`).
+    pub engine: String,
     pub backups_run: i64,
     pub backups_failed: i64,
     pub snapshots: i64,
@@ -55,6 +57,17 @@ pub struct JobMonth {
     pub last_test: Option<TestSummary>,
     /// This month and the months before it, oldest first.
     pub trend: Vec<MonthPoint>,
+}
+
+impl JobMonth {
+    /// The kind cell: `postgres`, or `postgres on nas` for another engine's job.
+    pub fn kind_cell(&self) -> String {
+        if self.engine == crate::config::LOCAL_ENGINE {
+            self.kind.clone()
+        } else {
+            format!("{} on {}", self.kind, self.engine)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,6 +239,7 @@ mod tests {
             jobs: vec![JobMonth {
                 job: "photos".into(),
                 kind: "files".into(),
+                engine: "local".into(),
                 backups_run: 31,
                 backups_failed: 1,
                 snapshots: 30,

@@ -56,7 +56,11 @@ pub(super) async fn test(
         ));
         return Ok(());
     };
-    let Some((docker, image, volumes)) = source_image(ctx, job, t).await else {
+    let Some((source, image, volumes)) = source_image(ctx, job, t).await else {
+        return Ok(());
+    };
+    // The job's engine, or the restore lab (the image copied there when missing).
+    let Some(docker) = scratch::engine_for(ctx, job, &source, &image, t, reporter).await else {
         return Ok(());
     };
     let password = crate::random::hex(24)?;
@@ -173,7 +177,7 @@ async fn source_image(
             job.name
         ));
     };
-    let docker = match ctx.docker().await {
+    let docker = match ctx.docker_for(job).await {
         Ok(d) => d,
         Err(e) => return fail(format!("{e:#}")),
     };

@@ -1,10 +1,12 @@
 //! Scratch containers' lifecycle: their name and labels, the create spec built from an
 //! engine's [`Profile`], a guard that removes the container on every path (end, error,
 //! panic, cancellation), leftovers of crashed runs removed at the next locking command,
-//! and the wait until the engine inside accepts connections.
+//! the wait until the engine inside accepts connections, and the restore lab: scratch
+//! containers on a separate engine, the source image copied there when missing.
 
 use crate::app::reporter::Reporter;
-use crate::app::session::Session;
+use crate::app::session::{LAB_ENGINE, Session};
+use crate::catalog::Check;
 use crate::config::{Job, ScratchLimits};
 use crate::docker::{ContainerState, Docker, DockerError, ExecSpec, ScratchSpec};
 use crate::engine::Profile;
@@ -129,11 +131,15 @@ async fn remove_with_retries(docker: &Docker, name: &str) -> Result<(), DockerEr
     }))
 }
 
-/// Remove scratch containers left by our own runs (killed mid-test). Called with the
-/// run lock held, so none of this catalog's runs is alive; containers of runs this
+/// Remove scratch containers left by our own runs (killed mid-test) on `engine` (the
+/// lab, or a job engine: [`Session::scratch_engines`]). Called with the run lock held, so none of this catalog's runs is alive; containers of runs this
 /// catalog does not know belong to another installation and are left alone.
-pub async fn remove_leftovers(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Result<usize> {
-    let docker = ctx.docker().await?;
+pub async fn remove_leftovers(
+    ctx: &Session,
+    engine: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<usize> {
+    let docker = ctx.docker_on(engine).await?;
     let found = docker.list_labelled(&format!("{SCRATCH_LABEL}=1")).await?;
     let mut removed = 0;
     for c in found {
@@ -151,6 +157,76 @@ pub async fn remove_leftovers(ctx: &Session, reporter: &dyn Reporter) -> anyhow:
         removed += 1;
     }
     Ok(removed)
+}
+
+/// The engine `job`'s scratch container runs on: the job's own (`source`), or the
+/// restore lab (`[restore_test] docker`), which gets the source image copied over when
+/// it lacks it (exported from the job's engine, a read, and loaded into the lab), so
+/// the production proxy needs no create, start, delete or archive rights. `None` with a
+/// failed check when the lab cannot be had.
+pub(super) async fn engine_for(
+    ctx: &Session,
+    job: &Job,
+    source: &Docker,
+    image: &str,
+    t: &mut super::common::Running,
+    reporter: &dyn Reporter,
+) -> Option<Docker> {
+    if ctx.config.restore_test_docker.is_none() {
+        return Some(source.clone());
+    }
+    let mut fail = |name: &str, detail: String| {
+        t.checks.push(Check::new(name, false, detail));
+        None
+    };
+    let lab = match ctx.docker_on(LAB_ENGINE).await {
+        Ok(d) => d,
+        Err(e) => return fail("scratch-container", format!("the restore lab: {e:#}")),
+    };
+    let short = image.trim_start_matches("sha256:");
+    let short = &short[..12.min(short.len())];
+    match lab.has_image(image).await {
+        Ok(true) => {
+            t.checks.push(Check::new(
+                "lab-image",
+                true,
+                format!("image {short} is already on the restore lab {}", lab.host()),
+            ));
+            return Some(lab);
+        }
+        Ok(false) => {}
+        Err(e) => return fail("lab-image", format!("the restore lab {}: {e}", lab.host())),
+    }
+    reporter.note(&format!(
+        "{}: copying image {short} from engine `{}` to the restore lab {}",
+        job.name,
+        job.engine,
+        lab.host()
+    ));
+    let started = Instant::now();
+    match source.copy_image_to(image, &lab).await {
+        Ok(bytes) => {
+            t.checks.push(Check::new(
+                "lab-image",
+                true,
+                format!(
+                    "image {short} copied from engine `{}` to the restore lab {} ({:.1} MB in {:.1} s)",
+                    job.engine,
+                    lab.host(),
+                    bytes as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                ),
+            ));
+            Some(lab)
+        }
+        Err(e) => fail(
+            "lab-image",
+            format!(
+                "cannot copy image {short} from engine `{}` to the restore lab: {e}; the job engine's proxy must allow GET /images/{{id}}/get and the lab's POST /images/load (docs/engines.md)",
+                job.engine
+            ),
+        ),
+    }
 }
 
 /// Wait until `ready` succeeds in `name`; the error says why not (the container
