@@ -4,6 +4,7 @@
 
 mod util;
 
+mod alarms;
 mod backup_restore;
 mod bad_input;
 mod daemon;
@@ -22,6 +23,7 @@ mod remote_rest;
 mod secrets;
 mod shared_repo;
 mod signals;
+mod soak;
 mod stall;
 mod verified;
 mod verify;
