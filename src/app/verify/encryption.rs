@@ -277,7 +277,8 @@ fn keys_check(dir: &Path) -> Check {
             .and_then(|v| v.get("kdf").and_then(|k| k.as_str()).map(str::to_string));
         match kdf.as_deref() {
             Some("scrypt") => ok += 1,
-            other => bad.push(format!("{name} (kdf {other:?})")),
+            Some(other) => bad.push(format!("{name} (kdf \"{other}\")")),
+            None => bad.push(format!("{name} (no kdf field)")),
         }
     }
     Check::new(
