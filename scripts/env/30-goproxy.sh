@@ -33,7 +33,7 @@ else
   # A proxy still running the replaced binary shows "(deleted)" in its exe link, which
   # ensure_proxy does not recognise as ours: stop it here.
   old=$(cat "$OMK_RUN/omk-goproxy.pid" 2>/dev/null \
-    || port_listener "$GOPROXY_PORT" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+    || port_listener "$GOPROXY_PORT" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)
   if pid_alive "$old" && [ "$(readlink "/proc/$old/exe" 2>/dev/null)" = "$GOPROXY_BIN (deleted)" ]; then
     log "stopping the Go proxy running the old binary (pid $old)"
     stop_pid "$old"

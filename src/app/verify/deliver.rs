@@ -229,34 +229,34 @@ pub async fn load(
             ),
         ),
         // Not retried: a load that was cut may have run part-way.
-        Ok((code, out, tail)) if not_run(code, &out, &tail).is_some() => infra(
-            "restore",
-            &could_not_run(
-                engine.client(),
-                container,
-                &not_run(code, &out, &tail)
-                    .unwrap_or(NotRun::StreamBroken)
-                    .to_string(),
-                1,
+        Ok((code, out, tail)) => match not_run(code, &out, &tail) {
+            Some(n) => infra(
+                "restore",
+                &could_not_run(engine.client(), container, &n.to_string(), 1),
             ),
-        ),
-        Ok((code, _, tail)) => Check::new(
-            "restore",
-            false,
-            format!(
-                "loading the dump failed (exit code {code}){}",
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", last_lines(&tail, 5))
-                }
-            ),
-        ),
+            None => failed_load(code, &tail),
+        },
         Err(e) => infra(
             "restore",
             &could_not_run(engine.client(), container, &e.to_string(), 1),
         ),
     }
+}
+
+/// The `restore` check of a load that ran and exited `code`.
+fn failed_load(code: i64, tail: &str) -> Check {
+    Check::new(
+        "restore",
+        false,
+        format!(
+            "loading the dump failed (exit code {code}){}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", last_lines(tail, 5))
+            }
+        ),
+    )
 }
 
 /// A check interrupted by an infrastructure error: reported as the failed
