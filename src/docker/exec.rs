@@ -1,18 +1,34 @@
 //! Exec output streaming that works through every common socket proxy.
 //!
 //! The exec is created with bollard, but started with a hand-written HTTP/1.1
-//! `POST /exec/{id}/start` carrying `{"Detach":false,"Tty":false}` and *no* upgrade
-//! headers: haproxy ≥ 2.4 (Tecnativa, linuxserver proxies) drops `Connection: Upgrade`,
-//! which makes bollard's `start_exec` fail, while the daemon answers this plain request
-//! with `200` and the multiplexed stream as the body. That body is close-delimited when it
-//! comes from the daemon or haproxy, and `Transfer-Encoding: chunked` through nginx (it
-//! re-frames an unknown-length body for HTTP/1.1 clients): both are handled here.
+//! `POST /exec/{id}/start` carrying `{"Detach":false,"Tty":false}` and the upgrade
+//! headers the Docker CLI sends (`Connection: Upgrade`, `Upgrade: tcp`). Two answers are
+//! expected, and both carry the multiplexed stream until the daemon closes:
+//! - `101 UPGRADED` where the proxy passes upgrades (CetusGuard and other Go proxies,
+//!   nginx with upgrade headers, the plain socket): the connection becomes a tunnel;
+//! - `200 OK` where the proxy drops the upgrade headers (haproxy ≥ 2.4: Tecnativa,
+//!   linuxserver): bollard's `start_exec` fails there ("no upgrade available"), while
+//!   the daemon answers the downgraded request with the stream as the body —
+//!   close-delimited from the daemon or haproxy, `Transfer-Encoding: chunked` through a
+//!   proxy that re-frames an unknown-length body. All three are handled here.
+//!
+//! Why the upgrade headers matter (issue 9, docs/socket-proxy.md "Go forwarding
+//! proxies"): without them a Go proxy forwards the exec stream as an ordinary response
+//! with `Transport.RoundTrip`; Docker answers as soon as it has read the 28-byte body,
+//! the proxy's server closes the request body when it writes the answer's head, and the
+//! Transport's request writer, still checking that body for its end, fails ("invalid
+//! Read on closed Body") and closes the backend connection mid-stream: Docker marks the
+//! exec 126. Under load 2–4 restore tests in 10 failed that way. With the upgrade the
+//! proxy hijacks both connections and no request writer is left to fail.
 //!
 //! The stream is read incrementally with fixed buffers: memory stays flat whatever the
 //! size of the dump. Each read takes up to [`RAW_BUF`] bytes, frames are demultiplexed
 //! in memory, and one [`ExecStream::next_stdout`] call hands out the stdout of all the
 //! frames received (a frame is at most 32 KiB from the daemon): few syscalls, one copy.
 //! stderr is kept as a bounded tail for error messages.
+//!
+//! [`not_run`] tells an exec Docker could not run (its exec machinery's 126) from a
+//! command that ran and failed: only the first is an infrastructure error worth a retry.
 
 use super::error::{DockerError, proxy_hint};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -116,7 +132,7 @@ impl ExecStream {
         let path = format!("/exec/{exec_id}/start");
         let body = br#"{"Detach":false,"Tty":false}"#;
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: omk-backup\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: omk-backup\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let transport = |detail: String| DockerError::Transport {
@@ -126,15 +142,21 @@ impl ExecStream {
         };
         let mut io = BufReader::with_capacity(64 * 1024, io);
         let w = io.get_mut();
+        // Head and body in one write: one segment, the body is never behind the head.
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
         let sent = async {
-            w.write_all(head.as_bytes()).await?;
-            w.write_all(body).await?;
+            w.write_all(&request).await?;
             w.flush().await
         };
         sent.await
             .map_err(|e| transport(format!("sending the request: {e}")))?;
 
-        let (status, body_kind) = read_head(&mut io, &transport).await?;
+        let (status, mut body_kind) = read_head(&mut io, &transport).await?;
+        if status == 101 {
+            // A tunnel now: the stream runs until the daemon closes.
+            body_kind = Body::Close;
+        }
         let mut stream = ExecStream {
             exec_id: exec_id.to_string(),
             io,
@@ -152,7 +174,7 @@ impl ExecStream {
                 pid: None,
             },
         };
-        if status == 200 {
+        if status == 200 || status == 101 {
             return Ok(stream);
         }
         // An error answer: read a bounded part of its body for the message.
@@ -363,6 +385,57 @@ impl ExecStream {
     }
 }
 
+/// Why Docker could not run an exec's command, when that is what its result says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRun {
+    /// The runtime refused to start the program (`OCI runtime exec failed: …`, exit 126
+    /// with the message as output). `permanent` when retrying cannot help: the program
+    /// is missing or not executable in the image.
+    Runtime { message: String, permanent: bool },
+    /// Exit 126 and no output at all: Docker ends an exec whose output stream broke (a
+    /// proxy closed the connection) with 126 — the command may have been cut anywhere.
+    StreamBroken,
+}
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRun::Runtime { message, .. } => write!(f, "Docker could not start it: {message}"),
+            NotRun::StreamBroken => f.write_str(
+                "Docker ended the exec with 126 and no output: its output stream was cut (by a socket proxy or the daemon)",
+            ),
+        }
+    }
+}
+
+/// Classify an exec's result: `Some` when Docker's exec machinery failed (exit 126/127
+/// with the runtime's message, or 126 with no output at all), `None` when the command
+/// ran — whatever its exit code, e.g. psql's 1/2/3 or a shell's 127 "not found" (which
+/// prints its message on stderr). Our commands never exit 126 silently on their own: a
+/// shell says why it could not execute something.
+pub fn not_run(code: i64, stdout: &str, stderr: &str) -> Option<NotRun> {
+    let text = format!("{stdout}\n{stderr}");
+    if (code == 126 || code == 127) && text.contains("OCI runtime exec failed") {
+        let message = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains("OCI runtime exec failed"))
+            .unwrap_or_default()
+            .to_string();
+        let lower = message.to_ascii_lowercase();
+        let permanent = [
+            "executable file not found",
+            "no such file or directory",
+            "permission denied",
+        ]
+        .iter()
+        .any(|p| lower.contains(p));
+        return Some(NotRun::Runtime { message, permanent });
+    }
+    (code == 126 && stdout.trim().is_empty() && stderr.trim().is_empty())
+        .then_some(NotRun::StreamBroken)
+}
+
 /// Read the response head: the status code and how the body is delimited.
 async fn read_head(
     io: &mut BufReader<Box<dyn Io>>,
@@ -439,130 +512,5 @@ async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
-        let mut v = vec![kind, 0, 0, 0];
-        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        v.extend_from_slice(data);
-        v
-    }
-
-    fn chunked(body: &[u8], size: usize) -> Vec<u8> {
-        let mut v = Vec::new();
-        for c in body.chunks(size) {
-            v.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-            v.extend_from_slice(c);
-            v.extend_from_slice(b"\r\n");
-        }
-        v.extend_from_slice(b"0\r\n\r\n");
-        v
-    }
-
-    async fn collect(response: Vec<u8>) -> Result<(Vec<u8>, String, Option<u32>), DockerError> {
-        let (client, mut server) = tokio::io::duplex(1 << 16);
-        let writer = tokio::spawn(async move {
-            let mut req = vec![0u8; 1024];
-            let _ = server.read(&mut req).await;
-            for piece in response.chunks(7) {
-                if server.write_all(piece).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let mut s = ExecStream::start("test", Box::new(client), "abc").await?;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 5];
-        while let Some(n) = s.next_stdout(&mut buf).await? {
-            out.extend_from_slice(&buf[..n]);
-        }
-        let _ = writer.await;
-        Ok((out, s.stderr_tail(), s.pid()))
-    }
-
-    fn body() -> Vec<u8> {
-        let mut b = frame(2, b"omk-pid=42\nwarn");
-        b.extend(frame(1, b"hello "));
-        b.extend(frame(2, b"ing\n"));
-        b.extend(frame(1, b"world\n"));
-        b
-    }
-
-    #[tokio::test]
-    async fn close_delimited_stream() {
-        let mut r =
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n".to_vec();
-        r.extend(body());
-        let (out, err, pid) = collect(r).await.unwrap();
-        assert_eq!(out, b"hello world\n");
-        assert_eq!(err, "warning");
-        assert_eq!(pid, Some(42));
-    }
-
-    #[tokio::test]
-    async fn chunked_stream_through_nginx() {
-        for size in [1, 3, 8, 9, 100] {
-            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            r.extend(chunked(&body(), size));
-            let (out, err, _) = collect(r).await.unwrap();
-            assert_eq!(out, b"hello world\n", "chunk size {size}");
-            assert_eq!(err, "warning");
-        }
-    }
-
-    #[tokio::test]
-    async fn cut_stream_is_an_error() {
-        let mut r = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
-        let b = body();
-        r.extend(&b[..b.len() - 3]);
-        assert!(matches!(collect(r).await, Err(DockerError::Stream { .. })));
-    }
-
-    #[tokio::test]
-    async fn refusal_names_the_endpoint() {
-        let r = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nForbidden".to_vec();
-        let e = collect(r).await.unwrap_err().to_string();
-        assert!(e.contains("POST /exec/abc/start"), "{e}");
-        assert!(e.contains("EXEC=1"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn many_frames_gathered_into_one_large_buffer() {
-        // Frames of every awkward size (empty, 1 byte, header split by the 7-byte writes),
-        // stderr interleaved: a large buffer gets all the stdout, in order.
-        let mut r = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
-        let mut want = Vec::new();
-        r.extend(frame(2, b"omk-pid=7\n"));
-        for i in 0..2000usize {
-            let data: Vec<u8> = (0..(i * 37) % 301).map(|j| (i + j) as u8).collect();
-            r.extend(frame(1, &data));
-            want.extend_from_slice(&data);
-            if i % 97 == 0 {
-                r.extend(frame(2, format!("e{i}\n").as_bytes()));
-            }
-        }
-        let (client, mut server) = tokio::io::duplex(1 << 16);
-        let writer = tokio::spawn(async move {
-            let mut req = vec![0u8; 1024];
-            let _ = server.read(&mut req).await;
-            for piece in r.chunks(7) {
-                server.write_all(piece).await.unwrap();
-            }
-        });
-        let mut s = ExecStream::start("test", Box::new(client), "abc")
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        while let Some(n) = s.next_stdout(&mut buf).await.unwrap() {
-            assert!(n > 0);
-            out.extend_from_slice(&buf[..n]);
-        }
-        writer.await.unwrap();
-        assert_eq!(out.len(), want.len());
-        assert!(out == want, "stdout bytes differ");
-        assert_eq!(s.pid(), Some(7));
-        assert!(s.stderr_tail().ends_with("e1940"), "{}", s.stderr_tail());
-    }
-}
+#[path = "exec_tests.rs"]
+mod tests;

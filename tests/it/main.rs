@@ -4,6 +4,7 @@
 
 mod util;
 
+mod alarms;
 mod backup_restore;
 mod bad_input;
 mod copies;
@@ -30,6 +31,7 @@ mod secrets;
 mod shared_repo;
 mod shrink;
 mod signals;
+mod soak;
 mod stall;
 mod verified;
 mod verify;

@@ -11,6 +11,7 @@
 use crate::catalog::Check;
 use crate::catalog::DumpRow;
 use crate::config::Job;
+use crate::docker::exec::{NotRun, not_run};
 use crate::docker::{Docker, DockerError, ExecSpec};
 use crate::engine::{Engine, TAIL, Target, compare, keep_tail};
 use crate::fingerprint::Fingerprint;
@@ -26,6 +27,13 @@ pub const DROP_DIR: &str = "/tmp";
 const LOAD_WITHIN: Duration = Duration::from_secs(6 * 3600);
 /// Short queries (row counts, probes).
 const QUERY_WITHIN: Duration = Duration::from_secs(600);
+/// How often a query Docker could not run is tried, and the first pause between tries
+/// (doubled each time: 0.5 s, 1 s, 2 s).
+const QUERY_TRIES: u32 = 4;
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// The name of the check an infrastructure error is reported under: the data check it
+/// interrupted (`fingerprint`, `probes`, `restore`) is not recorded failed.
+pub const INFRA_CHECK: &str = "infrastructure";
 
 /// What a delivery found. `refused` holds the proxy's refusal of the archive PUT (also
 /// reported as the failed `dump-delivery` check), for callers that treat it as a set-up
@@ -212,7 +220,7 @@ pub async fn load(
     let spec = engine.load(job, path, target);
     let started = Instant::now();
     match run_long(docker, container, &spec, LOAD_WITHIN).await {
-        Ok((0, _)) => Check::new(
+        Ok((0, _, _)) => Check::new(
             "restore",
             true,
             format!(
@@ -220,20 +228,48 @@ pub async fn load(
                 started.elapsed().as_secs_f64()
             ),
         ),
-        Ok((code, tail)) => Check::new(
-            "restore",
-            false,
-            format!(
-                "loading the dump failed (exit code {code}){}",
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", last_lines(&tail, 5))
-                }
+        // Not retried: a load that was cut may have run part-way.
+        Ok((code, out, tail)) => match not_run(code, &out, &tail) {
+            Some(n) => infra(
+                "restore",
+                &could_not_run(engine.client(), container, &n.to_string(), 1),
             ),
+            None => failed_load(code, &tail),
+        },
+        Err(e) => infra(
+            "restore",
+            &could_not_run(engine.client(), container, &e.to_string(), 1),
         ),
-        Err(e) => Check::new("restore", false, format!("loading the dump failed: {e}")),
     }
+}
+
+/// The `restore` check of a load that ran and exited `code`.
+fn failed_load(code: i64, tail: &str) -> Check {
+    Check::new(
+        "restore",
+        false,
+        format!(
+            "loading the dump failed (exit code {code}){}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", last_lines(tail, 5))
+            }
+        ),
+    )
+}
+
+/// A check interrupted by an infrastructure error: reported as the failed
+/// [`INFRA_CHECK`], naming the data check it stopped.
+fn infra(check: &str, why: &str) -> Check {
+    Check::new(INFRA_CHECK, false, format!("{check}: {why}"))
+}
+
+/// `could not run psql in omk-restore-…: …`, saying it is not a data failure.
+fn could_not_run(client: &str, container: &str, why: &str, tries: u32) -> String {
+    format!(
+        "could not run {client} in {container}: {why} ({tries} attempt(s)); an infrastructure error, not a failed data check: the restored data was not judged; check the Docker host and socket proxy (docs/socket-proxy.md) and run the restore test again"
+    )
 }
 
 /// An exec that may run long and silently: read its output while it comes; if a proxy
@@ -243,13 +279,18 @@ async fn run_long(
     name: &str,
     spec: &ExecSpec,
     within: Duration,
-) -> Result<(i64, String), DockerError> {
+) -> Result<(i64, String, String), DockerError> {
     let mut s = docker.exec(name, spec).await?;
     let mut buf = vec![0u8; 64 * 1024];
+    // The first few KiB of stdout: where Docker puts "OCI runtime exec failed: …".
+    let mut head = Vec::new();
     let read = tokio::time::timeout(within, async {
         loop {
             match s.next_stdout(&mut buf).await {
-                Ok(Some(_)) => continue,
+                Ok(Some(n)) => {
+                    let keep = n.min(4096usize.saturating_sub(head.len()));
+                    head.extend_from_slice(&buf[..keep]);
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e),
             }
@@ -260,21 +301,78 @@ async fn run_long(
         tracing::debug!("the load's output stream ended early ({e}); polling its state");
     }
     let code = docker.exec_wait(s.exec_id(), within).await?;
-    Ok((code, s.stderr_tail()))
+    Ok((
+        code,
+        String::from_utf8_lossy(&head).into_owned(),
+        s.stderr_tail(),
+    ))
 }
 
-/// A short query's stdout; a non-zero exit is an error naming the engine's client.
+/// Why a query gave no answer.
+enum QueryError {
+    /// Docker could not run it (after retrying what a retry can fix): the message.
+    NotRun(String),
+    /// It ran and failed (`psql exited with 1: …`): a failed data check.
+    Failed(String),
+}
+
+/// A short query's stdout. An exec Docker could not run — a transport error, a cut
+/// stream, the runtime's 126 — is tried again ([`QUERY_TRIES`] in all, with backoff:
+/// these queries only read) and then reported as [`QueryError::NotRun`]; a command that
+/// ran and exited non-zero is [`QueryError::Failed`] at once, never retried.
 async fn query(
     docker: &Docker,
     name: &str,
     engine: &dyn Engine,
     spec: &ExecSpec,
-) -> anyhow::Result<String> {
-    let (code, out, err) = docker.exec_output(name, spec, QUERY_WITHIN).await?;
-    if code != 0 {
-        anyhow::bail!("{}", exited(engine.client(), code, &err));
+) -> Result<String, QueryError> {
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 1;
+    loop {
+        let why = match docker.exec_output(name, spec, QUERY_WITHIN).await {
+            Ok((0, out, _)) => return Ok(out),
+            Ok((code, out, err)) => match not_run(code, &out, &err) {
+                None => return Err(QueryError::Failed(exited(engine.client(), code, &err))),
+                Some(
+                    n @ NotRun::Runtime {
+                        permanent: true, ..
+                    },
+                ) => {
+                    return Err(QueryError::NotRun(could_not_run(
+                        engine.client(),
+                        name,
+                        &n.to_string(),
+                        attempt,
+                    )));
+                }
+                Some(n) => n.to_string(),
+            },
+            Err(e) if e.is_transient() || matches!(e, DockerError::Stream { .. }) => e.to_string(),
+            Err(e) => {
+                return Err(QueryError::NotRun(could_not_run(
+                    engine.client(),
+                    name,
+                    &e.to_string(),
+                    attempt,
+                )));
+            }
+        };
+        if attempt >= QUERY_TRIES {
+            return Err(QueryError::NotRun(could_not_run(
+                engine.client(),
+                name,
+                &why,
+                attempt,
+            )));
+        }
+        tracing::debug!(
+            "{} in {name} did not run ({why}); trying again in {pause:?}",
+            engine.client()
+        );
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        attempt += 1;
     }
-    Ok(out)
 }
 
 /// `psql exited with 1: <last stderr lines>`.
@@ -298,10 +396,11 @@ pub async fn rows(
             let c = compare(engine, fp, &engine.parse_counts(&out));
             Check::new("fingerprint", c.passed, c.detail)
         }
-        Err(e) => Check::new(
+        Err(QueryError::NotRun(why)) => infra("fingerprint", &why),
+        Err(QueryError::Failed(why)) => Check::new(
             "fingerprint",
             false,
-            format!("cannot count the restored rows: {e:#}"),
+            format!("cannot count the restored rows: {why}"),
         ),
     }
 }
@@ -327,7 +426,12 @@ pub async fn probes(
                 out.trim(),
                 p.expect.trim()
             )),
-            Err(e) => failures.push(format!("probe {} `{}` failed: {e:#}", i + 1, p.sql)),
+            Err(QueryError::NotRun(why)) => {
+                return infra("probes", &format!("probe {} `{}`: {why}", i + 1, p.sql));
+            }
+            Err(QueryError::Failed(why)) => {
+                failures.push(format!("probe {} `{}` failed: {why}", i + 1, p.sql))
+            }
         }
     }
     if failures.is_empty() {

@@ -174,7 +174,8 @@ pub fn keys_check(files: Result<Vec<(String, Vec<u8>)>, String>) -> Check {
         let name = name.rsplit('/').next().unwrap_or(&name).to_string();
         match kdf.as_deref() {
             Some("scrypt") => ok += 1,
-            other => bad.push(format!("{name} (kdf {other:?})")),
+            Some(other) => bad.push(format!("{name} (kdf \"{other}\")")),
+            None => bad.push(format!("{name} (no kdf field)")),
         }
     }
     Check::new(

@@ -1,0 +1,3 @@
+module omk-goproxy
+
+go 1.19
