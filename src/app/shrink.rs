@@ -308,6 +308,7 @@ mod tests {
             origin: JobOrigin::Config { line: 1 },
             probes: Vec::new(),
             shrink_limit: 50,
+            engine: crate::config::LOCAL_ENGINE.to_string(),
         };
         let files = |n: u64| Figures {
             files: Some(n),

@@ -19,6 +19,7 @@ impl Restic {
             stall_timeout: self.stall_timeout,
             password: repo.password.clone(),
             cache_dir: repo.cache_dir.clone().or_else(|| self.cache_dir.clone()),
+            transfer: repo.transfer.clone(),
             may_unlock: self.may_unlock,
         }
     }
