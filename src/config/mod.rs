@@ -143,6 +143,9 @@ pub struct Repository {
     pub password: PasswordSource,
     pub restic: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// `[repository] maintenance`: `Some(true)` runs check/prune here, `Some(false)`
+    /// never; `None` runs them unless another host claims them (docs/fleet.md).
+    pub maintenance: Option<bool>,
 }
 
 impl Repository {

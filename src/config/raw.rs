@@ -52,6 +52,8 @@ pub struct RawRepository {
     pub restic: Option<Spanned<String>>,
     /// restic's cache folder (useful on a read-only root filesystem).
     pub cache_dir: Option<Spanned<String>>,
+    /// This instance runs `check` and `prune` on a shared repository (docs/fleet.md).
+    pub maintenance: Option<Spanned<bool>>,
 }
 
 /// `[check]`: rotating `--read-data-subset` coverage.

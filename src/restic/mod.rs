@@ -5,17 +5,20 @@
 //! `RESTIC_PASSWORD_FILE` / `RESTIC_PASSWORD_COMMAND`) and never on its argv, and drops
 //! any inherited `RESTIC_*` variables that could point restic elsewhere. Errors are typed
 //! ([`ResticError`]) from both 0.14's messages and 0.17+'s exit codes. A stale lock left
-//! by a killed restic is removed with plain `restic unlock` (never `--remove-all`) and the
-//! command retried once, but only when the caller holds omk-backup's own run lock.
+//! by a killed restic is removed with plain `restic unlock` (never `--remove-all`, which
+//! would break a live lock) when the caller holds omk-backup's own run lock, and a live
+//! lock of another process or host is waited for, bounded (see [`lockwait`]).
 
 mod error;
 pub mod json;
+mod lockwait;
 mod stall;
 mod stdin;
 mod version;
 
 pub use error::{ResticError, tail};
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
+pub use lockwait::DEFAULT_LOCK_WAIT;
 use stall::{StallWatch, stop_child};
 pub use stdin::StdinBackup;
 pub use version::Version;
@@ -41,9 +44,12 @@ pub struct Restic {
     stall_timeout: Option<Duration>,
     password: PasswordSource,
     cache_dir: Option<PathBuf>,
-    /// True when the caller holds omk-backup's run lock: then a restic lock found on the
-    /// repository is stale by construction, and we may `restic unlock` and retry once.
+    /// True when the caller holds omk-backup's run lock: then we may run a plain
+    /// `restic unlock` (stale locks only) once before waiting for a lock.
     may_unlock: bool,
+    version: Version,
+    /// How long a command waits for another process's repository lock.
+    lock_wait: Duration,
 }
 
 /// The outcome of a finished backup.
@@ -85,6 +91,8 @@ impl Restic {
             password: repo.password.clone(),
             cache_dir: repo.cache_dir.clone(),
             may_unlock,
+            version,
+            lock_wait: lockwait::lock_wait_from_env(),
         })
     }
 
@@ -161,18 +169,6 @@ impl Restic {
         ))
     }
 
-    /// `run`, with one `restic unlock` + retry when the repository is locked and the lock
-    /// must be stale (we hold our own run lock).
-    async fn run_unlocking(&self, args: &[&str]) -> Result<Vec<u8>, ResticError> {
-        match self.run(args).await {
-            Err(ResticError::Locked { .. }) if self.may_unlock => {
-                self.unlock().await?;
-                self.run(args).await
-            }
-            other => other,
-        }
-    }
-
     /// Remove stale locks (plain `unlock`: locks of live processes are kept).
     pub async fn unlock(&self) -> Result<(), ResticError> {
         tracing::info!("removing stale restic locks from {}", self.url);
@@ -213,14 +209,21 @@ impl Restic {
         }
         args.push("--".into());
         args.extend(paths.iter().map(|p| p.display().to_string()));
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        match self.backup_once(&argv, progress).await {
-            Err(ResticError::Locked { .. }) if self.may_unlock => {
-                self.unlock().await?;
-                self.backup_once(&argv, progress).await
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut wait = lockwait::LockWait::new(self, "backup");
+        loop {
+            let mut flag = String::new();
+            let argv = wait.argv(&args, &mut flag);
+            match self.backup_once(&argv, progress).await {
+                Err(e @ ResticError::Locked { .. }) => wait.again(e).await?,
+                other => return other,
             }
-            other => other,
         }
+    }
+
+    /// The restic release this binary reported.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     async fn backup_once(
@@ -316,6 +319,48 @@ impl Restic {
         }
         let out = self.run_unlocking(&args).await?;
         parse_json(&out, "snapshots --json")
+    }
+
+    /// Every host's snapshots carrying every tag given (a shared repository's view for
+    /// `fleet` and the maintenance claim; never used for retention or restore).
+    pub async fn snapshots_all_hosts(&self, tags: &[String]) -> Result<Vec<Snapshot>, ResticError> {
+        let mut args = vec!["snapshots", "--json"];
+        let joined = tags.join(",");
+        if !tags.is_empty() {
+            args.push("--tag");
+            args.push(&joined);
+        }
+        let out = self.run_unlocking(&args).await?;
+        parse_json(&out, "snapshots --json")
+    }
+
+    /// Keep the newest `keep_last` of this host's snapshots with `tag` in each group of
+    /// identical tag sets (`--group-by host,tags`); no prune. Returns the removed ids.
+    pub async fn forget_keep_last_per_tags(
+        &self,
+        tag: &str,
+        keep_last: u32,
+    ) -> Result<Vec<String>, ResticError> {
+        let keep = keep_last.max(1).to_string();
+        let args = [
+            "forget",
+            "--json",
+            "--host",
+            &self.host,
+            "--tag",
+            tag,
+            "--group-by",
+            "host,tags",
+            "--keep-last",
+            &keep,
+        ];
+        let out = self.run_unlocking(&args).await?;
+        let groups: Vec<ForgetGroup> = parse_json(&out, "forget --json")?;
+        Ok(groups
+            .into_iter()
+            .flat_map(|g| g.remove.unwrap_or_default())
+            .map(|s| s.id)
+            .collect())
     }
 
     /// Remove these snapshots (no prune).

@@ -202,6 +202,18 @@ async fn test_all(
             t.rto_seconds = None;
         }
         record_test(s, rec, step, job, &t, started_ms)?;
+        let attested = super::attest::Tested {
+            run_id: rec.id(),
+            job: &job.name,
+            kind: job.kind.as_str(),
+            snapshot_id: t.snapshot_id.as_deref(),
+            passed: t.passed,
+            started_ms,
+            rto_seconds: t.rto_seconds,
+            rpo_seconds: t.rpo_seconds,
+            checks: &t.checks,
+        };
+        super::attest::store(restic, &attested, reporter).await;
         reporter.step_done();
         tests.push(t.result);
     }
