@@ -219,6 +219,25 @@ pub fn record_missing(
             crate::domain::RunStatus::Failed
         };
         cat.insert_run_if_missing(&a.run_id, "restore-test", "rebuild", status, started)?;
+        // The step is what `status` and the schedule read as "last verified restore".
+        let step = cat.start_step(&a.run_id, Some(&a.job), "restore-test", started)?;
+        let detail = crate::catalog::StepDetail::RestoreTest {
+            snapshot_id: a.snapshot_id.clone(),
+            rto_seconds: a.rto_seconds,
+            rpo_seconds: a.rpo_seconds,
+        };
+        let error = a
+            .checks
+            .iter()
+            .find(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail));
+        cat.finish_step(
+            step,
+            status,
+            Some(&detail),
+            error.as_deref(),
+            millis(&a.finished_at),
+        )?;
         cat.insert_restore_test(&crate::catalog::RestoreTestRow {
             run_id: a.run_id.clone(),
             job: a.job.clone(),

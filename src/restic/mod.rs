@@ -12,6 +12,7 @@
 mod error;
 pub mod json;
 mod lockwait;
+mod shared;
 mod stall;
 mod stdin;
 mod version;
@@ -319,48 +320,6 @@ impl Restic {
         }
         let out = self.run_unlocking(&args).await?;
         parse_json(&out, "snapshots --json")
-    }
-
-    /// Every host's snapshots carrying every tag given (a shared repository's view for
-    /// `fleet` and the maintenance claim; never used for retention or restore).
-    pub async fn snapshots_all_hosts(&self, tags: &[String]) -> Result<Vec<Snapshot>, ResticError> {
-        let mut args = vec!["snapshots", "--json"];
-        let joined = tags.join(",");
-        if !tags.is_empty() {
-            args.push("--tag");
-            args.push(&joined);
-        }
-        let out = self.run_unlocking(&args).await?;
-        parse_json(&out, "snapshots --json")
-    }
-
-    /// Keep the newest `keep_last` of this host's snapshots with `tag` in each group of
-    /// identical tag sets (`--group-by host,tags`); no prune. Returns the removed ids.
-    pub async fn forget_keep_last_per_tags(
-        &self,
-        tag: &str,
-        keep_last: u32,
-    ) -> Result<Vec<String>, ResticError> {
-        let keep = keep_last.max(1).to_string();
-        let args = [
-            "forget",
-            "--json",
-            "--host",
-            &self.host,
-            "--tag",
-            tag,
-            "--group-by",
-            "host,tags",
-            "--keep-last",
-            &keep,
-        ];
-        let out = self.run_unlocking(&args).await?;
-        let groups: Vec<ForgetGroup> = parse_json(&out, "forget --json")?;
-        Ok(groups
-            .into_iter()
-            .flat_map(|g| g.remove.unwrap_or_default())
-            .map(|s| s.id)
-            .collect())
     }
 
     /// Remove these snapshots (no prune).
