@@ -138,7 +138,8 @@ async fn forget_attestations(restic: &Restic) -> ForgetJob {
 /// May this instance run `what` (check, prune) on the repository? `Ok(Err(why))` when
 /// another host maintains it. An instance with `maintenance = true` claims the
 /// repository (taking it over from another claimant, which is named); one without the
-/// key claims it when nobody has, so a single host that upgrades keeps its prune.
+/// key runs them unless another host has claimed the repository, so a single host that
+/// upgrades keeps its prune.
 pub async fn maintenance_gate(
     s: &Session,
     restic: &Restic,
@@ -166,6 +167,9 @@ pub async fn maintenance_gate(
             "this host (`{me}`) leaves [repository] maintenance unset in {file}"
         )),
         (_, Some(h)) if h == me => Ok(Ok(())),
+        // Unset and unclaimed: a single host (or an unconfigured fleet) keeps pruning,
+        // writing nothing; `fleet` reports that nobody claims maintenance.
+        (None, None) => Ok(Ok(())),
         (_, other) => {
             if let Some(h) = other {
                 reporter.note(&format!(
