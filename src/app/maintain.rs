@@ -75,7 +75,11 @@ async fn forget_all(
     for job in jobs {
         out.push(forget_job(s, rec, restic, job, reporter).await?);
     }
-    out.push(forget_attestations(restic).await);
+    // Attestations are trimmed along with job retention that ran (a forget that skipped
+    // every job, e.g. after a failed backup, touches nothing).
+    if out.iter().any(|j| j.status == RunStatus::Success) {
+        out.push(forget_attestations(restic).await);
+    }
     let mut pruned = false;
     let failed = out.iter().any(|j| j.status == RunStatus::Failed);
     let refused = match prune && !failed {
