@@ -155,12 +155,20 @@ pub async fn maintenance_gate(
     let newest = claims.first().map(String::as_str);
     let file = s.config.file.display();
     let refuse = |why: String| -> anyhow::Result<Result<(), String>> {
-        let who = match newest {
-            Some(h) => format!("host `{h}` maintains this repository"),
-            None => "no host has claimed maintenance of this repository yet".to_string(),
+        let (who, todo) = match newest {
+            Some(h) => (
+                format!("host `{h}` maintains this repository"),
+                format!(
+                    "it runs there; to move it, set maintenance = true here and false on `{h}`"
+                ),
+            ),
+            None => (
+                "no host has claimed maintenance of this repository yet".to_string(),
+                "set [repository] maintenance = true on exactly one instance".to_string(),
+            ),
         };
         Ok(Err(format!(
-            "{what} runs only on the maintenance instance and {who}; {why}; set [repository] maintenance = true on exactly one instance (docs/fleet.md)"
+            "{what} runs only on the maintenance instance and {who}; {why}; {todo} (docs/fleet.md)"
         )))
     };
     match (s.config.repository.maintenance, newest) {
