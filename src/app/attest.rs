@@ -189,14 +189,21 @@ fn parse(bytes: &[u8], s: &Snapshot) -> Result<Attestation, String> {
 }
 
 /// Every attestation among `snaps` (this host's snapshots), read and validated; the
-/// bad ones as one error each.
-pub async fn read_all(restic: &Restic, snaps: &[Snapshot]) -> (Vec<Attestation>, Vec<String>) {
+/// bad ones as one error each (also said through `reporter`).
+pub async fn read_all(
+    restic: &Restic,
+    snaps: &[Snapshot],
+    reporter: &dyn Reporter,
+) -> (Vec<Attestation>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for s in snaps.iter().filter(|s| job_of(s).is_some()) {
         match read(restic, s).await {
             Ok(a) => good.push(a),
-            Err(e) => bad.push(e),
+            Err(e) => {
+                reporter.note(&e);
+                bad.push(e)
+            }
         }
     }
     (good, bad)

@@ -443,10 +443,7 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
         restore_tests_added: 0,
         attestation_errors: Vec::new(),
     };
-    let (attested, bad) = attest::read_all(&restic, &all).await;
-    for e in &bad {
-        reporter.note(e);
-    }
+    let (attested, bad) = attest::read_all(&restic, &all, reporter).await;
     report.attestation_errors = bad;
     let live: HashSet<String> = all.iter().map(|s| s.id.clone()).collect();
     let known = ctx.catalog.live_snapshot_ids()?;
