@@ -3,7 +3,13 @@
 //! Invariant: retention never runs for a job whose latest backup failed, nor for one
 //! whose newest snapshot is `suspect` (a vanished source) — old good snapshots are
 //! exactly what a failing job must not lose.
+//!
+//! On a repository shared by several instances, `check` and prune run on the
+//! maintenance instance only ([`maintenance_gate`], docs/fleet.md): elsewhere `check` is
+//! refused (exit 2) and `forget --prune` applies this host's retention but skips the
+//! prune, both naming the host that maintains the repository.
 
+use super::attest;
 use super::health::{Coverage, coverage};
 use super::now_ms;
 use super::quiesce::{RecoverReport, Recovered};
@@ -70,9 +76,26 @@ async fn forget_all(
     for job in jobs {
         out.push(forget_job(s, rec, restic, job, reporter).await?);
     }
+    // Attestations are trimmed along with job retention that ran (a forget that skipped
+    // every job, e.g. after a failed backup, touches nothing).
+    if out.iter().any(|j| j.status == RunStatus::Success) {
+        out.push(forget_attestations(restic).await);
+    }
     let mut pruned = false;
     let failed = out.iter().any(|j| j.status == RunStatus::Failed);
-    if prune && !failed {
+    let refused = match prune && !failed {
+        true => maintenance_gate(s, restic, "prune", reporter).await?.err(),
+        false => None,
+    };
+    if let Some(why) = refused {
+        reporter.note(&format!("prune skipped: {why}"));
+        out.push(forget_result(
+            "(prune)",
+            RunStatus::Skipped,
+            vec![],
+            Some(why),
+        ));
+    } else if prune && !failed {
         reporter.note("pruning unreferenced data");
         let step = rec.step(None, "prune")?;
         match restic.prune().await {
@@ -97,6 +120,80 @@ async fn forget_all(
         jobs: out,
         pruned,
     })
+}
+
+/// This host's restore-test attestations: the newest [`attest::KEEP_PER_JOB`] per job.
+async fn forget_attestations(restic: &Restic) -> ForgetJob {
+    match restic
+        .forget_keep_last_per_tags(attest::TAG_ATTESTATION, attest::KEEP_PER_JOB)
+        .await
+    {
+        Ok(removed) => forget_result("(attestations)", RunStatus::Success, removed, None),
+        Err(e) => forget_result(
+            "(attestations)",
+            RunStatus::Failed,
+            vec![],
+            Some(format!(
+                "retention of the restore-test attestations failed: {e}"
+            )),
+        ),
+    }
+}
+
+/// May this instance run `what` (check, prune) on the repository? `Ok(Err(why))` when
+/// another host maintains it. An instance with `maintenance = true` claims the
+/// repository (taking it over from another claimant, which is named); one without the
+/// key runs them unless another host has claimed the repository, so a single host that
+/// upgrades keeps its prune.
+pub async fn maintenance_gate(
+    s: &Session,
+    restic: &Restic,
+    what: &str,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Result<(), String>> {
+    let me = restic.host();
+    let claims = attest::maintainers(restic).await?;
+    let newest = claims.first().map(String::as_str);
+    let file = s.config.file.display();
+    let refuse = |why: String| -> anyhow::Result<Result<(), String>> {
+        let (who, todo) = match newest {
+            Some(h) => (
+                format!("host `{h}` maintains this repository"),
+                format!(
+                    "it runs there; to move it, set maintenance = true here and false on `{h}`"
+                ),
+            ),
+            None => (
+                "no host has claimed maintenance of this repository yet".to_string(),
+                "set [repository] maintenance = true on exactly one instance".to_string(),
+            ),
+        };
+        Ok(Err(format!(
+            "{what} runs only on the maintenance instance and {who}; {why}; {todo} (docs/fleet.md)"
+        )))
+    };
+    match (s.config.repository.maintenance, newest) {
+        (Some(false), _) => refuse(format!(
+            "this host (`{me}`) has [repository] maintenance = false in {file}"
+        )),
+        (None, Some(h)) if h != me => refuse(format!(
+            "this host (`{me}`) leaves [repository] maintenance unset in {file}"
+        )),
+        (_, Some(h)) if h == me => Ok(Ok(())),
+        // Unset and unclaimed: a single host (or an unconfigured fleet) keeps pruning,
+        // writing nothing; `fleet` reports that nobody claims maintenance.
+        (None, None) => Ok(Ok(())),
+        (_, other) => {
+            if let Some(h) = other {
+                reporter.note(&format!(
+                    "taking over maintenance of {} from host `{h}` ([repository] maintenance = true here): set maintenance = false there",
+                    restic.url()
+                ));
+            }
+            attest::claim(restic).await?;
+            Ok(Ok(()))
+        }
+    }
 }
 
 /// Retention for one job, unless it has no rules or its last backup did not succeed.
@@ -218,9 +315,12 @@ pub async fn check(
     if let Some(sub) = subset {
         validate_subset(sub)?;
     }
+    let restic = s.restic().await?;
+    if let Err(why) = maintenance_gate(s, &restic, "check", reporter).await? {
+        return Err(crate::exit::usage(why));
+    }
     let rec = RunRecorder::start(s, "check", &[]).await?;
     let res = async {
-        let restic = s.restic().await?;
         let repo = restic.url().to_string();
         let n = i64::from(s.config.check.subsets);
         let (chosen, rotating) = match subset {
@@ -338,6 +438,10 @@ pub struct RebuildReport {
     pub ignored_untagged: usize,
     /// Each snapshot recorded `unverified`, and why.
     pub unverified_snapshots: Vec<Unvouched>,
+    /// Restore tests brought back from this host's attestations.
+    pub restore_tests_added: usize,
+    /// One line per attestation that could not be read or is not valid.
+    pub attestation_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -362,7 +466,11 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
         marked_forgotten: 0,
         ignored_untagged: 0,
         unverified_snapshots: Vec::new(),
+        restore_tests_added: 0,
+        attestation_errors: Vec::new(),
     };
+    let (attested, bad) = attest::read_all(&restic, &all, reporter).await;
+    report.attestation_errors = bad;
     let live: HashSet<String> = all.iter().map(|s| s.id.clone()).collect();
     let known = ctx.catalog.live_snapshot_ids()?;
     let mut verdicts = Vec::new();
@@ -387,7 +495,11 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
         for s in &all {
             let (job, run) = parse_tags(&s.tags);
             let Some(job) = job else {
-                report.ignored_untagged += 1;
+                let ours =
+                    |t: &String| t == attest::TAG_ATTESTATION || t == attest::TAG_MAINTENANCE;
+                if !s.tags.iter().any(ours) {
+                    report.ignored_untagged += 1;
+                }
                 continue;
             };
             let time = snapshot_time(s).unwrap_or(0);
@@ -415,7 +527,9 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
         }
         let gone: Vec<String> = known.into_iter().filter(|id| !live.contains(id)).collect();
         report.marked_forgotten = gone.len();
-        cat.mark_forgotten(&gone, "not in the repository at catalog rebuild", now_ms())
+        cat.mark_forgotten(&gone, "not in the repository at catalog rebuild", now_ms())?;
+        report.restore_tests_added = attest::record_missing(cat, &attested)?;
+        Ok(())
     })?;
     Ok(report)
 }

@@ -11,12 +11,14 @@
 //! an [`Outcome`]; errors travel as `anyhow::Error` with context, and `exit::classify`
 //! picks their exit code. Nothing here prints: progress goes through the [`reporter::Reporter`].
 
+pub mod attest;
 pub mod backup;
 pub mod control;
 pub mod copy;
 pub mod daemon;
 pub mod discover;
 pub mod dump;
+pub mod fleet;
 pub mod health;
 pub mod kit;
 #[cfg(test)]

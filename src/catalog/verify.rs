@@ -89,6 +89,17 @@ impl Catalog {
             .map_err(|e| self.sql(e))
     }
 
+    /// Whether run `run_id` recorded a restore test of `job` (rebuild from attestations).
+    pub fn has_restore_test(&self, run_id: &str, job: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM restore_tests WHERE run_id = ?1 AND job = ?2)",
+                params![run_id, job],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
     /// Restore tests of a job started in `[from, to)`, oldest first.
     pub fn restore_tests(&self, job: &str, from: i64, to: i64) -> Result<Vec<RestoreTestRow>> {
         self.query_restore_tests(

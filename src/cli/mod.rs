@@ -112,6 +112,9 @@ enum Command {
     },
     /// Per job: last backup, last verified restore, RPO, next run
     Status,
+    /// Every host's jobs sharing this repository, read from the repository alone: newest
+    /// snapshot, last verified restore, RTO, RPO, problems (exit 1 when there are any)
+    Fleet,
     /// Apply retention
     Forget {
         jobs: Vec<String>,
@@ -430,6 +433,11 @@ async fn dispatch(cli: &Cli, g: &Globals, r: &progress::TermReporter) -> anyhow:
             let rep = app::query::status(&reconciled(g, r).await?, r)?;
             output::status(&rep, json);
             Ok(Outcome::Ok)
+        }
+        Command::Fleet => {
+            let rep = app::fleet::run(g).await?;
+            output::fleet(&rep, json);
+            Ok(rep.outcome())
         }
         Command::Forget { jobs, prune } => {
             let rep = app::maintain::forget(&locked(g, r).await?, jobs, *prune, r).await?;

@@ -297,6 +297,50 @@ pub fn rebuild(r: &RebuildReport, as_json: bool) {
             "unverified snapshots (files snapshots, cut or unreadable dumps) are not handed out by `restore latest`; restore-test them, or pass `restore --allow-unverified`"
         );
     }
+    println!(
+        "{} restore test(s) brought back from the repository's attestations",
+        r.restore_tests_added
+    );
+    for e in &r.attestation_errors {
+        println!("  ATTESTATION: {e}");
+    }
+}
+
+pub fn fleet(r: &crate::app::fleet::FleetReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!(
+        "{} (this host: {}; maintenance: {})",
+        r.repository,
+        r.this_host,
+        r.maintenance_host.as_deref().unwrap_or("nobody")
+    );
+    println!(
+        "{:<16} {:<20} {:<21} {:>9}  {:<21} {:>8}  last test",
+        "host", "job", "newest snapshot", "RPO", "last verified restore", "RTO"
+    );
+    for j in &r.jobs {
+        let last = match j.last_test_passed {
+            Some(true) => "passed",
+            Some(false) => "FAILED",
+            None => "none",
+        };
+        println!(
+            "{:<16} {:<20} {:<21} {:>9}  {:<21} {:>8}  {last}",
+            j.host,
+            j.job,
+            j.newest_snapshot.as_deref().unwrap_or("never"),
+            j.rpo_seconds.map(format_age).unwrap_or_else(|| "-".into()),
+            j.last_verified_restore.as_deref().unwrap_or("never"),
+            j.rto_seconds
+                .map(|s| format!("{s:.1} s"))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    for p in &r.problems {
+        println!("PROBLEM: {p}");
+    }
 }
 
 pub fn config(r: &ConfigReport, as_json: bool) {

@@ -156,6 +156,9 @@ pub struct Repository {
     pub cache_dir: Option<PathBuf>,
     /// Bandwidth limits (KiB/s), compression and the TLS CA: `repository::Transfer`.
     pub transfer: Transfer,
+    /// `[repository] maintenance`: `Some(true)` runs check/prune here, `Some(false)`
+    /// never; `None` runs them unless another host claims them (docs/fleet.md).
+    pub maintenance: Option<bool>,
 }
 
 impl Repository {

@@ -72,6 +72,8 @@ pub struct RawRepository {
     pub compression: Option<Spanned<String>>,
     /// restic `--cacert`: a PEM CA certificate for a `rest:https://` server.
     pub cacert: Option<Spanned<String>>,
+    /// This instance runs `check` and `prune` on a shared repository (docs/fleet.md).
+    pub maintenance: Option<Spanned<bool>>,
 }
 
 /// `[check]`: rotating `--read-data-subset` coverage.

@@ -80,6 +80,8 @@ impl Validator<'_> {
             restic: r.restic.as_ref().map(|p| PathBuf::from(p.get_ref())),
             cache_dir: r.cache_dir.as_ref().map(|p| self.resolve(p.get_ref())),
             transfer: self.transfer(r)?,
+            // Fleet: which instance maintains a shared repository (docs/fleet.md).
+            maintenance: r.maintenance.as_ref().map(|m| *m.get_ref()),
         })
     }
 

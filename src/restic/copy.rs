@@ -21,6 +21,8 @@ impl Restic {
             cache_dir: repo.cache_dir.clone().or_else(|| self.cache_dir.clone()),
             transfer: repo.transfer.clone(),
             may_unlock: self.may_unlock,
+            version: self.version,
+            lock_wait: self.lock_wait,
         }
     }
 

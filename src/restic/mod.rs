@@ -5,8 +5,9 @@
 //! `RESTIC_PASSWORD_FILE` / `RESTIC_PASSWORD_COMMAND`) and never on its argv, and drops
 //! any inherited `RESTIC_*` variables that could point restic elsewhere. Errors are typed
 //! ([`ResticError`]) from both 0.14's messages and 0.17+'s exit codes. A stale lock left
-//! by a killed restic is removed with plain `restic unlock` (never `--remove-all`) and the
-//! command retried once, but only when the caller holds omk-backup's own run lock.
+//! by a killed restic is removed with plain `restic unlock` (never `--remove-all`, which
+//! would break a live lock) when the caller holds omk-backup's own run lock, and a live
+//! lock of another process or host is waited for, bounded (see [`lockwait`]).
 //! The repository's [`Transfer`] settings (`--limit-upload`, `--limit-download`,
 //! `--compression`, `--cacert`) go on every restic call, so every call that moves data
 //! (backup, restore, dump, check --read-data*, prune, forget --prune) honours them.
@@ -16,6 +17,8 @@ mod error;
 mod finish;
 mod giveup;
 pub mod json;
+mod lockwait;
+mod shared;
 mod stall;
 mod stdin;
 mod transfer;
@@ -24,6 +27,7 @@ mod version;
 pub use error::{ResticError, tail};
 use finish::finish_backup;
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
+pub use lockwait::DEFAULT_LOCK_WAIT;
 use stall::{StallWatch, stop_child};
 pub use stdin::StdinBackup;
 use transfer::transfer_flags;
@@ -52,9 +56,12 @@ pub struct Restic {
     cache_dir: Option<PathBuf>,
     /// Bandwidth limits, compression and the TLS CA, for every call.
     transfer: Transfer,
-    /// True when the caller holds omk-backup's run lock: then a restic lock found on the
-    /// repository is stale by construction, and we may `restic unlock` and retry once.
+    /// True when the caller holds omk-backup's run lock: then we may run a plain
+    /// `restic unlock` (stale locks only) once before waiting for a lock.
     may_unlock: bool,
+    version: Version,
+    /// How long a command waits for another process's repository lock.
+    lock_wait: Duration,
 }
 
 /// The outcome of a finished backup.
@@ -97,6 +104,8 @@ impl Restic {
             cache_dir: repo.cache_dir.clone(),
             transfer: repo.transfer.clone(),
             may_unlock,
+            version,
+            lock_wait: lockwait::lock_wait_from_env(),
         })
     }
 
@@ -201,18 +210,6 @@ impl Restic {
         }
     }
 
-    /// `run`, with one `restic unlock` + retry when the repository is locked and the lock
-    /// must be stale (we hold our own run lock).
-    async fn run_unlocking(&self, args: &[&str]) -> Result<Vec<u8>, ResticError> {
-        match self.run(args).await {
-            Err(ResticError::Locked { .. }) if self.may_unlock => {
-                self.unlock().await?;
-                self.run(args).await
-            }
-            other => other,
-        }
-    }
-
     /// Remove stale locks (plain `unlock`: locks of live processes are kept).
     pub async fn unlock(&self) -> Result<(), ResticError> {
         tracing::info!("removing stale restic locks from {}", self.url);
@@ -267,14 +264,21 @@ impl Restic {
         }
         args.push("--".into());
         args.extend(paths.iter().map(|p| p.display().to_string()));
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        match self.backup_once(&argv, progress).await {
-            Err(ResticError::Locked { .. }) if self.may_unlock => {
-                self.unlock().await?;
-                self.backup_once(&argv, progress).await
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut wait = lockwait::LockWait::new(self, "backup");
+        loop {
+            let mut flag = String::new();
+            let argv = wait.argv(&args, &mut flag);
+            match self.backup_once(&argv, progress).await {
+                Err(e @ ResticError::Locked { .. }) => wait.again(e).await?,
+                other => return other,
             }
-            other => other,
         }
+    }
+
+    /// The restic release this binary reported.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     async fn backup_once(

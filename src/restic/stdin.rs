@@ -2,7 +2,7 @@
 //! of a snapshot; the caller writes into the child's stdin and then finishes or aborts.
 
 use super::{
-    BackupDone, Restic, ResticError, finish_backup, json, protocol, read_all, spawn_error,
+    BackupDone, Restic, ResticError, Version, finish_backup, json, protocol, read_all, spawn_error,
 };
 use crate::redact::RepoUrl;
 use std::process::Stdio;
@@ -28,6 +28,12 @@ impl Restic {
         for t in tags {
             args.push("--tag".into());
             args.push(t.clone());
+        }
+        // The stream cannot be replayed, so no retry of ours: restic >= 0.16 waits for
+        // another process's lock itself before it reads stdin; 0.14 fails as locked.
+        if self.version >= Version::new(0, 16, 0) {
+            args.push("--retry-lock".into());
+            args.push(format!("{}s", self.lock_wait.as_secs().max(1)));
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut cmd = self.command(&argv);

@@ -19,6 +19,7 @@ mod docker_quiesce;
 mod docker_restore_test;
 mod engines;
 mod faults;
+mod fleet;
 mod notify_runs;
 mod permissions;
 mod proxy_rules;

@@ -249,6 +249,18 @@ async fn test_all(
         if let Some(c) = copy {
             s.catalog.set_test_repository(rec.id(), c)?;
         }
+        let attested = super::attest::Tested {
+            run_id: rec.id(),
+            job: &job.name,
+            kind: job.kind.as_str(),
+            snapshot_id: t.snapshot_id.as_deref(),
+            passed: t.passed,
+            started_ms,
+            rto_seconds: t.rto_seconds,
+            rpo_seconds: t.rpo_seconds,
+            checks: &t.checks,
+        };
+        super::attest::store(restic, &attested, reporter).await;
         reporter.step_done();
         tests.push(t.result);
     }
