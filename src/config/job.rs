@@ -4,10 +4,68 @@
 
 use super::error::{self, ConfigError};
 use super::raw::{RawJob, RawQuiesce};
-use super::{Job, JobOrigin, Probe, Quiesce, Validator};
-use crate::domain::{JobKind, QuiesceMode};
+use super::{Notify, Validator};
+use crate::domain::{JobKind, QuiesceMode, Retention};
 use crate::secret::read_password_file;
+use std::path::PathBuf;
 use toml::Spanned;
+
+/// One backup job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub kind: JobKind,
+    /// The Docker engine running its container (`local` unless the job names another).
+    pub engine: String,
+    /// files jobs: what to back up (absolute).
+    pub paths: Vec<PathBuf>,
+    pub exclude: Vec<String>,
+    pub quiesce: Option<Quiesce>,
+    /// Database jobs: the container the dump runs in.
+    pub container: Option<String>,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// postgres/mariadb: one database (else all); sqlite: the database file in the container.
+    pub database: Option<String>,
+    pub retention: Option<Retention>,
+    /// The job's own notification targets (in addition to the global ones).
+    pub notify: Option<Notify>,
+    /// Where the job was defined, for `config check`.
+    pub origin: JobOrigin,
+    /// Database jobs: queries a restore test runs on the restored copy.
+    pub probes: Vec<Probe>,
+    /// `shrink_limit`: the percent files/bytes (dumps: bytes/rows) may fall against the
+    /// last good snapshot before the backup fails as suspect ([`DEFAULT_SHRINK_LIMIT`]).
+    pub shrink_limit: u8,
+}
+
+/// `shrink_limit` when the job does not set one: a drop of more than half fails.
+pub const DEFAULT_SHRINK_LIMIT: u8 = 50;
+
+/// A query whose output (trimmed) must equal `expect` in the restored database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub sql: String,
+    pub expect: String,
+    /// postgres/mariadb: the database to run it in (default: the job's, else `postgres`
+    /// / none).
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOrigin {
+    /// Defined in the config file at this line.
+    Config { line: usize },
+    /// Discovered from a container's labels.
+    Label { container: String },
+}
+
+/// Quiesce a container around a files job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiesce {
+    pub container: String,
+    pub mode: QuiesceMode,
+}
 
 impl Validator<'_> {
     pub(super) fn job(&self, name: &str, spanned: Spanned<RawJob>) -> Result<Job, ConfigError> {

@@ -15,10 +15,11 @@ mod web;
 pub use copies::{Copy, primary_name as copies_primary_name};
 pub use engines::LOCAL_ENGINE;
 pub use error::ConfigError;
+pub use job::{DEFAULT_SHRINK_LIMIT, Job, JobOrigin, Probe, Quiesce};
 pub use repository::{Compression, Transfer, machine_hostname, valid_host};
 pub use web::{Cidr, WebConfig, parse_listen};
 
-use crate::domain::{JobKind, QuiesceMode, Retention, validate_job_name};
+use crate::domain::{Retention, validate_job_name};
 use crate::secret::read_password_file;
 use raw::{RawConfig, RawJob};
 use std::collections::BTreeMap;
@@ -173,63 +174,6 @@ impl Repository {
 pub enum PasswordSource {
     File(PathBuf),
     Command(String),
-}
-
-/// One backup job.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub name: String,
-    pub kind: JobKind,
-    /// The Docker engine running its container (`local` unless the job names another).
-    pub engine: String,
-    /// files jobs: what to back up (absolute).
-    pub paths: Vec<PathBuf>,
-    pub exclude: Vec<String>,
-    pub quiesce: Option<Quiesce>,
-    /// Database jobs: the container the dump runs in.
-    pub container: Option<String>,
-    pub user: Option<String>,
-    pub password_file: Option<PathBuf>,
-    /// postgres/mariadb: one database (else all); sqlite: the database file in the container.
-    pub database: Option<String>,
-    pub retention: Option<Retention>,
-    /// The job's own notification targets (in addition to the global ones).
-    pub notify: Option<Notify>,
-    /// Where the job was defined, for `config check`.
-    pub origin: JobOrigin,
-    /// Database jobs: queries a restore test runs on the restored copy.
-    pub probes: Vec<Probe>,
-    /// `shrink_limit`: the percent files/bytes (dumps: bytes/rows) may fall against the
-    /// last good snapshot before the backup fails as suspect ([`DEFAULT_SHRINK_LIMIT`]).
-    pub shrink_limit: u8,
-}
-
-/// `shrink_limit` when the job does not set one: a drop of more than half fails.
-pub const DEFAULT_SHRINK_LIMIT: u8 = 50;
-
-/// A query whose output (trimmed) must equal `expect` in the restored database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    pub sql: String,
-    pub expect: String,
-    /// postgres/mariadb: the database to run it in (default: the job's, else `postgres`
-    /// / none).
-    pub database: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOrigin {
-    /// Defined in the config file at this line.
-    Config { line: usize },
-    /// Discovered from a container's labels.
-    Label { container: String },
-}
-
-/// Quiesce a container around a files job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quiesce {
-    pub container: String,
-    pub mode: QuiesceMode,
 }
 
 impl Config {
