@@ -39,6 +39,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("query", 8),
     ("report", 8),
     ("restore", 8),
+    // A part of `restore` that uses its selection helpers (`super::*`).
+    ("restore::into", 9),
     ("proxy_rules", 8),
     ("schedule", 8),
     ("verify", 8),
