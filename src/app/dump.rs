@@ -18,8 +18,6 @@ use std::time::Duration;
 
 mod pump;
 
-/// Longest silence we accept from a dump (haproxy proxies cut at 10 min anyway).
-const IDLE: Duration = Duration::from_secs(15 * 60);
 /// Longest a write into restic may block (restic stuck, not dead).
 const WRITE_DEADLINE: Duration = Duration::from_secs(5 * 60);
 /// How long the exec may take to report its exit code after its output ended.
@@ -80,7 +78,8 @@ pub async fn dump_job(
         }
     };
     let limits = pump::Limits {
-        idle: IDLE,
+        // A silent dump is a stall like a silent restic (haproxy cuts at 10 min anyway).
+        idle: restic.stall_timeout(),
         write: WRITE_DEADLINE,
     };
     let (stream, stdin, pumped) = pump::pump(stream, backup.stdin.take(), job.kind, limits).await;
@@ -179,16 +178,23 @@ fn tail(s: &crate::docker::ExecStream) -> String {
 /// ends it by SIGPIPE anyway.
 async fn stop_dump(docker: &Docker, container: &str, pid: Option<u32>) {
     let Some(pid) = pid else { return };
+    // The shell's builtin: database images often have no `kill` binary (no procps).
     let spec = ExecSpec {
-        cmd: vec!["kill".into(), "-TERM".into(), pid.to_string()],
+        cmd: vec!["sh".into(), "-c".into(), format!("kill -TERM {pid}")],
         env: Vec::new(),
         user: None,
     };
-    if let Err(e) = docker
+    match docker
         .exec_output(container, &spec, Duration::from_secs(30))
         .await
     {
-        tracing::warn!("could not stop the dump (pid {pid}) in container {container}: {e}");
+        Ok((0, _, _)) => {}
+        Ok((code, _, err)) => tracing::warn!(
+            "could not stop the dump (pid {pid}) in container {container}: kill exited with code {code}: {err}"
+        ),
+        Err(e) => {
+            tracing::warn!("could not stop the dump (pid {pid}) in container {container}: {e}")
+        }
     }
 }
 

@@ -180,7 +180,12 @@ impl Session {
             }
             Engine::Untried => {}
         }
-        match Docker::connect(self.config.docker_host.as_deref()).await {
+        match Docker::connect_timed(
+            self.config.docker_host.as_deref(),
+            self.config.docker_timeout,
+        )
+        .await
+        {
             Ok(d) => {
                 *state = Engine::Up(d.clone());
                 Ok(d)

@@ -14,7 +14,7 @@ mod stall;
 mod stdin;
 mod version;
 
-pub use error::{ResticError, tail};
+pub use error::{ResticError, short_duration, tail};
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
 use stall::{StallWatch, stop_child};
 pub use stdin::StdinBackup;
@@ -89,6 +89,12 @@ impl Restic {
     }
 
     /// The host this instance's snapshots are made and looked up with.
+    /// `[repository] stall_timeout`: the longest silence accepted from a backup's source
+    /// (`None`: no bound).
+    pub fn stall_timeout(&self) -> Option<Duration> {
+        self.stall_timeout
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }

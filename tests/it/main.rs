@@ -15,6 +15,7 @@ mod docker_labels;
 mod docker_quiesce;
 mod docker_restore_test;
 mod faults;
+mod hangs;
 mod notify_runs;
 mod permissions;
 mod proxy_rules;
