@@ -16,6 +16,7 @@ use crate::restic::{BackupDone, Restic, ResticError};
 use anyhow::anyhow;
 use std::time::Duration;
 
+pub mod leftover;
 mod pump;
 
 /// Longest a write into restic may block (restic stuck, not dead).
@@ -66,7 +67,11 @@ pub async fn dump_job(
 ) -> Result<DumpDone, DumpFailed> {
     let container_name = running_container(docker, job).await?;
     let engine = engine::for_job(job)?;
-    let spec = engine.dump(job, engine::client_env(engine, job)?)?;
+    let mut spec = engine.dump(job, engine::client_env(engine, job)?)?;
+    // Marks the dump process as this run's, for the next command after a crash.
+    if let (_, Some(run)) = crate::domain::parse_tags(tags) {
+        spec.env.push(leftover::marker(&run));
+    }
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
     // By name, as inspected just now: proxy rules name the containers they allow.

@@ -318,3 +318,176 @@ fn a_daemon_task_past_max_runtime_is_stopped_recorded_failed_and_the_daemon_goes
         }
     }
 }
+
+/// A restic wrapper whose `backup --stdin` waits `secs` before reading: the dump fills
+/// the pipes and blocks, mid-dump, until then.
+fn late_reading_restic(env: &Env, secs: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = env.path("late-restic");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" --stdin \"*) sleep {secs} ;; esac\nexec {} \"$@\"\n",
+            env.restic.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+/// The pids of processes in `c` whose command line starts with `prog `.
+fn procs(c: &Container, prog: &str) -> String {
+    c.sh(&format!("for p in /proc/[0-9]*; do if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^{prog} '; then echo ${{p#/proc/}}; fi; done"))
+}
+
+/// SIGKILL omk-backup and everything it started (restic or its wrapper, and theirs).
+fn kill_tree(pid: u32) {
+    let kids = children(pid);
+    let grandkids: Vec<u32> = kids.iter().flat_map(|k| children(*k)).collect();
+    kill9(pid);
+    for p in kids.into_iter().chain(grandkids) {
+        if alive(p) {
+            kill9(p);
+        }
+    }
+}
+
+/// Start `backup JOB` and SIGKILL it once `prog` runs in `c`; returns how long the dump
+/// process outlived the kill.
+fn sigkill_mid_dump(
+    env: &Env,
+    c: &Container,
+    job: &str,
+    prog: &str,
+    restic: &std::path::Path,
+) -> Duration {
+    let child = env
+        .cmd(&["backup", job])
+        .env("OMK_BACKUP_RESTIC", restic)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(60, "the dump to run in the container", || {
+        !procs(c, prog).is_empty()
+    });
+    // Mid-dump: it has filled the pipes and waits for its reader.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!procs(c, prog).is_empty(), "{prog} ended before the kill");
+    let t0 = Instant::now();
+    kill_tree(child.id());
+    wait_until(30, &format!("{prog} to be gone after the SIGKILL"), || {
+        procs(c, prog).is_empty()
+    });
+    let took = t0.elapsed();
+    eprintln!("{prog} outlived the SIGKILL of omk-backup by {took:?}");
+    took
+}
+
+#[test]
+fn sigkill_mid_dump_leaves_no_pg_dump_and_no_lock_in_postgres() {
+    let pg = postgres(&format!("pgpw-{}", unique()));
+    pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 600000) g;\"");
+    let env = Env::new(&restic_018());
+    env.init();
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
+        proxy(),
+        pg.name
+    ));
+    let late = late_reading_restic(&env, 60);
+    sigkill_mid_dump(&env, &pg, "pg", "pg_dump", &late);
+    let held = "psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid WHERE a.application_name = 'pg_dump'\"";
+    wait_until(20, "pg_dump's session and locks to be gone", || {
+        pg.sh(held) == "0"
+    });
+    assert_eq!(pg.status(), "running");
+}
+
+#[test]
+fn sigkill_mid_dump_leaves_no_mariadb_dump_in_mariadb() {
+    let pw = format!("mariapw-{}", unique());
+    let m = mariadb(&pw);
+    let env_pw = format!("MYSQL_PWD={pw}");
+    m.pipe(
+        &[&env_pw],
+        &["mariadb", "-uroot"],
+        b"CREATE DATABASE app; USE app; CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT seq, md5(seq) FROM seq_1_to_600000;",
+    );
+    let env = Env::new(&restic_018());
+    env.init();
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
+        proxy(),
+        m.name
+    ));
+    let late = late_reading_restic(&env, 60);
+    sigkill_mid_dump(&env, &m, "maria", "mariadb-dump", &late);
+    // Its connection (and the snapshot transaction it held) is gone from the server.
+    let q = format!(
+        "MYSQL_PWD={pw} mariadb -uroot -N -e \"SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = 'root'\""
+    );
+    wait_until(20, "mariadb-dump's connection to end", || m.sh(&q) == "0");
+    assert_eq!(m.status(), "running");
+}
+
+#[test]
+fn a_lock_blocked_dump_outliving_a_sigkill_is_stopped_by_the_next_command() {
+    let pg = postgres(&format!("pgpw-{}", unique()));
+    pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc 'CREATE TABLE items (id int)'");
+    let env = Env::new(&restic_018());
+    env.init();
+    env.write_config(&format!(
+        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
+        proxy(),
+        pg.name
+    ));
+    docker_ok(&[
+        "exec",
+        "-d",
+        &pg.name,
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "app",
+        "-c",
+        "BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);",
+    ]);
+    let waiting = "psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'\"";
+    let child = env
+        .cmd(&["backup", "pg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(60, "pg_dump to wait for the lock", || pg.sh(waiting) == "1");
+    kill_tree(child.id());
+    // Blocked, it writes nothing and gets no broken pipe: it stays.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        pg.sh(waiting),
+        "1",
+        "pg_dump is still blocked after the SIGKILL"
+    );
+    let r = env.run(&["status"]).ok();
+    assert!(
+        r.stderr.contains("stopped 1 dump process(es) left by run"),
+        "{}",
+        r.all()
+    );
+    wait_until(20, "pg_dump to be gone", || {
+        procs(&pg, "pg_dump").is_empty()
+    });
+    let sessions = "psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'\"";
+    wait_until(20, "pg_dump's session to end", || pg.sh(sessions) == "0");
+    // Only ours: the session that holds the lock is untouched.
+    assert_eq!(
+        pg.sh("psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()\""),
+        "1"
+    );
+    // The next command finds nothing left to stop.
+    let again = env.run(&["status"]).ok();
+    assert!(!again.stderr.contains("dump process"), "{}", again.all());
+}
