@@ -319,6 +319,15 @@ fn a_daemon_task_past_max_runtime_is_stopped_recorded_failed_and_the_daemon_goes
     }
 }
 
+/// The endpoints a dump streams through: haproxy, nginx, the plain socket.
+fn endpoints() -> [String; 3] {
+    [
+        proxy(),
+        need("OMK_TEST_DOCKER_UPGRADE_PROXY"),
+        need("OMK_TEST_DOCKER_SOCKET"),
+    ]
+}
+
 /// A restic wrapper whose `backup --stdin` waits `secs` before reading: the dump fills
 /// the pipes and blocks, mid-dump, until then.
 fn late_reading_restic(env: &Env, secs: u32) -> std::path::PathBuf {
@@ -342,10 +351,12 @@ fn procs(c: &Container, prog: &str) -> String {
 }
 
 /// SIGKILL omk-backup and everything it started (restic or its wrapper, and theirs).
-fn kill_tree(pid: u32) {
+fn kill_tree(child: &mut std::process::Child) {
+    let pid = child.id();
     let kids = children(pid);
     let grandkids: Vec<u32> = kids.iter().flat_map(|k| children(*k)).collect();
     kill9(pid);
+    let _ = child.wait();
     for p in kids.into_iter().chain(grandkids) {
         if alive(p) {
             kill9(p);
@@ -362,7 +373,7 @@ fn sigkill_mid_dump(
     prog: &str,
     restic: &std::path::Path,
 ) -> Duration {
-    let child = env
+    let mut child = env
         .cmd(&["backup", job])
         .env("OMK_BACKUP_RESTIC", restic)
         .stdout(Stdio::null())
@@ -376,12 +387,14 @@ fn sigkill_mid_dump(
     std::thread::sleep(Duration::from_secs(2));
     assert!(!procs(c, prog).is_empty(), "{prog} ended before the kill");
     let t0 = Instant::now();
-    kill_tree(child.id());
+    kill_tree(&mut child);
     wait_until(30, &format!("{prog} to be gone after the SIGKILL"), || {
         procs(c, prog).is_empty()
     });
     let took = t0.elapsed();
-    eprintln!("{prog} outlived the SIGKILL of omk-backup by {took:?}");
+    let cfg = std::fs::read_to_string(env.config_path()).unwrap_or_default();
+    let host = cfg.lines().find(|l| l.starts_with("host")).unwrap_or("");
+    eprintln!("{prog} outlived the SIGKILL of omk-backup by {took:?} ({host})");
     took
 }
 
@@ -391,18 +404,19 @@ fn sigkill_mid_dump_leaves_no_pg_dump_and_no_lock_in_postgres() {
     pg.sh("psql -v ON_ERROR_STOP=1 -U postgres -qc 'CREATE DATABASE app' && psql -v ON_ERROR_STOP=1 -U postgres -d app -qc \"CREATE TABLE items (id int primary key, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 600000) g;\"");
     let env = Env::new(&restic_018());
     env.init();
-    env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
-        proxy(),
-        pg.name
-    ));
-    let late = late_reading_restic(&env, 60);
-    sigkill_mid_dump(&env, &pg, "pg", "pg_dump", &late);
-    let held = "psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid WHERE a.application_name = 'pg_dump'\"";
-    wait_until(20, "pg_dump's session and locks to be gone", || {
-        pg.sh(held) == "0"
-    });
-    assert_eq!(pg.status(), "running");
+    for host in endpoints() {
+        env.write_config(&format!(
+            "[docker]\nhost = \"{host}\"\ndiscover = false\n\n[jobs.pg]\nkind = \"postgres\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
+            pg.name
+        ));
+        let late = late_reading_restic(&env, 60);
+        sigkill_mid_dump(&env, &pg, "pg", "pg_dump", &late);
+        let held = "psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid WHERE a.application_name = 'pg_dump'\"";
+        wait_until(20, "pg_dump's session and locks to be gone", || {
+            pg.sh(held) == "0"
+        });
+        assert_eq!(pg.status(), "running");
+    }
 }
 
 #[test]
@@ -417,19 +431,20 @@ fn sigkill_mid_dump_leaves_no_mariadb_dump_in_mariadb() {
     );
     let env = Env::new(&restic_018());
     env.init();
-    env.write_config(&format!(
-        "[docker]\nhost = \"{}\"\ndiscover = false\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
-        proxy(),
-        m.name
-    ));
-    let late = late_reading_restic(&env, 60);
-    sigkill_mid_dump(&env, &m, "maria", "mariadb-dump", &late);
-    // Its connection (and the snapshot transaction it held) is gone from the server.
-    let q = format!(
-        "MYSQL_PWD={pw} mariadb -uroot -N -e \"SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = 'root'\""
-    );
-    wait_until(20, "mariadb-dump's connection to end", || m.sh(&q) == "0");
-    assert_eq!(m.status(), "running");
+    for host in endpoints() {
+        env.write_config(&format!(
+            "[docker]\nhost = \"{host}\"\ndiscover = false\n\n[jobs.maria]\nkind = \"mariadb\"\ncontainer = \"{}\"\ndatabase = \"app\"\n",
+            m.name
+        ));
+        let late = late_reading_restic(&env, 60);
+        sigkill_mid_dump(&env, &m, "maria", "mariadb-dump", &late);
+        // Its connection (and the snapshot transaction it held) is gone from the server.
+        let q = format!(
+            "MYSQL_PWD={pw} mariadb -uroot -N -e \"SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = 'root'\""
+        );
+        wait_until(20, "mariadb-dump's connection to end", || m.sh(&q) == "0");
+        assert_eq!(m.status(), "running");
+    }
 }
 
 #[test]
@@ -456,14 +471,14 @@ fn a_lock_blocked_dump_outliving_a_sigkill_is_stopped_by_the_next_command() {
         "BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);",
     ]);
     let waiting = "psql -U postgres -d app -tAc \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'\"";
-    let child = env
+    let mut child = env
         .cmd(&["backup", "pg"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_until(60, "pg_dump to wait for the lock", || pg.sh(waiting) == "1");
-    kill_tree(child.id());
+    kill_tree(&mut child);
     // Blocked, it writes nothing and gets no broken pipe: it stays.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
