@@ -69,8 +69,9 @@ pub async fn dump_job(
     let engine = engine::for_job(job)?;
     let mut spec = engine.dump(job, engine::client_env(engine, job)?)?;
     // Marks the dump process as this run's, for the next command after a crash.
-    if let (_, Some(run)) = crate::domain::parse_tags(tags) {
-        spec.env.push(leftover::marker(&run));
+    let run = crate::domain::parse_tags(tags).1;
+    if let Some(run) = &run {
+        spec.env.push(leftover::marker(run));
     }
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
@@ -92,11 +93,14 @@ pub async fn dump_job(
         pump::Pumped::Done(d) => d,
         pump::Pumped::Failed { error: e, bytes } => {
             backup.abort().await;
-            stop_dump(docker, container_name, stream.pid()).await;
+            let (pid, tail) = (stream.pid(), tail(&stream));
+            // Close the dump's stream first: dockerd handles an exec's exit only after
+            // its output is drained, and meanwhile the next exec (our kill) hangs.
+            drop(stream);
+            stop_dump(docker, container_name, run.as_deref(), pid).await;
             return Err(anyhow!(
-                "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
+                "{}: the dump stream failed after {bytes} bytes: {e:#}{tail}",
                 job.name,
-                tail(&stream)
             )
             .into());
         }
@@ -106,7 +110,9 @@ pub async fn dump_job(
         Ok(c) => c,
         Err(e) => {
             backup.abort().await;
-            stop_dump(docker, container_name, stream.pid()).await;
+            let pid = stream.pid();
+            drop(stream);
+            stop_dump(docker, container_name, run.as_deref(), pid).await;
             return Err(e.into());
         }
     };
@@ -178,10 +184,18 @@ fn tail(s: &crate::docker::ExecStream) -> String {
     }
 }
 
-/// Stop a dump still running in the container (restic died, the stream broke): `kill`
-/// its process, whose id the wrapper printed. Best effort: the broken stream usually
-/// ends it by SIGPIPE anyway.
-async fn stop_dump(docker: &Docker, container: &str, pid: Option<u32>) {
+/// Stop a dump still running in the container (restic died, the stream broke, the
+/// dump stalled). By this run's marker when known: every process of the dump, also the
+/// `pg_dump` children a `pg_dumpall` starts (killing only the pid the wrapper printed
+/// leaves them running); else by that pid. Best effort: a broken stream usually ends
+/// the dump by SIGPIPE anyway, but a dump blocked on a lock writes nothing.
+async fn stop_dump(docker: &Docker, container: &str, run: Option<&str>, pid: Option<u32>) {
+    if let Some(run) = run {
+        if let Err(e) = leftover::stop(docker, container, run).await {
+            tracing::warn!("could not stop the dump in container {container}: {e:#}");
+        }
+        return;
+    }
     let Some(pid) = pid else { return };
     // The shell's builtin: database images often have no `kill` binary (no procps).
     let spec = ExecSpec {
@@ -189,17 +203,11 @@ async fn stop_dump(docker: &Docker, container: &str, pid: Option<u32>) {
         env: Vec::new(),
         user: None,
     };
-    match docker
+    if let Err(e) = docker
         .exec_output(container, &spec, Duration::from_secs(30))
         .await
     {
-        Ok((0, _, _)) => {}
-        Ok((code, _, err)) => tracing::warn!(
-            "could not stop the dump (pid {pid}) in container {container}: kill exited with code {code}: {err}"
-        ),
-        Err(e) => {
-            tracing::warn!("could not stop the dump (pid {pid}) in container {container}: {e}")
-        }
+        tracing::warn!("could not stop the dump (pid {pid}) in container {container}: {e}");
     }
 }
 

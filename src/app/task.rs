@@ -2,7 +2,8 @@
 //! trigger, in one [`Session`] (a backup and its retention share the lock: no gap).
 //! Each recorded run reports itself (notifications, metrics; see `recorder`); a task
 //! that records no run (a scheduled `report`, or one that failed before its run
-//! started) is reported here. A scheduled `report` is written to a file.
+//! started) is reported here. A scheduled `report` is written to a file. A task is
+//! bounded by `[schedule] max_runtime`: past it, it is cancelled and recorded failed.
 
 use super::reporter::Reporter;
 use super::session::Session;
