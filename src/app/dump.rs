@@ -97,7 +97,12 @@ pub async fn dump_job(
             // Close the dump's stream first: dockerd handles an exec's exit only after
             // its output is drained, and meanwhile the next exec (our kill) hangs.
             drop(stream);
-            stop_dump(docker, container_name, run.as_deref(), pid).await;
+            // A dump that was writing dies on the broken pipe (1-5 s, measured); a
+            // stalled one writes nothing and gets none: stop it. (Killing a writing
+            // dump as well made the next exec in its container hang under load.)
+            if e.downcast_ref::<pump::Stalled>().is_some() {
+                stop_dump(docker, container_name, run.as_deref(), pid).await;
+            }
             return Err(anyhow!(
                 "{}: the dump stream failed after {bytes} bytes: {e:#}{tail}",
                 job.name,
