@@ -8,7 +8,8 @@
 //! the running task is dropped (its restic child is killed), its run is recorded
 //! `interrupted`, the process exits. SIGHUP reloads config and schedules; a bad reload
 //! keeps the old ones and logs why. Notifications and the metrics file follow each task
-//! and never fail it.
+//! and never fail it. A task past `[schedule] max_runtime` is stopped and recorded
+//! failed (`task`), and the daemon goes on with the next one.
 
 use super::reporter::Reporter;
 use super::session::Session;

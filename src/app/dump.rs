@@ -17,10 +17,9 @@ use crate::restic::{BackupDone, Restic, ResticError};
 use anyhow::anyhow;
 use std::time::Duration;
 
+pub mod leftover;
 mod pump;
 
-/// Longest silence we accept from a dump (haproxy proxies cut at 10 min anyway).
-const IDLE: Duration = Duration::from_secs(15 * 60);
 /// Longest a write into restic may block (restic stuck, not dead).
 const WRITE_DEADLINE: Duration = Duration::from_secs(5 * 60);
 /// How long the exec may take to report its exit code after its output ended.
@@ -69,7 +68,12 @@ pub async fn dump_job(
 ) -> Result<DumpDone, DumpFailed> {
     let container_name = running_container(docker, job).await?;
     let engine = engine::for_job(job)?;
-    let spec = engine.dump(job, engine::client_env(engine, job)?)?;
+    let mut spec = engine.dump(job, engine::client_env(engine, job)?)?;
+    // Marks the dump process as this run's, for the next command after a crash.
+    let run = crate::domain::parse_tags(tags).1;
+    if let Some(run) = &run {
+        spec.env.push(leftover::marker(run));
+    }
     let filename = filename(job);
     let mut backup = restic.backup_stdin(&filename, tags)?;
     // By name, as inspected just now: proxy rules name the containers they allow.
@@ -81,7 +85,8 @@ pub async fn dump_job(
         }
     };
     let limits = pump::Limits {
-        idle: IDLE,
+        // A silent dump is a stall like a silent restic (haproxy cuts at 10 min anyway).
+        idle: restic.stall_timeout(),
         write: WRITE_DEADLINE,
     };
     let (stream, stdin, pumped) = pump::pump(stream, backup.stdin.take(), job.kind, limits).await;
@@ -89,11 +94,19 @@ pub async fn dump_job(
         pump::Pumped::Done(d) => d,
         pump::Pumped::Failed { error: e, bytes } => {
             backup.abort().await;
-            stop_dump(docker, container_name, stream.pid()).await;
+            let (pid, tail) = (stream.pid(), tail(&stream));
+            // Close the dump's stream first: dockerd handles an exec's exit only after
+            // its output is drained, and meanwhile the next exec (our kill) hangs.
+            drop(stream);
+            // A dump that was writing dies on the broken pipe (1-5 s, measured); a
+            // stalled one writes nothing and gets none: stop it. (Killing a writing
+            // dump as well made the next exec in its container hang under load.)
+            if e.downcast_ref::<pump::Stalled>().is_some() {
+                stop_dump(docker, container_name, run.as_deref(), pid).await;
+            }
             return Err(anyhow!(
-                "{}: the dump stream failed after {bytes} bytes: {e:#}{}",
+                "{}: the dump stream failed after {bytes} bytes: {e:#}{tail}",
                 job.name,
-                tail(&stream)
             )
             .into());
         }
@@ -103,7 +116,9 @@ pub async fn dump_job(
         Ok(c) => c,
         Err(e) => {
             backup.abort().await;
-            stop_dump(docker, container_name, stream.pid()).await;
+            let pid = stream.pid();
+            drop(stream);
+            stop_dump(docker, container_name, run.as_deref(), pid).await;
             return Err(e.into());
         }
     };
@@ -189,13 +204,22 @@ fn tail(s: &crate::docker::ExecStream) -> String {
     }
 }
 
-/// Stop a dump still running in the container (restic died, the stream broke): `kill`
-/// its process, whose id the wrapper printed. Best effort: the broken stream usually
-/// ends it by SIGPIPE anyway.
-async fn stop_dump(docker: &Docker, container: &str, pid: Option<u32>) {
+/// Stop a dump still running in the container (restic died, the stream broke, the
+/// dump stalled). By this run's marker when known: every process of the dump, also the
+/// `pg_dump` children a `pg_dumpall` starts (killing only the pid the wrapper printed
+/// leaves them running); else by that pid. Best effort: a broken stream usually ends
+/// the dump by SIGPIPE anyway, but a dump blocked on a lock writes nothing.
+async fn stop_dump(docker: &Docker, container: &str, run: Option<&str>, pid: Option<u32>) {
+    if let Some(run) = run {
+        if let Err(e) = leftover::stop(docker, container, run).await {
+            tracing::warn!("could not stop the dump in container {container}: {e:#}");
+        }
+        return;
+    }
     let Some(pid) = pid else { return };
+    // The shell's builtin: database images often have no `kill` binary (no procps).
     let spec = ExecSpec {
-        cmd: vec!["kill".into(), "-TERM".into(), pid.to_string()],
+        cmd: vec!["sh".into(), "-c".into(), format!("kill -TERM {pid}")],
         env: Vec::new(),
         user: None,
     };

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("quiesce", 4),
     ("reconcile", 4),
     ("dump::pump", 3),
+    ("dump::leftover", 3),
     ("dump", 4),
     ("verify::common", 4),
     ("verify::encryption", 4),

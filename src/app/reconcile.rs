@@ -2,8 +2,12 @@
 //! snapshots it made that the catalog never heard of are recorded — as `unverified`,
 //! because nobody checked them: `restore latest` keeps using verified ones.
 //!
+//! A dead backup's dump processes still running in a job's container (a dump blocked
+//! on a lock gets no broken pipe) are stopped first (`dump::leftover`).
+//!
 //! Only called with the run lock held, so any run still marked `running` is dead.
 
+use super::dump::leftover;
 use super::now_ms;
 use super::reporter::Reporter;
 use super::session::Session;
@@ -27,6 +31,7 @@ pub async fn after_crash(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Resu
             run.id
         ));
         if run.command == "backup" {
+            stop_leftover_dumps(ctx, &run.id, reporter).await;
             let restic = ctx.restic().await?;
             let found = restic.snapshots(&[run_tag(&run.id)]).await?;
             for s in found {
@@ -55,6 +60,45 @@ pub async fn after_crash(ctx: &Session, reporter: &dyn Reporter) -> anyhow::Resu
         ctx.catalog.interrupt_run(&run.id, &why, now_ms())?;
     }
     Ok(())
+}
+
+/// Stop the dump processes the dead run `run_id` left in its database jobs' containers
+/// (a dump blocked on a lock outlives us: it writes nothing, so no broken pipe ends it).
+/// Best effort: a failure is said, never fatal.
+async fn stop_leftover_dumps(ctx: &Session, run_id: &str, reporter: &dyn Reporter) {
+    let mut containers: Vec<&str> = ctx
+        .config
+        .jobs
+        .values()
+        .filter(|j| j.kind.is_database())
+        .filter_map(|j| j.container.as_deref())
+        .collect();
+    containers.sort();
+    containers.dedup();
+    if containers.is_empty() {
+        return;
+    }
+    let docker = match ctx.docker().await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("cannot look for dumps left by run {run_id}: {e:#}");
+            return;
+        }
+    };
+    for c in containers {
+        match leftover::stop(&docker, c, run_id).await {
+            Ok(pids) if pids.is_empty() => {}
+            Ok(pids) => reporter.note(&format!(
+                "stopped {} dump process(es) left by run {run_id} in container {c} (pid {})",
+                pids.len(),
+                pids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) => tracing::warn!("{e:#}"),
+        }
+    }
 }
 
 /// When restic says a snapshot was taken (catalog milliseconds).

@@ -204,7 +204,7 @@ impl Session {
         } else {
             self.config.engine_key(engine)
         };
-        match Docker::connect(host).await {
+        match Docker::connect_timed(host, self.config.docker_timeout).await {
             Ok(d) => {
                 *state = Engine::Up(d.clone());
                 Ok(d)

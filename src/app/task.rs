@@ -2,7 +2,8 @@
 //! trigger, in one [`Session`] (a backup and its retention share the lock: no gap).
 //! Each recorded run reports itself (notifications, metrics; see `recorder`); a task
 //! that records no run (a scheduled `report`, or one that failed before its run
-//! started) is reported here. A scheduled `report` is written to a file.
+//! started) is reported here. A scheduled `report` is written to a file. A task is
+//! bounded by `[schedule] max_runtime`: past it, it is cancelled and recorded failed.
 
 use super::reporter::Reporter;
 use super::session::Session;
@@ -66,13 +67,19 @@ pub async fn execute(
     }
     let mut jobs = Vec::new();
     let mut reported = false;
-    let res = match open(&g, task.kind, reporter).await {
-        Ok(s) => {
-            let res = run_task(&s, task, &mut jobs, reporter).await;
-            reported = s.runs_started() > 0;
-            res
+    let work = async {
+        match open(&g, task.kind, reporter).await {
+            Ok(s) => {
+                let res = run_task(&s, task, &mut jobs, reporter).await;
+                reported = s.runs_started() > 0;
+                res
+            }
+            Err(e) => Err(e),
         }
-        Err(e) => Err(e),
+    };
+    let res = match config.schedule_max_runtime {
+        Some(limit) => bounded(config, limit, work).await,
+        None => work.await,
     };
     let (status, error, outcome) = match res {
         Ok(Outcome::Ok) => (RunStatus::Success, None, Outcome::Ok),
@@ -107,6 +114,58 @@ pub async fn execute(
         duration_ms: now_ms() - started,
         outcome,
     }
+}
+
+/// A task stopped by `[schedule] max_runtime`.
+#[derive(Debug)]
+pub struct Overran(pub std::time::Duration);
+
+impl std::fmt::Display for Overran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exceeded max_runtime {} and was stopped (containers resumed, scratch removed, nothing recorded good); find what hangs or raise [schedule] max_runtime",
+            crate::restic::short_duration(self.0)
+        )
+    }
+}
+
+impl std::error::Error for Overran {}
+
+/// Run `work` for at most `limit`. Past it, the task is cancelled the way SIGTERM
+/// cancels one (dropped: restic killed, quiesced containers resumed and scratch
+/// containers removed by their guards) but its runs are recorded **failed**, not
+/// interrupted: nobody asked for the stop, so it must alert like any failure.
+async fn bounded(
+    config: &Config,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = anyhow::Result<Outcome>>,
+) -> anyhow::Result<Outcome> {
+    let mut work = Box::pin(work);
+    tokio::select! {
+        r = &mut work => return r,
+        _ = tokio::time::sleep(limit) => {}
+    }
+    let why = format!("failed: {}", Overran(limit));
+    // Close the steps with the reason while the runs are still open, then drop the task
+    // (its recorders close what is left), then record the runs failed.
+    let catalog = crate::catalog::Catalog::open(&config.catalog_path);
+    let ids = match &catalog {
+        Ok(c) => c
+            .interrupt_own_runs(std::process::id(), &why, now_ms())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    drop(work);
+    if let Ok(c) = &catalog {
+        for id in &ids {
+            if let Err(e) = c.finish_run(id, RunStatus::Failed, Some(&why), now_ms()) {
+                tracing::error!("cannot record run {id} as failed: {e}");
+            }
+        }
+    }
+    tracing::error!("{why} (run(s) {})", ids.join(", "));
+    Err(anyhow::Error::new(Overran(limit)))
 }
 
 /// The session a task kind needs: a scheduled report only reads.

@@ -4,6 +4,7 @@
 //! then `validate` turns them into the typed `Config`, checking what serde cannot
 //! (kinds, paths that exist, usable password files) and pointing at file:line:column.
 
+mod bounds;
 mod copies;
 mod engines;
 mod error;
@@ -12,6 +13,7 @@ mod raw;
 mod repository;
 mod web;
 
+pub use bounds::{DEFAULT_DOCKER_TIMEOUT, DEFAULT_MAX_RUNTIME};
 pub use copies::{Copy, primary_name as copies_primary_name};
 pub use engines::LOCAL_ENGINE;
 pub use error::ConfigError;
@@ -47,6 +49,12 @@ pub struct Config {
     pub schedule_files: Option<Vec<String>>,
     /// `[schedule] grace`: how late a missed run is still caught up (else per-task defaults).
     pub schedule_grace: Option<std::time::Duration>,
+    /// `[schedule] max_runtime`: a scheduled task running longer is stopped and fails
+    /// (`None`: "0", no bound).
+    pub schedule_max_runtime: Option<std::time::Duration>,
+    /// `[docker] timeout`: the bound of one Engine API call (and of each silence in a
+    /// streaming call).
+    pub docker_timeout: std::time::Duration,
     /// `[retention] after_backup`: the daemon forgets right after a successful backup.
     pub retention_after_backup: bool,
     /// `[notify]`: where to report task outcomes (jobs may add their own).
@@ -292,6 +300,7 @@ impl Validator<'_> {
         let catalog_path = self.catalog_path(raw.catalog)?;
         let docker_discover = raw.docker.as_ref().and_then(|d| d.discover).unwrap_or(true);
         let label_path_roots = self.label_path_roots(raw.docker.as_ref())?;
+        let docker_timeout = self.docker_timeout(raw.docker.as_ref())?;
         let docker_host = raw.docker.and_then(|d| d.host).map(|h| h.into_inner());
         let repository = match raw.repository {
             Some(r) => {
@@ -306,10 +315,11 @@ impl Validator<'_> {
         };
         let (retention, retention_after_backup) =
             raw.retention.map(|r| r.split()).unwrap_or_default();
-        let (files, grace) = match raw.schedule {
-            Some(s) => (s.files, s.grace),
-            None => (None, None),
+        let (files, grace, max_runtime) = match raw.schedule {
+            Some(s) => (s.files, s.grace, s.max_runtime),
+            None => (None, None, None),
         };
+        let schedule_max_runtime = self.max_runtime(max_runtime.as_ref())?;
         let schedule_files = files.map(|v| {
             v.iter()
                 .map(|g| self.resolve(g.get_ref()).display().to_string())
@@ -349,6 +359,8 @@ impl Validator<'_> {
             retention,
             schedule_files,
             schedule_grace,
+            schedule_max_runtime,
+            docker_timeout,
             retention_after_backup,
             notify,
             metrics_textfile,

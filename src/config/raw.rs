@@ -40,6 +40,8 @@ pub struct RawDocker {
     /// Label-discovered `omk-backup.paths` must lie below one of these (default: none,
     /// i.e. labels cannot name host paths).
     pub label_path_roots: Option<Vec<Spanned<String>>>,
+    /// The bound of one Engine API call, and of each silence in a streaming one.
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// `[engines.NAME]`: another Docker engine, through its own socket proxy.
@@ -104,6 +106,8 @@ pub struct RawSchedule {
     pub files: Option<Vec<Spanned<String>>>,
     /// How late a missed run may still be caught up, e.g. "6h" (else per-task defaults).
     pub grace: Option<Spanned<String>>,
+    /// Longest a daemon task may run before it is stopped, e.g. "12h" ("0": no bound).
+    pub max_runtime: Option<Spanned<String>>,
 }
 
 /// `[retention]`: restic's keep rules, plus when the daemon applies them.

@@ -71,6 +71,17 @@ pub enum DockerError {
         got: u64,
     },
 
+    /// A call got no (complete) answer within `[docker] timeout`: a hung proxy or daemon.
+    #[error(
+        "Docker at {host} did not answer {method} {path} within {secs} s: the daemon or the socket proxy hangs (check both; `docker info` on that host), or raise [docker] timeout"
+    )]
+    TimedOut {
+        host: String,
+        method: String,
+        path: String,
+        secs: u64,
+    },
+
     /// The exec did not report an exit code in time.
     #[error("exec {exec} did not finish within {secs} s after its output ended")]
     ExecTimeout { exec: String, secs: u64 },
@@ -90,7 +101,9 @@ impl DockerError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            DockerError::Unreachable { .. } | DockerError::Transport { .. }
+            DockerError::Unreachable { .. }
+                | DockerError::Transport { .. }
+                | DockerError::TimedOut { .. }
         ) || matches!(self, DockerError::Api { status, .. } if *status >= 500)
     }
 }

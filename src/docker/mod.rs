@@ -26,8 +26,10 @@ use std::time::Duration;
 
 /// The unix socket used when nothing else is configured.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
-/// Seconds bollard waits for one API call.
-const CALL_TIMEOUT: u64 = 120;
+/// How long one ordinary API call may take (connect, request, answer) when `[docker]
+/// timeout` is not set. A streaming call (exec output, archive PUT) is bounded by
+/// inactivity instead: no byte moving for this long.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the Engine API is.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct Docker {
     api: bollard::Docker,
     host: String,
     endpoint: Endpoint,
+    /// The bound of one call (see [`DEFAULT_TIMEOUT`]).
+    timeout: Duration,
 }
 
 /// A container's state as the Engine API reports it (`State.Status`).
@@ -163,9 +167,20 @@ pub fn resolve_host(configured: Option<&str>) -> String {
 }
 
 impl Docker {
-    /// Connect and negotiate the API version (needs `GET /version` through the proxy).
+    /// Connect and negotiate the API version (needs `GET /version` through the proxy),
+    /// every call bounded by [`DEFAULT_TIMEOUT`].
     pub async fn connect(configured: Option<&str>) -> Result<Docker, DockerError> {
+        Docker::connect_timed(configured, DEFAULT_TIMEOUT).await
+    }
+
+    /// [`Docker::connect`] with every call bounded by `timeout` (`[docker] timeout`).
+    pub async fn connect_timed(
+        configured: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Docker, DockerError> {
         let host = resolve_host(configured);
+        // bollard's own bound covers the answer's head; `call` bounds the whole call.
+        let secs = timeout.as_secs().max(1);
         let bad = |detail: &str| DockerError::BadHost {
             host: host.clone(),
             detail: detail.to_string(),
@@ -179,20 +194,12 @@ impl Docker {
                 return Err(bad("expected tcp://HOST:PORT"));
             }
             let url = format!("tcp://{addr}");
-            let api = bollard::Docker::connect_with_http(
-                &url,
-                CALL_TIMEOUT,
-                bollard::API_DEFAULT_VERSION,
-            )
-            .map_err(|e| bad(&e.to_string()))?;
+            let api = bollard::Docker::connect_with_http(&url, secs, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| bad(&e.to_string()))?;
             (Endpoint::Tcp(addr), api)
         } else if let Some(path) = host.strip_prefix("unix://") {
-            let api = bollard::Docker::connect_with_unix(
-                &host,
-                CALL_TIMEOUT,
-                bollard::API_DEFAULT_VERSION,
-            )
-            .map_err(|e| bad(&e.to_string()))?;
+            let api = bollard::Docker::connect_with_unix(&host, secs, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| bad(&e.to_string()))?;
             (Endpoint::Unix(PathBuf::from(path)), api)
         } else {
             return Err(bad(
@@ -203,14 +210,45 @@ impl Docker {
             api,
             host: host.clone(),
             endpoint,
+            timeout,
         };
+        let negotiate = d.api.clone().negotiate_version();
         d.api = d
-            .api
-            .clone()
-            .negotiate_version()
-            .await
-            .map_err(|e| d.map_err("GET", "/version", "the Docker API version", e))?;
+            .call("GET", "/version", "the Docker API version", negotiate)
+            .await?;
         Ok(d)
+    }
+
+    /// One API call, bounded by the call timeout, its error typed and naming the call.
+    async fn call<T>(
+        &self,
+        method: &str,
+        path: &str,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, BollardError>>,
+    ) -> Result<T, DockerError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(BollardError::RequestTimeoutError)) | Err(_) => {
+                Err(self.timed_out(method, path))
+            }
+            Ok(Err(e)) => Err(self.map_err(method, path, what, e)),
+        }
+    }
+
+    /// The error of a call that got no (complete) answer within the call timeout.
+    pub(crate) fn timed_out(&self, method: &str, path: &str) -> DockerError {
+        DockerError::TimedOut {
+            host: self.host.clone(),
+            method: method.into(),
+            path: path.into(),
+            secs: self.timeout.as_secs(),
+        }
+    }
+
+    /// The bound of one call, and of each silence in a streaming call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn host(&self) -> &str {
@@ -267,11 +305,15 @@ impl Docker {
     /// Inspect a container by name or id.
     pub async fn inspect(&self, container: &str) -> Result<ContainerInfo, DockerError> {
         let path = format!("/containers/{container}/json");
+        let what = format!("container `{container}`");
         let r = self
-            .api
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| self.map_err("GET", &path, &format!("container `{container}`"), e))?;
+            .call(
+                "GET",
+                &path,
+                &what,
+                self.api.inspect_container(container, None),
+            )
+            .await?;
         let state = r.state.as_ref();
         let status = state
             .and_then(|s| s.status)
@@ -304,10 +346,13 @@ impl Docker {
             ..Default::default()
         };
         let list = self
-            .api
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| self.map_err("GET", "/containers/json", "containers", e))?;
+            .call(
+                "GET",
+                "/containers/json",
+                "containers",
+                self.api.list_containers(Some(opts)),
+            )
+            .await?;
         let mut out = Vec::new();
         for c in list {
             let Some(id) = c.id else { continue };
@@ -323,18 +368,16 @@ impl Docker {
 
     pub async fn pause(&self, container: &str) -> Result<(), DockerError> {
         let path = format!("/containers/{container}/pause");
-        self.api
-            .pause_container(container)
+        let what = format!("container `{container}`");
+        self.call("POST", &path, &what, self.api.pause_container(container))
             .await
-            .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))
     }
 
     pub async fn unpause(&self, container: &str) -> Result<(), DockerError> {
         let path = format!("/containers/{container}/unpause");
-        self.api
-            .unpause_container(container)
+        let what = format!("container `{container}`");
+        self.call("POST", &path, &what, self.api.unpause_container(container))
             .await
-            .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))
     }
 
     /// Stop gracefully, waiting up to `grace` seconds before the daemon kills it.
@@ -344,8 +387,15 @@ impl Docker {
             t: Some(grace),
             ..Default::default()
         };
-        match self.api.stop_container(container, Some(opts)).await {
+        // The daemon waits up to `grace` before it answers: the bound covers that too.
+        let bound = self.timeout + Duration::from_secs(grace.max(0) as u64);
+        let call = self.api.stop_container(container, Some(opts));
+        let Ok(answer) = tokio::time::timeout(bound, call).await else {
+            return Err(self.timed_out("POST", &path));
+        };
+        match answer {
             Ok(()) => Ok(()),
+            Err(BollardError::RequestTimeoutError) => Err(self.timed_out("POST", &path)),
             // 304: already stopped.
             Err(BollardError::DockerResponseServerError {
                 status_code: 304, ..
@@ -356,8 +406,14 @@ impl Docker {
 
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {
         let path = format!("/containers/{container}/start");
-        match self.api.start_container(container, None).await {
+        let Ok(answer) =
+            tokio::time::timeout(self.timeout, self.api.start_container(container, None)).await
+        else {
+            return Err(self.timed_out("POST", &path));
+        };
+        match answer {
             Ok(()) => Ok(()),
+            Err(BollardError::RequestTimeoutError) => Err(self.timed_out("POST", &path)),
             Err(BollardError::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
@@ -382,25 +438,22 @@ impl Docker {
             user: spec.user.clone(),
             ..Default::default()
         };
+        let what = format!("container `{container}`");
         let created = self
-            .api
-            .create_exec(container, config)
-            .await
-            .map_err(|e| self.map_err("POST", &path, &format!("container `{container}`"), e))?;
+            .call(
+                "POST",
+                &path,
+                &what,
+                self.api.create_exec(container, config),
+            )
+            .await?;
         let start_path = format!("/exec/{}/start", created.id);
         let io = self.raw_connection(&start_path).await?;
-        match tokio::time::timeout(
-            Duration::from_secs(CALL_TIMEOUT),
-            ExecStream::start(&self.host, io, &created.id),
-        )
-        .await
+        match tokio::time::timeout(self.timeout, ExecStream::start(&self.host, io, &created.id))
+            .await
         {
             Ok(r) => r,
-            Err(_) => Err(DockerError::Transport {
-                method: "POST".into(),
-                path: start_path,
-                detail: format!("no response head within {CALL_TIMEOUT} s"),
-            }),
+            Err(_) => Err(self.timed_out("POST", &start_path)),
         }
     }
 
@@ -421,23 +474,19 @@ impl Docker {
                     .map(|s| Box::new(s) as Box<dyn exec::Io>),
             }
         };
-        match tokio::time::timeout(Duration::from_secs(30), connect).await {
+        match tokio::time::timeout(self.timeout, connect).await {
             Ok(r) => r.map_err(unreachable),
-            Err(_) => Err(unreachable(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect timed out after 30 s",
-            ))),
+            Err(_) => Err(self.timed_out("POST", path)),
         }
     }
 
     /// An exec's state (short call: safe through proxies that cut silent connections).
     pub async fn exec_state(&self, exec_id: &str) -> Result<ExecState, DockerError> {
         let path = format!("/exec/{exec_id}/json");
+        let what = format!("exec {exec_id}");
         let r = self
-            .api
-            .inspect_exec(exec_id)
-            .await
-            .map_err(|e| self.map_err("GET", &path, &format!("exec {exec_id}"), e))?;
+            .call("GET", &path, &what, self.api.inspect_exec(exec_id))
+            .await?;
         Ok(ExecState {
             running: r.running.unwrap_or(false),
             exit_code: r.exit_code,

@@ -54,11 +54,10 @@ impl Docker {
     /// The volumes an image declares (`VOLUME` lines).
     pub async fn image_volumes(&self, image: &str) -> Result<Vec<String>, DockerError> {
         let path = format!("/images/{image}/json");
+        let what = format!("image `{image}`");
         let r = self
-            .api
-            .inspect_image(image)
-            .await
-            .map_err(|e| self.map_err("GET", &path, &format!("image `{image}`"), e))?;
+            .call("GET", &path, &what, self.api.inspect_image(image))
+            .await?;
         let mut v = r.config.and_then(|c| c.volumes).unwrap_or_default();
         v.sort();
         Ok(v)
@@ -105,18 +104,15 @@ impl Docker {
             name: Some(spec.name.clone()),
             ..Default::default()
         };
+        let what = format!("image `{}`", spec.image);
         let created = self
-            .api
-            .create_container(Some(opts), body)
-            .await
-            .map_err(|e| {
-                self.map_err(
-                    "POST",
-                    "/containers/create",
-                    &format!("image `{}`", spec.image),
-                    e,
-                )
-            })?;
+            .call(
+                "POST",
+                "/containers/create",
+                &what,
+                self.api.create_container(Some(opts), body),
+            )
+            .await?;
         if let Err(e) = self.start(&spec.name).await {
             let _ = self.remove_force(&spec.name).await;
             return Err(e);
@@ -132,8 +128,13 @@ impl Docker {
             v: true,
             ..Default::default()
         };
-        match self.api.remove_container(container, Some(opts)).await {
+        let call = self.api.remove_container(container, Some(opts));
+        let Ok(answer) = tokio::time::timeout(self.timeout, call).await else {
+            return Err(self.timed_out("DELETE", &path));
+        };
+        match answer {
             Ok(()) => Ok(()),
+            Err(BollardError::RequestTimeoutError) => Err(self.timed_out("DELETE", &path)),
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(()),
@@ -174,16 +175,19 @@ impl Docker {
         let io = self.raw_connection(&path).await?;
         let mut io = BufReader::new(io);
         let send = |e: std::io::Error| transport(format!("sending the archive: {e}"));
+        // A stream: bounded by inactivity (no write progressing for the call timeout).
+        let idle = self.timeout;
         // The daemon may answer and close as soon as it read the file and the first
         // end-of-archive block: a failed write after every file byte went out is fine
         // when the answer is 200.
         let mut data_written = false;
         let sent: Result<(), DockerError> = async {
-            io.get_mut()
-                .write_all(head.as_bytes())
+            within(idle, io.get_mut().write_all(head.as_bytes()))
                 .await
                 .map_err(send)?;
-            io.get_mut().write_all(&header).await.map_err(send)?;
+            within(idle, io.get_mut().write_all(&header))
+                .await
+                .map_err(send)?;
             let mut left = size;
             let mut buf = vec![0u8; 256 * 1024];
             while left > 0 {
@@ -200,13 +204,17 @@ impl Docker {
                     });
                 }
                 on_chunk(&buf[..n]);
-                io.get_mut().write_all(&buf[..n]).await.map_err(send)?;
+                within(idle, io.get_mut().write_all(&buf[..n]))
+                    .await
+                    .map_err(send)?;
                 left -= n as u64;
             }
             data_written = true;
             let zeros = vec![0u8; pad + 1024];
-            io.get_mut().write_all(&zeros).await.map_err(send)?;
-            io.get_mut().flush().await.map_err(send)?;
+            within(idle, io.get_mut().write_all(&zeros))
+                .await
+                .map_err(send)?;
+            within(idle, io.get_mut().flush()).await.map_err(send)?;
             Ok(())
         }
         .await;
@@ -230,7 +238,9 @@ impl Docker {
     ) -> Result<(), DockerError> {
         let path = format!("/containers/{container_name}/archive");
         let mut line = String::new();
-        let read = io.read_line(&mut line).await;
+        let Ok(read) = tokio::time::timeout(self.timeout, io.read_line(&mut line)).await else {
+            return Err(self.timed_out("PUT", &path));
+        };
         let status = line
             .split_whitespace()
             .nth(1)
@@ -251,7 +261,7 @@ impl Docker {
             }
         };
         let mut rest = Vec::new();
-        let _ = io.take(16 * 1024).read_to_end(&mut rest).await;
+        let _ = tokio::time::timeout(self.timeout, io.take(16 * 1024).read_to_end(&mut rest)).await;
         if status == 200 {
             return Ok(());
         }
@@ -281,6 +291,23 @@ impl Docker {
                 message,
             },
         })
+    }
+}
+
+/// One write of a stream, failed when it makes no progress within `idle`.
+async fn within(
+    idle: std::time::Duration,
+    w: impl std::future::Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(idle, w).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no progress for {} s (the [docker] timeout)",
+                idle.as_secs()
+            ),
+        )),
     }
 }
 

@@ -68,7 +68,7 @@ pub enum ResticError {
 }
 
 /// `90s`, `30m`, `2h`: how the config writes it.
-fn short_duration(d: std::time::Duration) -> String {
+pub fn short_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
     if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)

@@ -24,7 +24,7 @@ mod stdin;
 mod transfer;
 mod version;
 
-pub use error::{ResticError, tail};
+pub use error::{ResticError, short_duration, tail};
 use finish::finish_backup;
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};
 pub use lockwait::DEFAULT_LOCK_WAIT;
@@ -110,6 +110,12 @@ impl Restic {
     }
 
     /// The host this instance's snapshots are made and looked up with.
+    /// `[repository] stall_timeout`: the longest silence accepted from a backup's source
+    /// (`None`: no bound).
+    pub fn stall_timeout(&self) -> Option<Duration> {
+        self.stall_timeout
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }

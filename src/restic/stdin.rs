@@ -102,11 +102,12 @@ impl StdinBackup {
         finish_backup(status.code(), summary, errors, &stderr, &self.url)
     }
 
-    /// Stop restic at once (the stream failed): no snapshot is written.
+    /// Stop restic (the stream failed or stalled): no snapshot is written. SIGTERM
+    /// while its stdin is still open (an end of input now could still make a snapshot of
+    /// the partial stream), so restic removes its lock; SIGKILL after 10 s.
     pub async fn abort(mut self) {
+        super::stall::stop_child(&mut self.child).await;
         drop(self.stdin.take());
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
     }
 
     /// The OS process id, for tests and diagnostics.

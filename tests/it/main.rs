@@ -20,6 +20,7 @@ mod docker_restore_test;
 mod engines;
 mod faults;
 mod fleet;
+mod hangs;
 mod notify_runs;
 mod permissions;
 mod proxy_rules;

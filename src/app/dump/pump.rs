@@ -48,11 +48,28 @@ pub(super) enum Pumped {
 /// The limits of one pump.
 #[derive(Clone, Copy)]
 pub(super) struct Limits {
-    /// Longest silence accepted from the dump.
-    pub idle: Duration,
+    /// Longest silence accepted from the dump (`[repository] stall_timeout`; `None`:
+    /// no bound).
+    pub idle: Option<Duration>,
     /// Longest a write into restic may block.
     pub write: Duration,
 }
+
+/// The dump printed nothing for this long: the pump stopped (see [`Limits::idle`]).
+#[derive(Debug)]
+pub(super) struct Stalled(pub Duration);
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the dump stalled after {} without output and was stopped: the database did not answer (a lock held by another session, a hung disk); nothing was recorded — fix it and run again, or raise [repository] stall_timeout",
+            crate::restic::short_duration(self.0)
+        )
+    }
+}
+
+impl std::error::Error for Stalled {}
 
 /// A filled buffer and how much of it holds data, shared by the writer and the digest.
 type Chunk = Arc<(Vec<u8>, usize)>;
@@ -129,7 +146,7 @@ async fn read(
     mut pool: mpsc::UnboundedReceiver<Vec<u8>>,
     to_digest: mpsc::Sender<Chunk>,
     to_writer: mpsc::Sender<Chunk>,
-    idle: Duration,
+    idle: Option<Duration>,
 ) -> anyhow::Result<()> {
     let mut allocated = 0;
     let mut eof = false;
@@ -147,14 +164,12 @@ async fn read(
         };
         let mut filled = 0;
         loop {
-            let next = tokio::time::timeout(idle, stream.next_stdout(&mut buf[filled..]))
-                .await
-                .map_err(|_| {
-                    anyhow!(
-                        "the dump printed nothing for {} minutes",
-                        idle.as_secs() / 60
-                    )
-                })??;
+            let next = match idle {
+                Some(idle) => tokio::time::timeout(idle, stream.next_stdout(&mut buf[filled..]))
+                    .await
+                    .map_err(|_| Stalled(idle))??,
+                None => stream.next_stdout(&mut buf[filled..]).await?,
+            };
             match next {
                 Some(n) => filled += n,
                 None => eof = true,
