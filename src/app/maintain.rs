@@ -428,6 +428,7 @@ fn validate_subset(s: &str) -> anyhow::Result<()> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RebuildReport {
+    /// Backup snapshots of this host (attestations and the maintenance claim not counted).
     pub snapshots_found: usize,
     pub added: usize,
     /// Of the added: dumps streamed once and found complete (recorded good).
@@ -458,8 +459,13 @@ pub async fn rebuild(ctx: &mut Session, reporter: &dyn Reporter) -> anyhow::Resu
     let restic = ctx.restic().await?;
     reporter.note(&format!("reading the snapshots of {}", restic.url()));
     let all = restic.snapshots(&[]).await?;
+    // Backups only: attestations and the maintenance claim are counted by what they bring.
+    let bookkeeping = |t: &String| t == attest::TAG_ATTESTATION || t == attest::TAG_MAINTENANCE;
     let mut report = RebuildReport {
-        snapshots_found: all.len(),
+        snapshots_found: all
+            .iter()
+            .filter(|s| !s.tags.iter().any(bookkeeping))
+            .count(),
         added: 0,
         verified: 0,
         unverified: 0,
