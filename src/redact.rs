@@ -156,14 +156,15 @@ fn push_secret(secrets: &mut Vec<String>, s: &str) {
     secrets.dedup();
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decoding of a URL's user or password (`%40` → `@`; a bad escape stays as is).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(v) = u8::from_str_radix(hex, 16)
         {
             out.push(v);
             i += 3;
@@ -178,6 +179,15 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_never_splits_a_character() {
+        assert_eq!(percent_decode("p%40ss"), "p@ss");
+        assert_eq!(percent_decode("%4"), "%4");
+        // `%a` then a two-byte character: no escape, and no panic on the char boundary.
+        assert_eq!(percent_decode("p%aé"), "p%aé");
+        assert_eq!(percent_decode("%zz%"), "%zz%");
+    }
 
     #[test]
     fn masks_the_password_of_rest_urls() {

@@ -4,6 +4,7 @@
 //! and the repository's `cacert` trusted for https.
 
 use super::{RemoteError, TYPES};
+use crate::redact::percent_decode;
 use std::path::Path;
 
 const V2: &str = "application/vnd.x.restic.rest.v2";
@@ -36,7 +37,10 @@ impl Rest {
             None => (None, authority),
         };
         let (user, pass) = match userinfo.map(|u| u.split_once(':').unwrap_or((u, ""))) {
-            Some((u, p)) => (Some(decode(u)), (!p.is_empty()).then(|| decode(p))),
+            Some((u, p)) => (
+                Some(percent_decode(u)),
+                (!p.is_empty()).then(|| percent_decode(p)),
+            ),
             None => (None, None),
         };
         let path = path.trim_end_matches('/');
@@ -125,28 +129,6 @@ fn error_chain(e: &reqwest::Error) -> String {
     }
     parts.dedup();
     parts.join(": ")
-}
-
-/// Percent-decoding of a URL's user or password.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        if b[i] == b'%'
-            && let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
