@@ -49,7 +49,7 @@ pub const PID_MARKER: &str = "omk-pid=";
 
 /// How the response body is delimited.
 #[derive(Debug)]
-enum Body {
+pub(super) enum Body {
     Close,
     Length(u64),
     Chunked { left: u64, done: bool },
@@ -437,7 +437,7 @@ pub fn not_run(code: i64, stdout: &str, stderr: &str) -> Option<NotRun> {
 }
 
 /// Read the response head: the status code and how the body is delimited.
-async fn read_head(
+pub(super) async fn read_head(
     io: &mut BufReader<Box<dyn Io>>,
     transport: &impl Fn(String) -> DockerError,
 ) -> Result<(u16, Body), DockerError> {
@@ -492,7 +492,9 @@ async fn read_head(
     Ok((status.unwrap_or(0), body_kind))
 }
 
-async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<u64> {
+pub(super) async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(
+    io: &mut R,
+) -> std::io::Result<u64> {
     let mut line = Vec::new();
     let n = io.read_until(b'\n', &mut line).await?;
     if n == 0 {

@@ -295,7 +295,7 @@ impl Docker {
 }
 
 /// One write of a stream, failed when it makes no progress within `idle`.
-async fn within(
+pub(super) async fn within(
     idle: std::time::Duration,
     w: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> std::io::Result<()> {

@@ -269,20 +269,9 @@ fn restore_tests_on_the_lab_engine_need_no_create_on_production() {
     let (_, restic) = restics().pop().unwrap();
     let image = OwnImage::build();
     let id = image.id();
-    // KNOWN REGRESSION (merge of the per-call Docker timeouts with the image copy): the
-    // streamed copy GET /images/{id}/get -> POST /images/load stalls after ~20 MB on
-    // merged main, so this test puts the image on the lab with the docker CLI first and
-    // proves the lab-mode restore test (no create on production) with it already there.
-    // The copy path is left for the next round (see the closing note of stop 16).
-    let saved = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "docker save {id} | DOCKER_HOST={} docker load -q",
-            engine2_socket()
-        ))
-        .output()
-        .unwrap();
-    assert!(saved.status.success(), "{saved:?}");
+    // The lab must not have it: only our copy is ever removed (by id, made by us).
+    let _ = docker2(&["rmi", "-f", &id]);
+    assert!(!docker2(&["image", "inspect", &id]).status.success());
     let pw = format!("pwlab-{}", unique());
     let name = format!("omk-it-labpg-{}", unique());
     let env_arg = format!("POSTGRES_PASSWORD={pw}");
@@ -321,8 +310,12 @@ fn restore_tests_on_the_lab_engine_need_no_create_on_production() {
         lab["detail"]
             .as_str()
             .unwrap()
-            .contains("already on the restore lab"),
+            .contains("copied from engine `local` to the restore lab"),
         "{lab}"
+    );
+    assert!(
+        docker2(&["image", "inspect", &id]).status.success(),
+        "the image is on the lab now"
     );
     // The second test finds it there.
     let t = env.run(&["--json", "restore-test"]).ok().json();
