@@ -177,6 +177,16 @@ pub fn proxy_hint(method: &str, path: &str) -> String {
             "CONTAINERS=1",
             "GET %API_PREFIX_CONTAINERS%/json, GET %API_PREFIX_CONTAINERS%/%CONTAINER_ID_OR_NAME%/json",
         )
+    } else if p == "/images/load" {
+        (
+            "IMAGES=1 and POST=1 on the restore lab's proxy only (it loads images copied from production)",
+            "POST %API_PREFIX_IMAGES%/load",
+        )
+    } else if p.starts_with("/images/") && p.ends_with("/get") {
+        (
+            "IMAGES=1 (a read: the restore lab copies the image of a job's container)",
+            "GET %API_PREFIX_IMAGES%/sha256:[0-9a-f]+/get",
+        )
     } else if p.starts_with("/images") {
         ("IMAGES=1", "GET %API_PREFIX_IMAGES%/.+/json")
     } else {
@@ -208,6 +218,8 @@ mod tests {
         assert!(proxy_hint("POST", "/v1.41/exec/abc/start").contains("EXEC=1"));
         assert!(proxy_hint("POST", "/containers/db/pause").contains("POST=1"));
         assert!(proxy_hint("GET", "/containers/json").contains("CONTAINERS=1"));
+        assert!(proxy_hint("POST", "/images/load").contains("POST %API_PREFIX_IMAGES%/load"));
+        assert!(proxy_hint("GET", "/images/sha256:ab/get").contains("/get"));
         assert_eq!(strip_version("/v1.41/_ping"), "/_ping");
         assert_eq!(strip_version("/version"), "/version");
     }

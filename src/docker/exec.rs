@@ -329,58 +329,67 @@ impl ExecStream {
 
     /// Raw body bytes, whatever the framing; 0 at the end of the body.
     async fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match &mut self.body {
-            Body::Close => self.io.read(buf).await,
-            Body::Length(left) => {
-                if *left == 0 {
-                    return Ok(0);
-                }
-                let want = (*left).min(buf.len() as u64) as usize;
-                let n = self.io.read(&mut buf[..want]).await?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the body ended before its Content-Length",
-                    ));
-                }
-                *left -= n as u64;
-                Ok(n)
+        read_body(&mut self.io, &mut self.body, buf).await
+    }
+}
+
+/// Raw body bytes of a response delimited as `body` says; 0 at the end of the body.
+pub(super) async fn read_body(
+    io: &mut BufReader<Box<dyn Io>>,
+    body: &mut Body,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match body {
+        Body::Close => io.read(buf).await,
+        Body::Length(left) => {
+            if *left == 0 {
+                return Ok(0);
             }
-            Body::Chunked { left, done } => {
-                if *done {
-                    return Ok(0);
-                }
-                if *left == 0 {
-                    let size = read_chunk_size(&mut self.io).await?;
-                    if size == 0 {
-                        // Trailers, up to the empty line.
-                        loop {
-                            let mut l = Vec::new();
-                            let n = self.io.read_until(b'\n', &mut l).await?;
-                            if n == 0 || l == b"\r\n" || l == b"\n" {
-                                break;
-                            }
+            let want = (*left).min(buf.len() as u64) as usize;
+            let n = io.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the body ended before its Content-Length",
+                ));
+            }
+            *left -= n as u64;
+            Ok(n)
+        }
+        Body::Chunked { left, done } => {
+            if *done {
+                return Ok(0);
+            }
+            if *left == 0 {
+                let size = read_chunk_size(io).await?;
+                if size == 0 {
+                    // Trailers, up to the empty line.
+                    loop {
+                        let mut l = Vec::new();
+                        let n = io.read_until(b'\n', &mut l).await?;
+                        if n == 0 || l == b"\r\n" || l == b"\n" {
+                            break;
                         }
-                        *done = true;
-                        return Ok(0);
                     }
-                    *left = size;
+                    *done = true;
+                    return Ok(0);
                 }
-                let want = (*left).min(buf.len() as u64) as usize;
-                let n = self.io.read(&mut buf[..want]).await?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the connection closed inside a chunk",
-                    ));
-                }
-                *left -= n as u64;
-                if *left == 0 {
-                    let mut crlf = Vec::new();
-                    self.io.read_until(b'\n', &mut crlf).await?;
-                }
-                Ok(n)
+                *left = size;
             }
+            let want = (*left).min(buf.len() as u64) as usize;
+            let n = io.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the connection closed inside a chunk",
+                ));
+            }
+            *left -= n as u64;
+            if *left == 0 {
+                let mut crlf = Vec::new();
+                io.read_until(b'\n', &mut crlf).await?;
+            }
+            Ok(n)
         }
     }
 }

@@ -3,27 +3,30 @@
 //! streamed straight into `POST /images/load` on the target, so an image of any size
 //! moves with flat memory and never touches the disk of this machine.
 //!
-//! The upload carries a `Content-Length`, never `Transfer-Encoding: chunked`: haproxy
-//! before the fix for its issue #2262 (September 2023; Debian 12 ships 2.6.12, and the
-//! haproxy-based socket proxies are built on such releases) stops reading a chunked
-//! request body for good when its buffer fills exactly on a chunk boundary. With the
-//! ~16 KB chunks a streamed export arrives in, that happened after 7–320 MB on this
-//! machine (docs/engines.md). The length is learnt by reading the export once and
-//! counting it; the second read is streamed, and must be exactly as long (the export of
-//! an image is deterministic: same layers, same metadata, same times).
+//! Both requests are written by hand on our own connections, so that no chunked body
+//! passes through a proxy: haproxy before the fix for its issue #2262 (September 2023;
+//! Debian 12 ships 2.6.12, and the haproxy-based socket proxies are built on such
+//! releases) stops forwarding a chunked body for good when its buffer fills exactly on
+//! a chunk boundary. bollard's chunked upload of the ~16 KB chunks an export arrives in
+//! stalled after 7–320 MB on this machine (docs/engines.md). So:
+//! - the export is asked for with HTTP/1.0, which the daemon answers close-delimited;
+//! - the load is sent with a `Content-Length`, learnt by reading the export once and
+//!   counting it; the second read is streamed and must be exactly as long (the export
+//!   of an image is deterministic: same layers, same metadata, same times).
+//!
+//! Every read and write is bounded by the call timeout (no progress for that long is an
+//! error naming the call); the copy as a whole by its progress only.
 
-use super::exec::{Body, Io, read_chunk_size, read_head};
+use super::exec::{Body, Io, read_body, read_chunk_size, read_head};
 use super::scratch::within;
 use super::{Docker, DockerError, error::proxy_hint};
 use bollard::errors::Error as BollardError;
-use futures_util::{Stream, StreamExt};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// How long one image copy may take in all. bollard's per-call timeout (two minutes)
-/// covers the whole request: a 500 MB image on a loaded machine takes longer than that.
-const COPY_WITHIN: Duration = Duration::from_secs(60 * 60);
-/// How much of the load's answer is read (a few JSON lines).
+/// The buffer one copy reads the export with.
+const COPY_BUF: usize = 256 * 1024;
+/// How much of an answer is read (a few JSON lines).
 const ANSWER_CAP: u64 = 64 * 1024;
 
 impl Docker {
@@ -47,59 +50,92 @@ impl Docker {
     /// either side names its engine's call.
     pub async fn copy_image_to(&self, image: &str, to: &Docker) -> Result<u64, DockerError> {
         let mut size = 0u64;
-        {
-            let mut counting = std::pin::pin!(self.export(image));
-            while let Some(chunk) = counting.next().await {
-                size += chunk?.as_ref().len() as u64;
-            }
+        let mut buf = vec![0u8; COPY_BUF];
+        let mut counting = self.open_export(image).await?;
+        while let Some(n) = counting.read(&mut buf).await? {
+            size += n as u64;
         }
-        to.load_image(image, size, self.export(image)).await?;
+        drop(counting);
+        to.load_image(image, size, self.open_export(image).await?)
+            .await?;
         Ok(size)
     }
 
-    /// The export of `image` as a stream of byte chunks, each awaited at most the call
-    /// timeout (a stalled export is an error naming the call, not a hang).
-    fn export(
-        &self,
-        image: &str,
-    ) -> impl Stream<Item = Result<impl AsRef<[u8]>, DockerError>> + '_ {
+    /// `GET /images/{image}/get` as HTTP/1.0 on our own connection: the daemon then
+    /// answers close-delimited, so no proxy in between has a chunked body to parse
+    /// (haproxy's chunk parser is what stalls, module comment).
+    async fn open_export(&self, image: &str) -> Result<Export, DockerError> {
         let path = format!("/images/{image}/get");
-        let what = format!("image `{image}`");
-        let inner = self
-            .api
-            .clone()
-            .with_timeout(COPY_WITHIN)
-            .export_image(image)
-            .boxed();
-        futures_util::stream::unfold(
-            (inner, path, what, false),
-            move |(mut inner, path, what, ended)| async move {
-                if ended {
-                    return None;
-                }
-                let item = match tokio::time::timeout(self.timeout, inner.next()).await {
-                    Err(_) => Err(self.timed_out("GET", &path)),
-                    Ok(None) => return None,
-                    Ok(Some(Ok(b))) => Ok(b),
-                    Ok(Some(Err(BollardError::RequestTimeoutError))) => {
-                        Err(self.timed_out("GET", &path))
-                    }
-                    Ok(Some(Err(e))) => Err(self.map_err("GET", &path, &what, e)),
-                };
-                let ended = item.is_err();
-                Some((item, (inner, path, what, ended)))
+        let transport = |detail: String| DockerError::Transport {
+            method: "GET".into(),
+            path: path.clone(),
+            detail,
+        };
+        let head = format!("GET {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: omk-backup\r\n\r\n");
+        let io = self.raw_connection(&path).await?;
+        let mut io = BufReader::new(io);
+        within(self.timeout, io.get_mut().write_all(head.as_bytes()))
+            .await
+            .map_err(|e| transport(format!("sending the request: {e}")))?;
+        let (status, body) =
+            match tokio::time::timeout(self.timeout, read_head(&mut io, &transport)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(self.timed_out("GET", &path)),
+            };
+        if status != 200 {
+            let text = tokio::time::timeout(self.timeout, read_small_body(&mut io, body))
+                .await
+                .unwrap_or_default();
+            return Err(self.answer_error(
+                "GET",
+                &path,
+                status,
+                &text,
+                &format!("image `{image}`"),
+            ));
+        }
+        Ok(Export {
+            io,
+            body,
+            path,
+            idle: self.timeout,
+            docker: self.clone(),
+        })
+    }
+
+    /// The error of a non-200 answer to a call made on our own connection.
+    fn answer_error(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        text: &str,
+        what: &str,
+    ) -> DockerError {
+        match status {
+            403 => DockerError::Refused {
+                host: self.host.clone(),
+                method: method.into(),
+                path: path.into(),
+                hint: proxy_hint(method, path),
             },
-        )
+            404 => DockerError::NotFound {
+                what: what.into(),
+                method: method.into(),
+                path: path.into(),
+            },
+            _ => DockerError::Api {
+                method: method.into(),
+                path: path.into(),
+                status,
+                message: answer_message(text),
+            },
+        }
     }
 
     /// `POST /images/load` of exactly `size` bytes read from `tar`, over our own HTTP/1.1
     /// connection with a `Content-Length` (see the module comment for why not chunked).
-    async fn load_image(
-        &self,
-        image: &str,
-        size: u64,
-        tar: impl Stream<Item = Result<impl AsRef<[u8]>, DockerError>>,
-    ) -> Result<(), DockerError> {
+    async fn load_image(&self, image: &str, size: u64, mut tar: Export) -> Result<(), DockerError> {
         let path = "/images/load";
         let transport = |detail: String| DockerError::Transport {
             method: "POST".into(),
@@ -113,7 +149,7 @@ impl Docker {
         let mut io = BufReader::new(io);
         let idle = self.timeout;
         let send = |e: std::io::Error| transport(format!("sending the image: {e}"));
-        let mut tar = std::pin::pin!(tar);
+        let mut buf = vec![0u8; COPY_BUF];
         // `Err(Ok(e))`: the export failed (the error whatever the lab says of the cut
         // body); `Err(Err(e))`: writing to the lab failed (its answer may say why).
         let sent: Result<(), Result<DockerError, DockerError>> = async {
@@ -121,10 +157,9 @@ impl Docker {
                 .await
                 .map_err(|e| Err(send(e)))?;
             let mut moved = 0u64;
-            while let Some(chunk) = tar.next().await {
-                let chunk = chunk.map_err(Ok)?;
-                let chunk = chunk.as_ref();
-                moved += chunk.len() as u64;
+            while let Some(n) = tar.read(&mut buf).await.map_err(Ok)? {
+                let chunk = &buf[..n];
+                moved += n as u64;
                 if moved > size {
                     return Err(Ok(changed(image, size, moved, "more")));
                 }
@@ -156,32 +191,52 @@ impl Docker {
         let text = tokio::time::timeout(self.timeout, read_small_body(&mut io, body))
             .await
             .unwrap_or_default();
-        match status {
-            200 => match load_error(&text) {
-                None if sent.is_ok() => Ok(()),
-                None => sent,
-                Some(message) => Err(DockerError::Api {
-                    method: "POST".into(),
-                    path: path.into(),
-                    status,
-                    message,
-                }),
-            },
-            403 => Err(DockerError::Refused {
-                host: self.host.clone(),
-                method: "POST".into(),
-                path: path.into(),
-                hint: proxy_hint("POST", path),
-            }),
-            _ => Err(DockerError::Api {
+        match (status, load_error(&text)) {
+            (200, None) => sent,
+            (200, Some(message)) => Err(DockerError::Api {
                 method: "POST".into(),
                 path: path.into(),
                 status,
-                message: load_error(&text)
-                    .unwrap_or_else(|| text.trim().chars().take(300).collect()),
+                message,
+            }),
+            _ => Err(self.answer_error("POST", path, status, &text, "the image load")),
+        }
+    }
+}
+
+/// One image export being read (see [`Docker::open_export`]).
+struct Export {
+    io: BufReader<Box<dyn Io>>,
+    body: Body,
+    path: String,
+    idle: Duration,
+    docker: Docker,
+}
+
+impl Export {
+    /// The next bytes of the tar, `None` at its end; a read that makes no progress for
+    /// the call timeout is an error naming the call.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, DockerError> {
+        match tokio::time::timeout(self.idle, read_body(&mut self.io, &mut self.body, buf)).await {
+            Err(_) => Err(self.docker.timed_out("GET", &self.path)),
+            Ok(Ok(0)) => Ok(None),
+            Ok(Ok(n)) => Ok(Some(n)),
+            Ok(Err(e)) => Err(DockerError::Transport {
+                method: "GET".into(),
+                path: self.path.clone(),
+                detail: format!("reading the export: {e}"),
             }),
         }
     }
+}
+
+/// What a Docker error answer says: its JSON `message`, else the text's start.
+fn answer_message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text.trim())
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+        .or_else(|| load_error(text))
+        .unwrap_or_else(|| text.trim().chars().take(300).collect())
 }
 
 fn changed(image: &str, size: u64, moved: u64, which: &str) -> DockerError {
