@@ -24,6 +24,7 @@ mod stdin;
 mod transfer;
 mod version;
 
+pub use copy::CopiedSnapshot;
 pub use error::{ResticError, short_duration, tail};
 use finish::finish_backup;
 pub use json::{BackupStatus, BackupSummary, ForgetGroup, LsNode, Snapshot};

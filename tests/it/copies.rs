@@ -450,3 +450,99 @@ fn a_database_job_restore_tests_and_restores_from_a_copy_alone() {
         );
     }
 }
+
+/// A local copy is recorded from restic's own report of the copy, checked against the
+/// copy's snapshot files: no restic process lists the copy afterwards (that listing was
+/// the whole cost over a bare `restic copy`), the catalog holds the copies' real full
+/// ids, and a copy removed behind omk-backup's back is noticed and copied again.
+#[test]
+fn a_local_copy_is_recorded_from_restics_report_checked_against_its_files() {
+    use std::os::unix::fs::PermissionsExt;
+    for (ver, restic) in restics() {
+        let env = env_with(&restic, &local_copy("usb", "usb-repo", ""));
+        env.init();
+        env.run(&["backup"]).ok();
+        let log = env.path("restic-calls");
+        let wrapper = env.path("logging-restic");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> {}\nexec {} \"$@\"\n",
+                log.display(),
+                restic.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = |extra: &[&str]| {
+            let _ = std::fs::remove_file(&log);
+            let mut args = vec!["--json", "copy"];
+            args.extend(extra);
+            let out = env
+                .cmd(&args)
+                .env("OMK_BACKUP_RESTIC", &wrapper)
+                .output()
+                .unwrap();
+            let r = Run::from_output(out).ok();
+            let calls = std::fs::read_to_string(&log).unwrap_or_default();
+            (r.json(), calls)
+        };
+        let (first, calls) = copy(&["--init"]);
+        assert_eq!(
+            first["copies"][0]["status"], "success",
+            "restic {ver}: {first}"
+        );
+        // The fresh copy was opened (and created) on purpose, then one restic copy.
+        assert!(calls.lines().any(|c| c == "copy"), "restic {ver}: {calls}");
+        let (again, calls) = copy(&[]);
+        assert_eq!(
+            again["copies"][0]["status"], "success",
+            "restic {ver}: {again}"
+        );
+        let lines: Vec<&str> = calls.lines().collect();
+        // restic copy, then the copy's retention (keep_last = 3 from [retention]); no
+        // `snapshots` listing of the copy.
+        assert_eq!(
+            lines,
+            ["version", "copy", "forget"],
+            "restic {ver}: a local copy needs no listing afterwards"
+        );
+        // The catalog's copy ids are the copy's real ids, by original.
+        let real: BTreeSet<String> = snapshots_in(&env, "usb-repo", "password2")
+            .into_iter()
+            .map(|(id, original, _)| format!("{}|{id}", original.unwrap()))
+            .collect();
+        let recorded: BTreeSet<String> = env
+            .sql("SELECT snapshot_id || '|' || copy_id FROM copies WHERE repository = 'usb' AND forgotten_at IS NULL")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(recorded.len(), 2, "restic {ver}");
+        assert_eq!(recorded, real, "restic {ver}");
+        // One copy removed behind omk-backup's back: the next copy notices and copies
+        // that snapshot again; the catalog then names the new copy.
+        let (victim_original, victim) = real.iter().next().unwrap().split_once('|').unwrap();
+        restic_on(&env, "usb-repo", "password2", &["forget", victim]).ok();
+        let (third, _) = copy(&[]);
+        assert_eq!(
+            third["copies"][0]["jobs"][0]["held"], 2,
+            "restic {ver}: {third}"
+        );
+        let now: Vec<(String, Option<String>, String)> =
+            snapshots_in(&env, "usb-repo", "password2");
+        assert_eq!(now.len(), 2, "restic {ver}: {now:?}");
+        assert!(now.iter().all(|s| s.0 != victim), "restic {ver}");
+        let again_id = now
+            .iter()
+            .find(|s| s.1.as_deref() == Some(victim_original))
+            .map(|s| s.0.clone())
+            .expect("the removed copy is back");
+        assert_eq!(
+            env.sql(&format!(
+                "SELECT copy_id FROM copies WHERE repository = 'usb' AND snapshot_id = '{victim_original}' AND forgotten_at IS NULL"
+            )),
+            again_id,
+            "restic {ver}"
+        );
+    }
+}
