@@ -15,7 +15,8 @@
 //!   of an image is deterministic: same layers, same metadata, same times).
 //!
 //! Every read and write is bounded by the call timeout (no progress for that long is an
-//! error naming the call); the copy as a whole by its progress only.
+//! error naming the call); the load's answer, once the whole image is sent, by 30 min
+//! (the daemon registers the layers first); the copy as a whole by its progress only.
 
 use super::exec::{Body, Io, read_body, read_chunk_size, read_head};
 use super::scratch::within;
@@ -24,6 +25,8 @@ use bollard::errors::Error as BollardError;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
+/// How long the lab may take to answer a load once it has the whole image.
+const LOAD_ANSWER_WITHIN: Duration = Duration::from_secs(30 * 60);
 /// The buffer one copy reads the export with.
 const COPY_BUF: usize = 256 * 1024;
 /// How much of an answer is read (a few JSON lines).
@@ -182,11 +185,25 @@ impl Docker {
         };
         // The answer (also after a failed send: the proxy or daemon may have refused the
         // request early and closed).
-        let answer = tokio::time::timeout(self.timeout, read_head(&mut io, &transport)).await;
+        // After the whole image went out the daemon still registers its layers before it
+        // answers (minutes for a large image on a slow disk): a longer wait then.
+        let wait = if sent.is_ok() {
+            LOAD_ANSWER_WITHIN.max(self.timeout)
+        } else {
+            self.timeout
+        };
+        let answer = tokio::time::timeout(wait, read_head(&mut io, &transport)).await;
         let (status, body) = match answer {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => return Err(sent.err().unwrap_or(e)),
-            Err(_) => return Err(sent.err().unwrap_or_else(|| self.timed_out("POST", path))),
+            Err(_) => {
+                return Err(sent.err().unwrap_or_else(|| {
+                    transport(format!(
+                        "the whole image ({size} bytes) was sent but the engine did not answer within {} min",
+                        wait.as_secs() / 60
+                    ))
+                }));
+            }
         };
         let text = tokio::time::timeout(self.timeout, read_small_body(&mut io, body))
             .await
