@@ -150,7 +150,10 @@ verify_image() { # read-only root, no capabilities, no new privileges, default u
   for want in '^1000$' '^restic 0\.18\.' '^OpenSSH_' '^rclone v' '^certs$' '^tz$'; do
     grep -Eq "$want" <<< "$out" || die "verify: $TAG lacks $want: $out"
   done
-  "${run[@]}" "$TAG" --version | grep -q '^omk-backup ' || die "verify: omk-backup --version failed in $TAG"
+  # Output captured first: `cmd | grep -q` under pipefail fails when grep exits before
+  # cmd has written everything (the docker CLI then reports "broken pipe").
+  out=$("${run[@]}" "$TAG" --version) || die "verify: omk-backup --version failed in $TAG"
+  grep -q '^omk-backup ' <<< "$out" || die "verify: omk-backup --version failed in $TAG: $out"
 }
 if [ "$before" != "$after" ]; then
   verify_image
@@ -164,7 +167,8 @@ log "$TAG: $("$DOCKER" image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%.0f 
 if [ "$WITH_PROXY" = 1 ]; then
   pbase=$(build_base omk-test/haproxy "$ROOT/images/omk-backup/test-proxy/packages")
   docker_build "$PROXY_TAG" "$pbase" "$ROOT/images/omk-backup/test-proxy"
-  "$DOCKER" run --rm --network none --entrypoint haproxy "$PROXY_TAG" -v | grep -q 'version 2\.6' \
-    || die "verify: $PROXY_TAG has no haproxy 2.6"
+  pv=$("$DOCKER" run --rm --network none --entrypoint haproxy "$PROXY_TAG" -v) \
+    || die "verify: $PROXY_TAG does not run haproxy -v"
+  grep -q 'version 2\.6' <<< "$pv" || die "verify: $PROXY_TAG has no haproxy 2.6: $pv"
   log "$PROXY_TAG ready"
 fi

@@ -101,7 +101,8 @@ verify_postgres() {
   expect_eq "$("$DOCKER" exec "$c" id -un)" root "exec user"
   expect_eq "$("$DOCKER" exec "$c" sh -c 'ps -o user= -p 1 2>/dev/null || stat -c %U /proc/1')" postgres "server user"
   stop_timed "$c"
-  "$DOCKER" logs "$c" 2>&1 | grep -q 'fast shutdown request' || die "verify: postgres did not see SIGINT (fast shutdown)"
+  # Captured first: `docker logs | grep -q` under pipefail fails if grep exits early.
+  grep -q 'fast shutdown request' <<< "$("$DOCKER" logs "$c" 2>&1)" || die "verify: postgres did not see SIGINT (fast shutdown)"
   # Arbitrary --user, like the official image supports (PGDATA below the volume).
   start "$c-uid" --user 4321:4321 -e POSTGRES_PASSWORD=x -e PGDATA=/var/lib/postgresql/data/pgdata "$img"
   wait_for 90 "pg_isready (--user 4321)" "$c-uid" pg_isready -h 127.0.0.1 -U postgres
