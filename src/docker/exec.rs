@@ -501,9 +501,7 @@ pub(super) async fn read_head(
     Ok((status.unwrap_or(0), body_kind))
 }
 
-pub(super) async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(
-    io: &mut R,
-) -> std::io::Result<u64> {
+async fn read_chunk_size<R: AsyncBufReadExt + Unpin>(io: &mut R) -> std::io::Result<u64> {
     let mut line = Vec::new();
     let n = io.read_until(b'\n', &mut line).await?;
     if n == 0 {

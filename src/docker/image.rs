@@ -18,12 +18,12 @@
 //! error naming the call); the load's answer, once the whole image is sent, by 30 min
 //! (the daemon registers the layers first); the copy as a whole by its progress only.
 
-use super::exec::{Body, Io, read_body, read_chunk_size, read_head};
+use super::exec::{Body, Io, read_body, read_head};
 use super::scratch::within;
-use super::{Docker, DockerError, error::proxy_hint};
+use super::{Docker, DockerError};
 use bollard::errors::Error as BollardError;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 /// How long the lab may take to answer a load once it has the whole image.
 const LOAD_ANSWER_WITHIN: Duration = Duration::from_secs(30 * 60);
@@ -89,13 +89,8 @@ impl Docker {
             let text = tokio::time::timeout(self.timeout, read_small_body(&mut io, body))
                 .await
                 .unwrap_or_default();
-            return Err(self.answer_error(
-                "GET",
-                &path,
-                status,
-                &text,
-                &format!("image `{image}`"),
-            ));
+            let what = format!("image `{image}`");
+            return Err(self.status_error("GET", &path, &what, status, answer_message(&text)));
         }
         Ok(Export {
             io,
@@ -104,36 +99,6 @@ impl Docker {
             idle: self.timeout,
             docker: self.clone(),
         })
-    }
-
-    /// The error of a non-200 answer to a call made on our own connection.
-    fn answer_error(
-        &self,
-        method: &str,
-        path: &str,
-        status: u16,
-        text: &str,
-        what: &str,
-    ) -> DockerError {
-        match status {
-            403 => DockerError::Refused {
-                host: self.host.clone(),
-                method: method.into(),
-                path: path.into(),
-                hint: proxy_hint(method, path),
-            },
-            404 => DockerError::NotFound {
-                what: what.into(),
-                method: method.into(),
-                path: path.into(),
-            },
-            _ => DockerError::Api {
-                method: method.into(),
-                path: path.into(),
-                status,
-                message: answer_message(text),
-            },
-        }
     }
 
     /// `POST /images/load` of exactly `size` bytes read from `tar`, over our own HTTP/1.1
@@ -216,7 +181,13 @@ impl Docker {
                 status,
                 message,
             }),
-            _ => Err(self.answer_error("POST", path, status, &text, "the image load")),
+            _ => Err(self.status_error(
+                "POST",
+                path,
+                "the image load",
+                status,
+                answer_message(&text),
+            )),
         }
     }
 }
@@ -267,34 +238,16 @@ fn changed(image: &str, size: u64, moved: u64, which: &str) -> DockerError {
 }
 
 /// Up to [`ANSWER_CAP`] bytes of a response body, de-chunked, as text.
-async fn read_small_body(io: &mut BufReader<Box<dyn Io>>, body: Body) -> String {
+async fn read_small_body(io: &mut BufReader<Box<dyn Io>>, mut body: Body) -> String {
     let mut out = Vec::new();
-    match body {
-        Body::Close => {
-            let _ = io.take(ANSWER_CAP).read_to_end(&mut out).await;
-        }
-        Body::Length(n) => {
-            let _ = io.take(n.min(ANSWER_CAP)).read_to_end(&mut out).await;
-        }
-        Body::Chunked { .. } => {
-            while (out.len() as u64) < ANSWER_CAP {
-                let Ok(n) = read_chunk_size(io).await else {
-                    break;
-                };
-                if n == 0 {
-                    break;
-                }
-                let want = n.min(ANSWER_CAP - out.len() as u64);
-                if (&mut *io).take(want).read_to_end(&mut out).await.is_err() {
-                    break;
-                }
-                let mut crlf = [0u8; 2];
-                if want < n || io.read_exact(&mut crlf).await.is_err() {
-                    break;
-                }
-            }
+    let mut buf = [0u8; 8192];
+    while (out.len() as u64) < ANSWER_CAP {
+        match read_body(io, &mut body, &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
+    out.truncate(ANSWER_CAP as usize);
     String::from_utf8_lossy(&out).into_owned()
 }
 

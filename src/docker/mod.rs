@@ -255,30 +255,44 @@ impl Docker {
         &self.host
     }
 
+    /// The error of an answer with an error status: a proxy's refusal (403, with the
+    /// setting that allows the call), a missing object (404), anything else as the API
+    /// said it.
+    fn status_error(
+        &self,
+        method: &str,
+        path: &str,
+        what: &str,
+        status: u16,
+        message: String,
+    ) -> DockerError {
+        match status {
+            403 => DockerError::Refused {
+                host: self.host.clone(),
+                method: method.into(),
+                path: path.into(),
+                hint: proxy_hint(method, path),
+            },
+            404 => DockerError::NotFound {
+                what: what.into(),
+                method: method.into(),
+                path: path.into(),
+            },
+            status => DockerError::Api {
+                method: method.into(),
+                path: path.into(),
+                status,
+                message,
+            },
+        }
+    }
+
     fn map_err(&self, method: &str, path: &str, what: &str, e: BollardError) -> DockerError {
         match e {
             BollardError::DockerResponseServerError {
                 status_code,
                 message,
-            } => match status_code {
-                403 => DockerError::Refused {
-                    host: self.host.clone(),
-                    method: method.into(),
-                    path: path.into(),
-                    hint: proxy_hint(method, path),
-                },
-                404 => DockerError::NotFound {
-                    what: what.into(),
-                    method: method.into(),
-                    path: path.into(),
-                },
-                status => DockerError::Api {
-                    method: method.into(),
-                    path: path.into(),
-                    status,
-                    message: message.trim().to_string(),
-                },
-            },
+            } => self.status_error(method, path, what, status_code, message.trim().to_string()),
             other => {
                 let full = error::chain_text(&other);
                 if full.contains("onnection refused")
